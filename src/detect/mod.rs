@@ -1,0 +1,306 @@
+//! Inference over frames and localisation of defects in the probability maps.
+//!
+//! Frames are standardised like the training crops, padded (edge-replicated) to a multiple of the
+//! network's downsampling, run through the network in batches, and turned into probability maps.
+//! Localisation: threshold → 8-connected components → drop blobs smaller than `min_area_px` or
+//! larger than `max_area_px` (holes, amorphous damage) → probability-weighted centre of mass →
+//! drop points within `edge_margin_px` of the border. Dropped blobs are counted, never silent.
+
+use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
+use crate::model::{ModelConfig, Net};
+use crate::raster::Raster;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// One detected defect.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub frame: usize,
+    /// Column, 0-based, pixel centres at integers.
+    pub x: f32,
+    /// Row.
+    pub y: f32,
+    /// Blob area in pixels.
+    pub area: usize,
+    /// Highest probability in the blob.
+    pub score: f32,
+}
+
+/// How probability maps become points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalizeConfig {
+    pub threshold: f32,
+    pub min_area_px: usize,
+    /// Largest blob kept; 0 = automatic (8 × the area of a label disk).
+    pub max_area_px: usize,
+    pub edge_margin_px: f32,
+}
+
+impl Default for LocalizeConfig {
+    fn default() -> Self {
+        LocalizeConfig {
+            threshold: 0.5,
+            min_area_px: 4,
+            max_area_px: 0,
+            edge_margin_px: 4.0,
+        }
+    }
+}
+
+impl LocalizeConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(Error::invalid(format!(
+                "detection threshold must be in (0, 1), got {}",
+                self.threshold
+            )));
+        }
+        if !(self.edge_margin_px >= 0.0) {
+            return Err(Error::invalid("edge margin must be ≥ 0"));
+        }
+        if self.max_area_px != 0 && self.max_area_px < self.min_area_px {
+            return Err(Error::invalid("maximum blob area is below the minimum"));
+        }
+        Ok(())
+    }
+
+    /// The maximum area to use, resolving "automatic" from the label disk radius.
+    pub fn max_area(&self, mask_radius_px: f32) -> usize {
+        if self.max_area_px > 0 {
+            self.max_area_px
+        } else {
+            (8.0 * std::f32::consts::PI * mask_radius_px * mask_radius_px).ceil() as usize
+        }
+    }
+}
+
+/// Counts of blobs that were dropped, for the run summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub too_small: usize,
+    pub too_large: usize,
+    pub near_edge: usize,
+}
+
+impl Dropped {
+    pub fn add(&mut self, o: Dropped) {
+        self.too_small += o.too_small;
+        self.too_large += o.too_large;
+        self.near_edge += o.near_edge;
+    }
+}
+
+/// Probability maps of `frames` (all of equal size) in one forward pass.
+pub fn probability_maps(
+    net: &Net,
+    model: &ModelConfig,
+    device: &Device,
+    frames: &[Raster],
+) -> Result<Vec<Raster>> {
+    let Some(first) = frames.first() else {
+        return Ok(Vec::new());
+    };
+    let (w, h) = (first.width, first.height);
+    let d = model.downsampling();
+    let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
+    let mut data = Vec::with_capacity(frames.len() * pw * ph);
+    for f in frames {
+        let s = f.standardized();
+        for y in 0..ph {
+            for x in 0..pw {
+                data.push(s.get(x.min(w - 1), y.min(h - 1)));
+            }
+        }
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(data, [frames.len(), 1, ph, pw]), device);
+    let probs: Vec<f32> = sigmoid(net.forward(x))
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Device(format!("could not read back probabilities: {e:?}")))?;
+    let mut out = Vec::with_capacity(frames.len());
+    for k in 0..frames.len() {
+        let mut map = Raster::zeros(w, h);
+        for y in 0..h {
+            let src = k * pw * ph + y * pw;
+            map.data[y * w..(y + 1) * w].copy_from_slice(&probs[src..src + w]);
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+/// Detect defects in every frame, streaming `batch` frames at a time through the network so that
+/// only one batch of probability maps is held in memory.
+#[allow(clippy::too_many_arguments)]
+pub fn detect_all(
+    net: &Net,
+    model: &ModelConfig,
+    device: &Device,
+    frames: &[Raster],
+    batch: usize,
+    cfg: &LocalizeConfig,
+    max_area: usize,
+    ctx: &JobCtx,
+) -> Result<(Vec<Detection>, Dropped)> {
+    cfg.validate()?;
+    let mut all = Vec::new();
+    let mut dropped = Dropped::default();
+    ctx.begin("detection", frames.len() as u64);
+    let mut done = 0;
+    for chunk in frames.chunks(batch.max(1)) {
+        let maps = probability_maps(net, model, device, chunk)?;
+        for map in &maps {
+            let (d, drop) = localize(map, done, cfg, max_area);
+            all.extend(d);
+            dropped.add(drop);
+            done += 1;
+        }
+        ctx.step(done as u64)?;
+    }
+    Ok((all, dropped))
+}
+
+/// Turn one probability map into detections.
+pub fn localize(
+    prob: &Raster,
+    frame: usize,
+    cfg: &LocalizeConfig,
+    max_area: usize,
+) -> (Vec<Detection>, Dropped) {
+    let (w, h) = (prob.width, prob.height);
+    let mut label = vec![0u32; w * h];
+    let mut found = Vec::new();
+    let mut dropped = Dropped::default();
+    let mut stack = Vec::new();
+    let mut next = 0u32;
+    for start in 0..w * h {
+        if label[start] != 0 || prob.data[start] <= cfg.threshold {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let (mut sw, mut sx, mut sy, mut area, mut best) = (0.0f64, 0.0f64, 0.0f64, 0usize, 0.0f32);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            let p = prob.data[i];
+            sw += p as f64;
+            sx += p as f64 * x as f64;
+            sy += p as f64 * y as f64;
+            area += 1;
+            best = best.max(p);
+            for dy in -1isize..=1 {
+                for dx in -1isize..=1 {
+                    let (nx, ny) = (x as isize + dx, y as isize + dy);
+                    if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if label[j] == 0 && prob.data[j] > cfg.threshold {
+                        label[j] = next;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        if area < cfg.min_area_px {
+            dropped.too_small += 1;
+            continue;
+        }
+        if area > max_area {
+            dropped.too_large += 1;
+            continue;
+        }
+        let (cx, cy) = ((sx / sw) as f32, (sy / sw) as f32);
+        let m = cfg.edge_margin_px;
+        if cx < m || cy < m || cx > (w - 1) as f32 - m || cy > (h - 1) as f32 - m {
+            dropped.near_edge += 1;
+            continue;
+        }
+        found.push(Detection {
+            frame,
+            x: cx,
+            y: cy,
+            area,
+            score: best,
+        });
+    }
+    (found, dropped)
+}
+
+/// `defects.csv`: `frame,x,y,area,score`.
+pub fn detections_csv(dets: &[Detection]) -> String {
+    let mut s = String::from("frame,x,y,area,score\n");
+    for d in dets {
+        s.push_str(&format!(
+            "{},{:.3},{:.3},{},{:.4}\n",
+            d.frame, d.x, d.y, d.area, d.score
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(map: &mut Raster, cx: f32, cy: f32, r: f32, p: f32) {
+        for y in 0..map.height {
+            for x in 0..map.width {
+                if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r {
+                    map.set(x, y, p);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blobs_become_centres_and_filters_are_counted() {
+        let mut m = Raster::zeros(100, 80);
+        blob(&mut m, 30.0, 40.0, 3.0, 0.9);
+        blob(&mut m, 70.0, 20.5, 3.0, 0.8);
+        blob(&mut m, 50.0, 60.0, 12.0, 0.9); // too large
+        m.set(10, 10, 0.99); // too small
+        blob(&mut m, 1.0, 40.0, 3.0, 0.9); // at the edge
+        let cfg = LocalizeConfig::default();
+        let (d, dropped) = localize(&m, 3, &cfg, 200);
+        assert_eq!(d.len(), 2);
+        assert!((d[0].x - 70.0).abs() < 0.01 && (d[0].y - 20.5).abs() < 0.6);
+        assert!((d[1].x - 30.0).abs() < 0.01 && (d[1].y - 40.0).abs() < 0.01);
+        assert_eq!(d[1].frame, 3);
+        assert_eq!(
+            dropped,
+            Dropped {
+                too_small: 1,
+                too_large: 1,
+                near_edge: 1
+            }
+        );
+        let csv = detections_csv(&d);
+        assert!(csv.starts_with("frame,x,y,area,score\n3,70.000,"));
+    }
+
+    #[test]
+    fn bad_thresholds_are_refused() {
+        assert!(
+            LocalizeConfig {
+                threshold: 1.5,
+                ..LocalizeConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            LocalizeConfig {
+                min_area_px: 10,
+                max_area_px: 5,
+                ..LocalizeConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

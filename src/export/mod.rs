@@ -1,0 +1,103 @@
+//! Writing results: atomic file writes, CSV tables, PNG overlays.
+//!
+//! Every file is written to a temporary sibling and renamed into place, so a crash or an error
+//! never leaves a half-written file behind: either the old file or the complete new one exists.
+
+use crate::error::{Error, Result};
+use crate::raster::Raster;
+use std::io::Write;
+use std::path::Path;
+
+/// Write `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("not a file path: {}", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("could not write", path, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("could not move into place", path, e)
+    })
+}
+
+/// Create a folder (and its parents) if missing.
+pub fn ensure_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io("could not create folder", path, e))
+}
+
+/// Encode an 8-bit RGB image as PNG bytes.
+pub fn png_rgb(width: usize, height: usize, rgb: Vec<u8>) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(width as u32, height as u32, rgb)
+        .ok_or_else(|| Error::invalid("RGB buffer does not match the image size"))?;
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::invalid(format!("PNG encoding failed: {e}")))?;
+    Ok(bytes)
+}
+
+/// Frame in grey (1st–99th percentile stretch) with `mask` pixels tinted red.
+pub fn mask_overlay_png(frame: &Raster, mask: &[bool]) -> Result<Vec<u8>> {
+    let mut sorted = frame.data.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let lo = sorted[sorted.len() / 100];
+    let hi = sorted[sorted.len() - 1 - sorted.len() / 100];
+    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+    let mut rgb = Vec::with_capacity(frame.data.len() * 3);
+    for (v, &m) in frame.data.iter().zip(mask) {
+        let g = ((v - lo) * scale).clamp(0.0, 255.0);
+        if m {
+            rgb.extend_from_slice(&[(0.5 * g + 127.0) as u8, (0.5 * g) as u8, (0.5 * g) as u8]);
+        } else {
+            rgb.extend_from_slice(&[g as u8; 3]);
+        }
+    }
+    png_rgb(frame.width, frame.height, rgb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.txt");
+        atomic_write(&p, b"first").expect("write");
+        atomic_write(&p, b"second").expect("write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn atomic_write_into_missing_folder_fails_cleanly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("nope").join("a.txt");
+        let err = atomic_write(&p, b"x").expect_err("must fail");
+        assert!(err.to_string().contains("a.txt"));
+    }
+}

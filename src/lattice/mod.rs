@@ -1,0 +1,856 @@
+//! Ground truth for frame 0 from lattice periodicity.
+//!
+//! While the lattice is still periodic, defects are what breaks the periodicity. Two methods:
+//!
+//! * [`LabelMethod::Columns`] (default): find the lattice from the Bragg peaks of the FFT, refine
+//!   it by least squares on the brightest columns, find the basis (all column sites of the unit
+//!   cell) from the lattice-averaged unit cell, then measure the background-corrected integrated
+//!   intensity of every column and flag columns whose intensity deviates from the median of their
+//!   site by more than `z_threshold` robust standard deviations. This catches single S
+//!   vacancies, which remove a few per cent of the local signal.
+//! * [`LabelMethod::FftResidual`]: the method of Maksov et al. (2019): remove a centred disk of
+//!   the shifted FFT, invert, subtract from the frame, take |·|, min–max normalise, and mark
+//!   pixels below `lo` or above `hi`. It only works when the Bragg peaks lie outside the disk.
+//!
+//! Both produce a pixel mask; the Columns method also returns each column's measurement.
+
+pub mod fft;
+
+use crate::error::{Error, Result};
+use crate::raster::{Raster, mean_std, median_mad_sigma};
+use crate::synth::disk_mask;
+use fft::{fft2, signed_bin};
+use rustfft::num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+
+/// How frame 0 is labelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum LabelMethod {
+    /// Lattice fit and per-column intensity outliers.
+    Columns {
+        /// Flag a column when |intensity − site median| > z_threshold × robust σ of the site.
+        z_threshold: f32,
+        /// Mask disk radius as a fraction of the nearest column distance.
+        disk_radius_frac: f32,
+        /// Minimum height of a basis site in the averaged cell, as a fraction of the brightest.
+        min_site_fraction: f32,
+    },
+    /// FFT high-pass residual thresholds (Maksov et al. 2019).
+    FftResidual {
+        /// Radius of the removed centred disk in cycles per pixel (0.1 = N/10 bins).
+        cutoff_cycles_per_px: f32,
+        /// Pixels with normalised residual below this are defects.
+        lo: f32,
+        /// Pixels with normalised residual above this are defects.
+        hi: f32,
+    },
+}
+
+impl Default for LabelMethod {
+    fn default() -> Self {
+        LabelMethod::Columns {
+            z_threshold: 4.0,
+            disk_radius_frac: 0.3,
+            min_site_fraction: 0.05,
+        }
+    }
+}
+
+impl LabelMethod {
+    /// The FFT method with the published parameters.
+    pub fn fft_residual_default() -> Self {
+        LabelMethod::FftResidual {
+            cutoff_cycles_per_px: 0.1,
+            lo: 0.3,
+            hi: 0.75,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            LabelMethod::Columns {
+                z_threshold,
+                disk_radius_frac,
+                min_site_fraction,
+            } => {
+                if !(z_threshold > 0.0 && z_threshold.is_finite()) {
+                    return Err(Error::invalid(format!(
+                        "z threshold must be > 0, got {z_threshold}"
+                    )));
+                }
+                if !(disk_radius_frac > 0.0 && disk_radius_frac <= 1.0) {
+                    return Err(Error::invalid(format!(
+                        "mask disk radius fraction must be in (0, 1], got {disk_radius_frac}"
+                    )));
+                }
+                if !(0.0..1.0).contains(&min_site_fraction) {
+                    return Err(Error::invalid(format!(
+                        "minimum site fraction must be in [0, 1), got {min_site_fraction}"
+                    )));
+                }
+            }
+            LabelMethod::FftResidual {
+                cutoff_cycles_per_px,
+                lo,
+                hi,
+            } => {
+                if !(cutoff_cycles_per_px > 0.0 && cutoff_cycles_per_px < 0.71) {
+                    return Err(Error::invalid(format!(
+                        "FFT cut-off must be in (0, 0.71) cycles/px, got {cutoff_cycles_per_px}"
+                    )));
+                }
+                if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi {
+                    return Err(Error::invalid(format!(
+                        "thresholds must satisfy 0 ≤ lo < hi ≤ 1, got lo {lo}, hi {hi}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fitted 2-D Bravais lattice with a basis of column sites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatticeFit {
+    /// Real-space basis vectors in pixels.
+    pub a1: [f32; 2],
+    pub a2: [f32; 2],
+    /// Position of the brightest basis site nearest the frame origin, in pixels.
+    pub origin: [f32; 2],
+    /// Column sites of the unit cell in fractional coordinates (first = brightest).
+    pub basis: Vec<[f32; 2]>,
+    /// Mean intensity of each basis site in the averaged cell (same order as `basis`).
+    pub site_heights: Vec<f32>,
+    /// Shortest distance between two columns, in pixels.
+    pub nearest_column_px: f32,
+}
+
+impl LatticeFit {
+    fn cart(&self, u: f32, v: f32) -> [f32; 2] {
+        [
+            self.origin[0] + u * self.a1[0] + v * self.a2[0],
+            self.origin[1] + u * self.a1[1] + v * self.a2[1],
+        ]
+    }
+}
+
+/// One column's measurement (Columns method).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ColumnMeasure {
+    pub x: f32,
+    pub y: f32,
+    /// Index into [`LatticeFit::basis`].
+    pub site: usize,
+    /// Background-corrected integrated intensity.
+    pub intensity: f32,
+    /// Deviation from the site median in robust standard deviations.
+    pub z: f32,
+    pub flagged: bool,
+}
+
+/// The labelling of one frame.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub width: usize,
+    pub height: usize,
+    pub mask: Vec<bool>,
+    pub method: LabelMethod,
+    pub lattice: Option<LatticeFit>,
+    pub columns: Vec<ColumnMeasure>,
+    /// Normalised residual (FFT method) for display.
+    pub residual: Option<Raster>,
+    /// Suggested thresholds mean ∓ 3σ of the normalised residual (FFT method).
+    pub suggested_thresholds: Option<(f32, f32)>,
+}
+
+impl Labels {
+    /// Fraction of pixels marked as defect.
+    pub fn defect_fraction(&self) -> f32 {
+        self.mask.iter().filter(|&&m| m).count() as f32 / self.mask.len().max(1) as f32
+    }
+
+    /// Positions of flagged columns (Columns method).
+    pub fn flagged_points(&self) -> Vec<(f32, f32)> {
+        self.columns
+            .iter()
+            .filter(|c| c.flagged)
+            .map(|c| (c.x, c.y))
+            .collect()
+    }
+}
+
+/// Label a frame with the chosen method.
+pub fn label(frame: &Raster, method: &LabelMethod) -> Result<Labels> {
+    method.validate()?;
+    match *method {
+        LabelMethod::Columns {
+            z_threshold,
+            disk_radius_frac,
+            min_site_fraction,
+        } => label_columns(
+            frame,
+            method,
+            z_threshold,
+            disk_radius_frac,
+            min_site_fraction,
+        ),
+        LabelMethod::FftResidual {
+            cutoff_cycles_per_px,
+            lo,
+            hi,
+        } => label_fft_residual(frame, method, cutoff_cycles_per_px, lo, hi),
+    }
+}
+
+fn label_fft_residual(
+    frame: &Raster,
+    method: &LabelMethod,
+    cutoff: f32,
+    lo: f32,
+    hi: f32,
+) -> Result<Labels> {
+    let (w, h) = (frame.width, frame.height);
+    let mut spec: Vec<Complex32> = frame.data.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    fft2(&mut spec, w, h, false);
+    for y in 0..h {
+        let fy = signed_bin(y, h) as f32 / h as f32;
+        for x in 0..w {
+            let fx = signed_bin(x, w) as f32 / w as f32;
+            if fx * fx + fy * fy < cutoff * cutoff {
+                spec[y * w + x] = Complex32::new(0.0, 0.0);
+            }
+        }
+    }
+    fft2(&mut spec, w, h, true);
+    let n = (w * h) as f32;
+    let residual: Vec<f32> = frame
+        .data
+        .iter()
+        .zip(&spec)
+        .map(|(&v, c)| (v - c.re / n).abs())
+        .collect();
+    let mut res = Raster::from_vec(w, h, residual)?;
+    let (mn, mx) = res.min_max();
+    let span = if mx > mn { mx - mn } else { 1.0 };
+    for v in res.data.iter_mut() {
+        *v = (*v - mn) / span;
+    }
+    let mask = res.data.iter().map(|&v| v < lo || v > hi).collect();
+    let (m, s) = mean_std(&res.data);
+    Ok(Labels {
+        width: w,
+        height: h,
+        mask,
+        method: method.clone(),
+        lattice: None,
+        columns: Vec::new(),
+        residual: Some(res),
+        suggested_thresholds: Some(((m - 3.0 * s).max(0.0), (m + 3.0 * s).min(1.0))),
+    })
+}
+
+fn label_columns(
+    frame: &Raster,
+    method: &LabelMethod,
+    z_threshold: f32,
+    disk_radius_frac: f32,
+    min_site_fraction: f32,
+) -> Result<Labels> {
+    let fit = fit_lattice(frame, min_site_fraction)?;
+    // Slowly varying background: a blur much wider than the cell averages the lattice away.
+    let cell = cell_size(&fit);
+    let background = frame.gaussian_blur(cell);
+    let r_meas = 0.3 * fit.nearest_column_px;
+    let mut columns = measure_columns(frame, &background, &fit, r_meas);
+    for site in 0..fit.basis.len() {
+        let vals: Vec<f32> = columns
+            .iter()
+            .filter(|c| c.site == site)
+            .map(|c| c.intensity)
+            .collect();
+        let (med, sigma) = median_mad_sigma(&vals);
+        let sigma = sigma.max(1e-6 * med.abs().max(1.0));
+        for c in columns.iter_mut().filter(|c| c.site == site) {
+            c.z = (c.intensity - med) / sigma;
+            c.flagged = c.z.abs() > z_threshold;
+        }
+    }
+    let points: Vec<(f32, f32)> = columns
+        .iter()
+        .filter(|c| c.flagged)
+        .map(|c| (c.x, c.y))
+        .collect();
+    let mask = disk_mask(
+        frame.width,
+        frame.height,
+        &points,
+        disk_radius_frac * fit.nearest_column_px,
+    );
+    Ok(Labels {
+        width: frame.width,
+        height: frame.height,
+        mask,
+        method: method.clone(),
+        lattice: Some(fit),
+        columns,
+        residual: None,
+        suggested_thresholds: None,
+    })
+}
+
+/// Square root of the unit-cell area, in pixels.
+fn cell_size(fit: &LatticeFit) -> f32 {
+    (fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0]).abs().sqrt()
+}
+
+/// Intensity-weighted centroid near `(x, y)` within `r`, shift limited to `max_shift`.
+fn centroid(img: &Raster, x: f32, y: f32, r: f32, max_shift: f32) -> (f32, f32) {
+    let (x0, x1) = ((x - r).floor() as isize, (x + r).ceil() as isize);
+    let (y0, y1) = ((y - r).floor() as isize, (y + r).ceil() as isize);
+    let mut vals = Vec::new();
+    for yy in y0..=y1 {
+        for xx in x0..=x1 {
+            let (dx, dy) = (xx as f32 - x, yy as f32 - y);
+            if dx * dx + dy * dy <= r * r {
+                vals.push((xx as f32, yy as f32, img.get_clamped(xx, yy)));
+            }
+        }
+    }
+    let floor = vals.iter().map(|v| v.2).fold(f32::INFINITY, f32::min);
+    let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
+    for (xx, yy, v) in vals {
+        let wgt = v - floor;
+        sx += wgt * xx;
+        sy += wgt * yy;
+        sw += wgt;
+    }
+    if sw <= 0.0 {
+        return (x, y);
+    }
+    let (dx, dy) = (sx / sw - x, sy / sw - y);
+    let d = (dx * dx + dy * dy).sqrt();
+    let k = if d > max_shift { max_shift / d } else { 1.0 };
+    (x + k * dx, y + k * dy)
+}
+
+/// Lattice indices (i, j) whose point o + i a1 + j a2 can fall inside the frame.
+fn index_range(fit: &LatticeFit, w: usize, h: usize) -> (i32, i32, i32, i32) {
+    let det = fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0];
+    let to_frac = |x: f32, y: f32| {
+        let (dx, dy) = (x - fit.origin[0], y - fit.origin[1]);
+        (
+            (dx * fit.a2[1] - dy * fit.a2[0]) / det,
+            (fit.a1[0] * dy - fit.a1[1] * dx) / det,
+        )
+    };
+    let corners = [
+        to_frac(0.0, 0.0),
+        to_frac(w as f32, 0.0),
+        to_frac(0.0, h as f32),
+        to_frac(w as f32, h as f32),
+    ];
+    let (mut u0, mut u1, mut v0, mut v1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for (u, v) in corners {
+        u0 = u0.min(u);
+        u1 = u1.max(u);
+        v0 = v0.min(v);
+        v1 = v1.max(v);
+    }
+    (
+        u0.floor() as i32 - 1,
+        u1.ceil() as i32 + 1,
+        v0.floor() as i32 - 1,
+        v1.ceil() as i32 + 1,
+    )
+}
+
+fn measure_columns(
+    frame: &Raster,
+    background: &Raster,
+    fit: &LatticeFit,
+    r: f32,
+) -> Vec<ColumnMeasure> {
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let (i0, i1, j0, j1) = index_range(fit, frame.width, frame.height);
+    let smooth = frame.gaussian_blur(0.15 * fit.nearest_column_px);
+    let mut out = Vec::new();
+    for (site, b) in fit.basis.iter().enumerate() {
+        for i in i0..=i1 {
+            for j in j0..=j1 {
+                let [px, py] = fit.cart(i as f32 + b[0], j as f32 + b[1]);
+                if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+                    continue;
+                }
+                let (cx, cy) = centroid(&smooth, px, py, r, 0.1 * fit.nearest_column_px);
+                let mut sum = 0.0;
+                let (xa, xb) = ((cx - r).floor() as isize, (cx + r).ceil() as isize);
+                let (ya, yb) = ((cy - r).floor() as isize, (cy + r).ceil() as isize);
+                for yy in ya..=yb {
+                    for xx in xa..=xb {
+                        let (dx, dy) = (xx as f32 - cx, yy as f32 - cy);
+                        if dx * dx + dy * dy <= r * r {
+                            sum += frame.get_clamped(xx, yy) - background.get_clamped(xx, yy);
+                        }
+                    }
+                }
+                out.push(ColumnMeasure {
+                    x: cx,
+                    y: cy,
+                    site,
+                    intensity: sum,
+                    z: 0.0,
+                    flagged: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Find the lattice (basis vectors, origin, column sites) of a frame.
+pub fn fit_lattice(frame: &Raster, min_site_fraction: f32) -> Result<LatticeFit> {
+    let (w, h) = (frame.width, frame.height);
+    if w < 16 || h < 16 {
+        return Err(Error::invalid(format!(
+            "frame of {w}x{h} px is too small to find a lattice (need ≥ 16x16)"
+        )));
+    }
+    let (g1, g2) = bragg_vectors(frame)?;
+    // Real-space basis: a_i · g_j = δ_ij.
+    let det = g1[0] * g2[1] - g1[1] * g2[0];
+    let a1 = [g2[1] / det, -g2[0] / det];
+    let a2 = [-g1[1] / det, g1[0] / det];
+    let mut fit = LatticeFit {
+        a1,
+        a2,
+        origin: [0.0, 0.0],
+        basis: vec![[0.0, 0.0]],
+        site_heights: vec![1.0],
+        nearest_column_px: cell_size_of(a1, a2),
+    };
+    let smooth = frame.gaussian_blur(0.05 * cell_size_of(a1, a2));
+    let (basis, heights) = averaged_cell_sites(&smooth, &fit, min_site_fraction)?;
+    fit.origin = fit.cart(basis[0][0], basis[0][1]);
+    fit.basis = basis
+        .iter()
+        .map(|b| [b[0] - basis[0][0], b[1] - basis[0][1]])
+        .collect();
+    fit.site_heights = heights;
+    fit.nearest_column_px = nearest_column_distance(&fit);
+    for _ in 0..3 {
+        refine_lattice(&smooth, &mut fit)?;
+    }
+    // With exact vectors, the basis and heights again, then each site refined on its columns.
+    let (basis, heights) = averaged_cell_sites(&smooth, &fit, min_site_fraction)?;
+    fit.origin = fit.cart(basis[0][0], basis[0][1]);
+    fit.basis = basis
+        .iter()
+        .map(|b| [b[0] - basis[0][0], b[1] - basis[0][1]])
+        .collect();
+    fit.site_heights = heights;
+    fit.nearest_column_px = nearest_column_distance(&fit);
+    for _ in 0..2 {
+        refine_lattice(&smooth, &mut fit)?;
+        refine_basis(&smooth, &mut fit);
+        fit.nearest_column_px = nearest_column_distance(&fit);
+    }
+    fit.origin = wrap_origin(&fit);
+    Ok(fit)
+}
+
+fn cell_size_of(a1: [f32; 2], a2: [f32; 2]) -> f32 {
+    (a1[0] * a2[1] - a1[1] * a2[0]).abs().sqrt()
+}
+
+/// Move the origin to the lattice point nearest (0, 0) (same lattice).
+fn wrap_origin(fit: &LatticeFit) -> [f32; 2] {
+    let det = fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0];
+    let (x, y) = (fit.origin[0], fit.origin[1]);
+    let u = (x * fit.a2[1] - y * fit.a2[0]) / det;
+    let v = (fit.a1[0] * y - fit.a1[1] * x) / det;
+    fit.cart(-u.floor(), -v.floor())
+}
+
+/// The two shortest non-collinear strong peaks of the power spectrum, in cycles per pixel.
+fn bragg_vectors(frame: &Raster) -> Result<([f32; 2], [f32; 2])> {
+    let (w, h) = (frame.width, frame.height);
+    let (m, _) = frame.mean_std();
+    let hann =
+        |i: usize, n: usize| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos();
+    let mut spec: Vec<Complex32> = (0..w * h)
+        .map(|k| Complex32::new((frame.data[k] - m) * hann(k % w, w) * hann(k / w, h), 0.0))
+        .collect();
+    fft2(&mut spec, w, h, false);
+    let power: Vec<f32> = spec.iter().map(|c| (c.norm_sqr() + 1e-20).ln()).collect();
+    let at = |kx: isize, ky: isize| {
+        let x = kx.rem_euclid(w as isize) as usize;
+        let y = ky.rem_euclid(h as isize) as usize;
+        power[y * w + x]
+    };
+    let min_r = 4.0f32;
+    let mut peaks: Vec<(f32, [f32; 2])> = Vec::new();
+    for y in 0..h {
+        let ky = signed_bin(y, h);
+        for x in 0..w {
+            let kx = signed_bin(x, w);
+            let fx = kx as f32 / w as f32;
+            let fy = ky as f32 / h as f32;
+            let r_bins = ((kx * kx + ky * ky) as f32).sqrt();
+            // Half plane only (the spectrum of a real image is symmetric).
+            if r_bins < min_r || ky < 0 || (ky == 0 && kx < 0) {
+                continue;
+            }
+            let p = at(kx, ky);
+            let mut is_max = true;
+            'n: for dy in -1..=1 {
+                for dx in -1..=1 {
+                    if (dx, dy) != (0, 0) && at(kx + dx, ky + dy) > p {
+                        is_max = false;
+                        break 'n;
+                    }
+                }
+            }
+            if !is_max {
+                continue;
+            }
+            // Parabolic sub-bin refinement on the log power.
+            let sub = |m1: f32, c: f32, p1: f32| {
+                let d = m1 - 2.0 * c + p1;
+                if d.abs() > 1e-12 {
+                    (0.5 * (m1 - p1) / d).clamp(-0.5, 0.5)
+                } else {
+                    0.0
+                }
+            };
+            let ox = sub(at(kx - 1, ky), p, at(kx + 1, ky));
+            let oy = sub(at(kx, ky - 1), p, at(kx, ky + 1));
+            peaks.push((p, [fx + ox / w as f32, fy + oy / h as f32]));
+        }
+    }
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    peaks.truncate(16);
+    let Some(&(top, _)) = peaks.first() else {
+        return Err(Error::invalid(
+            "no Bragg peaks found: is this a crystal lattice image?",
+        ));
+    };
+    // Strong peaks: within a factor 20 of the strongest in power (ln 20 ≈ 3).
+    let strong: Vec<[f32; 2]> = peaks
+        .iter()
+        .filter(|(p, _)| *p > top - 3.0)
+        .map(|(_, g)| *g)
+        .collect();
+    let norm = |g: &[f32; 2]| (g[0] * g[0] + g[1] * g[1]).sqrt();
+    let mut by_len = strong.clone();
+    by_len.sort_by(|a, b| norm(a).total_cmp(&norm(b)));
+    let g1 = by_len[0];
+    let g2 = by_len
+        .iter()
+        .skip(1)
+        .find(|g| {
+            let cross = (g1[0] * g[1] - g1[1] * g[0]).abs();
+            cross / (norm(&g1) * norm(g)) > 0.34
+        })
+        .copied()
+        .ok_or_else(|| {
+            Error::invalid("only one family of Bragg peaks found: the lattice is not two-dimensional or too noisy")
+        })?;
+    Ok((g1, g2))
+}
+
+/// Fold the frame into one unit cell and find the column sites (periodic local maxima).
+fn averaged_cell_sites(
+    img: &Raster,
+    fit: &LatticeFit,
+    min_fraction: f32,
+) -> Result<(Vec<[f32; 2]>, Vec<f32>)> {
+    const N: usize = 36;
+    let det = fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0];
+    if det.abs() < 1.0 {
+        return Err(Error::invalid(
+            "fitted lattice cell is smaller than one pixel",
+        ));
+    }
+    let mut sum = vec![0.0f64; N * N];
+    let mut cnt = vec![0u32; N * N];
+    for y in 0..img.height {
+        for x in 0..img.width {
+            let (dx, dy) = (x as f32 - fit.origin[0], y as f32 - fit.origin[1]);
+            let u = (dx * fit.a2[1] - dy * fit.a2[0]) / det;
+            let v = (fit.a1[0] * dy - fit.a1[1] * dx) / det;
+            let bu = ((u.rem_euclid(1.0) * N as f32) as usize).min(N - 1);
+            let bv = ((v.rem_euclid(1.0) * N as f32) as usize).min(N - 1);
+            sum[bv * N + bu] += img.get(x, y) as f64;
+            cnt[bv * N + bu] += 1;
+        }
+    }
+    let cell: Vec<f32> = sum
+        .iter()
+        .zip(&cnt)
+        .map(|(s, &c)| {
+            if c > 0 {
+                (*s / c as f64) as f32
+            } else {
+                f32::NAN
+            }
+        })
+        .collect();
+    let filled: Vec<f32> = cell.iter().copied().filter(|v| v.is_finite()).collect();
+    if filled.len() < N * N / 2 {
+        return Err(Error::invalid(
+            "the frame holds too few unit cells to average",
+        ));
+    }
+    let lo = filled.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = filled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let get = |u: isize, v: isize| {
+        let c = cell[(v.rem_euclid(N as isize) as usize) * N + u.rem_euclid(N as isize) as usize];
+        if c.is_finite() { c } else { lo }
+    };
+    let mut sites: Vec<(f32, [f32; 2])> = Vec::new();
+    for v in 0..N as isize {
+        for u in 0..N as isize {
+            let c = get(u, v);
+            let mut is_max = true;
+            for dv in -2..=2 {
+                for du in -2..=2 {
+                    if (du, dv) != (0, 0)
+                        && get(u + du, v + dv) >= c
+                        && !(get(u + du, v + dv) == c && (dv, du) > (0, 0))
+                    {
+                        is_max = false;
+                    }
+                }
+            }
+            if !is_max || (c - lo) < min_fraction * (hi - lo) {
+                continue;
+            }
+            let sub = |m1: f32, c: f32, p1: f32| {
+                let d = m1 - 2.0 * c + p1;
+                if d.abs() > 1e-12 {
+                    (0.5 * (m1 - p1) / d).clamp(-0.5, 0.5)
+                } else {
+                    0.0
+                }
+            };
+            let du = sub(get(u - 1, v), c, get(u + 1, v));
+            let dv = sub(get(u, v - 1), c, get(u, v + 1));
+            sites.push((
+                c - lo,
+                [
+                    (u as f32 + 0.5 + du) / N as f32,
+                    (v as f32 + 0.5 + dv) / N as f32,
+                ],
+            ));
+        }
+    }
+    if sites.is_empty() {
+        return Err(Error::invalid(
+            "no atomic columns found in the averaged unit cell",
+        ));
+    }
+    sites.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = sites[0].0.max(1e-12);
+    Ok((
+        sites.iter().map(|s| s.1).collect(),
+        sites.iter().map(|s| s.0 / top).collect(),
+    ))
+}
+
+fn nearest_column_distance(fit: &LatticeFit) -> f32 {
+    let mut best = f32::INFINITY;
+    for (i, a) in fit.basis.iter().enumerate() {
+        for (j, b) in fit.basis.iter().enumerate() {
+            for du in -1..=1 {
+                for dv in -1..=1 {
+                    if i == j && du == 0 && dv == 0 {
+                        continue;
+                    }
+                    let (u, v) = (b[0] - a[0] + du as f32, b[1] - a[1] + dv as f32);
+                    let x = u * fit.a1[0] + v * fit.a2[0];
+                    let y = u * fit.a1[1] + v * fit.a2[1];
+                    best = best.min((x * x + y * y).sqrt());
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Least-squares refinement of origin and basis vectors on the brightest site's columns.
+fn refine_lattice(img: &Raster, fit: &mut LatticeFit) -> Result<()> {
+    let r = 0.3 * fit.nearest_column_px;
+    let (i0, i1, j0, j1) = index_range(fit, img.width, img.height);
+    let (w, h) = (img.width as f32, img.height as f32);
+    // Normal equations for [o, a1, a2] per coordinate: rows (1, i, j).
+    let mut ata = [[0.0f64; 3]; 3];
+    let mut atx = [0.0f64; 3];
+    let mut aty = [0.0f64; 3];
+    let mut n = 0;
+    for i in i0..=i1 {
+        for j in j0..=j1 {
+            let [px, py] = fit.cart(i as f32, j as f32);
+            if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+                continue;
+            }
+            let (cx, cy) = centroid(img, px, py, r, 0.5 * r);
+            let row = [1.0, i as f64, j as f64];
+            for a in 0..3 {
+                for b in 0..3 {
+                    ata[a][b] += row[a] * row[b];
+                }
+                atx[a] += row[a] * cx as f64;
+                aty[a] += row[a] * cy as f64;
+            }
+            n += 1;
+        }
+    }
+    if n < 6 {
+        return Err(Error::invalid(
+            "too few lattice columns inside the frame to fit the lattice",
+        ));
+    }
+    let sx = solve3(ata, atx).ok_or_else(|| Error::invalid("lattice fit is degenerate"))?;
+    let sy = solve3(ata, aty).ok_or_else(|| Error::invalid("lattice fit is degenerate"))?;
+    fit.origin = [sx[0] as f32, sy[0] as f32];
+    fit.a1 = [sx[1] as f32, sy[1] as f32];
+    fit.a2 = [sx[2] as f32, sy[2] as f32];
+    Ok(())
+}
+
+/// Move each non-origin basis site to the mean centroid of its columns.
+fn refine_basis(img: &Raster, fit: &mut LatticeFit) {
+    let r = 0.3 * fit.nearest_column_px;
+    let (i0, i1, j0, j1) = index_range(fit, img.width, img.height);
+    let (w, h) = (img.width as f32, img.height as f32);
+    let det = fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0];
+    for s in 1..fit.basis.len() {
+        let b = fit.basis[s];
+        let (mut sx, mut sy, mut n) = (0.0f64, 0.0f64, 0usize);
+        for i in i0..=i1 {
+            for j in j0..=j1 {
+                let [px, py] = fit.cart(i as f32 + b[0], j as f32 + b[1]);
+                if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+                    continue;
+                }
+                let (cx, cy) = centroid(img, px, py, r, 0.5 * r);
+                sx += (cx - px) as f64;
+                sy += (cy - py) as f64;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let (dx, dy) = ((sx / n as f64) as f32, (sy / n as f64) as f32);
+        fit.basis[s] = [
+            b[0] + (dx * fit.a2[1] - dy * fit.a2[0]) / det,
+            b[1] + (fit.a1[0] * dy - fit.a1[1] * dx) / det,
+        ];
+    }
+}
+
+/// Solve a 3×3 linear system by Cramer's rule.
+fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    if d.abs() < 1e-9 {
+        return None;
+    }
+    let mut out = [0.0; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut m = a;
+        for r in 0..3 {
+            m[r][k] = b[r];
+        }
+        *o = det(m) / d;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthConfig, generate};
+
+    #[test]
+    fn lattice_fit_recovers_the_generator_lattice() {
+        let cfg = SynthConfig {
+            frames: 1,
+            width: 256,
+            height: 200,
+            rotation_deg: Some(17.0),
+            ..SynthConfig::default()
+        };
+        let s = generate(&cfg).expect("gen");
+        let fit = fit_lattice(&s.movie.frames[0], 0.05).expect("fit");
+
+        let a = cfg.lattice_a_px() as f32;
+        for v in [fit.a1, fit.a2] {
+            let len = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            assert!((len - a).abs() < 0.01 * a, "basis length {len} vs {a}");
+        }
+        assert_eq!(fit.basis.len(), 2, "W and S2 sites: {:?}", fit.basis);
+        let d = cfg.lattice_a_px() as f32 / 3f32.sqrt();
+        assert!((fit.nearest_column_px - d).abs() < 0.02 * d);
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused() {
+        let f = Raster::zeros(32, 32);
+        let bad = LabelMethod::FftResidual {
+            cutoff_cycles_per_px: 0.1,
+            lo: 0.8,
+            hi: 0.3,
+        };
+        assert!(label(&f, &bad).is_err());
+        let bad = LabelMethod::Columns {
+            z_threshold: -1.0,
+            disk_radius_frac: 0.3,
+            min_site_fraction: 0.05,
+        };
+        assert!(label(&f, &bad).is_err());
+    }
+
+    #[test]
+    fn blank_frame_has_no_lattice() {
+        let f = Raster::zeros(64, 64);
+        assert!(label(&f, &LabelMethod::default()).is_err());
+    }
+
+    #[test]
+    fn fft_residual_marks_a_hole_in_a_fine_lattice() {
+        // Period 4 px: well under N/10, the regime where the published method works.
+        let (w, h) = (128, 128);
+        let mut f = Raster::zeros(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let v = (2.0 * std::f32::consts::PI * x as f32 / 4.0).cos()
+                    + (2.0 * std::f32::consts::PI * y as f32 / 4.0).cos();
+                f.set(x, y, v + 2.0);
+            }
+        }
+        // A dark hole and a bright cluster: the residual deviates both ways from the lattice.
+        for y in 30..38 {
+            for x in 30..38 {
+                f.set(x, y, 0.5);
+            }
+        }
+        for y in 90..98 {
+            for x in 90..98 {
+                f.set(x, y, 3.5);
+            }
+        }
+        let l = label(&f, &LabelMethod::fft_residual_default()).expect("label");
+        assert!(l.mask[34 * w + 34], "the hole must be marked");
+        assert!(l.mask[94 * w + 94], "the bright cluster must be marked");
+        assert!(!l.mask[10 * w + 10], "far lattice must not be marked");
+        assert!(l.defect_fraction() < 0.1);
+    }
+}

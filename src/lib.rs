@@ -1,0 +1,32 @@
+//! defectscope: find, classify and follow atomic defects in STEM movies.
+//!
+//! # Stages and data flow
+//! ```text
+//! movie file ──movie::load──▶ Movie (f32 frames + calibration)
+//!   frame 0 ──lattice::label──▶ Labels (lattice fit, column outliers, pixel mask)
+//!   frame 0 + mask ──train::train (augment:: crops)──▶ Net (model::, burn)
+//!   all frames ──detect::detect_all──▶ Vec<Detection>
+//!   ──pipeline::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
+//! ```
+//! `synth` generates WS2 movies with known truth; `score` compares detections with it.
+//!
+//! # Errors
+//! Every stage returns [`error::Result`]. Long stages take a [`jobs::JobCtx`] and return
+//! [`error::Error::Cancelled`] when cancelled; partial problems are sent as warnings through the
+//! context and collected in the result, never dropped silently.
+
+pub mod augment;
+pub mod detect;
+pub mod error;
+pub mod export;
+pub mod jobs;
+pub mod lattice;
+pub mod model;
+pub mod movie;
+pub mod pipeline;
+pub mod raster;
+pub mod score;
+pub mod synth;
+pub mod train;
+
+pub use error::{Error, Result};

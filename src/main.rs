@@ -1,0 +1,474 @@
+//! Command line: `synth`, `analyze`, `demo`. Thin: parses arguments and calls the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use defectscope::export::{atomic_write, ensure_dir};
+use defectscope::jobs::{self, Event, JobHandle};
+use defectscope::lattice::LabelMethod;
+use defectscope::model::{Architecture, DeviceChoice};
+use defectscope::movie::{self, Movie, write_npy_f32, write_tiff_f32, write_tiff_u8};
+use defectscope::pipeline::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
+use defectscope::raster::Raster;
+use defectscope::synth::{SynthConfig, SynthMovie, generate, parse_truth_csv};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "defectscope",
+    version,
+    about = "Find atomic defects in STEM movies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a WS2-like movie with known defects (movie.tif, movie.npy, truth.csv, truth_masks.tif).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        /// Square frame size in pixels (overridden by --width/--height).
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        #[arg(long)]
+        width: Option<usize>,
+        #[arg(long)]
+        height: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Electron counts at the centre of a W column.
+        #[arg(long)]
+        dose: Option<f64>,
+    },
+    /// Label frame 0, train a network (or load one), detect defects in every frame.
+    Analyze {
+        /// Movie: TIFF stack, NPY array, PNG, or a folder of frames.
+        movie: PathBuf,
+        /// Output folder (created if missing).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: AnalyzeArgs,
+    },
+    /// Generate the built-in demo movie and analyze it, scoring against its known truth.
+    Demo {
+        #[arg(long, default_value = "results/demo")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: AnalyzeArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LabelChoice {
+    /// Lattice fit + per-column intensity outliers (default).
+    Columns,
+    /// FFT high-pass residual thresholds (Maksov et al. 2019).
+    Fft,
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Reuse a trained model folder instead of training.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    #[arg(long)]
+    iterations: Option<usize>,
+    #[arg(long)]
+    crop: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long, value_parser = parse_arch)]
+    arch: Option<Architecture>,
+    /// Filters of the network's first layer.
+    #[arg(long)]
+    net_width: Option<usize>,
+    #[arg(long, value_enum, default_value_t = LabelChoice::Columns)]
+    label: LabelChoice,
+    /// Columns labelling: flag columns deviating by more than this many robust σ.
+    #[arg(long)]
+    z: Option<f32>,
+    /// FFT labelling: cut-off radius in cycles per pixel.
+    #[arg(long)]
+    fft_cutoff: Option<f32>,
+    /// Detection probability threshold.
+    #[arg(long)]
+    threshold: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    pixel_size_nm: Option<f64>,
+    #[arg(long)]
+    frame_interval_s: Option<f64>,
+    /// A truth.csv (frame,x,y,type) to score detections against.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Read the whole analysis config from a JSON file (as written in run.json's "config").
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn parse_arch(s: &str) -> std::result::Result<Architecture, String> {
+    match s {
+        "sniffer" => Ok(Architecture::Sniffer),
+        "unet" => Ok(Architecture::Unet),
+        _ => Err(format!("unknown network '{s}' (use sniffer or unet)")),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth {
+            out,
+            frames,
+            size,
+            width,
+            height,
+            seed,
+            dose,
+        } => {
+            let mut cfg = SynthConfig {
+                frames,
+                width: width.unwrap_or(size),
+                height: height.unwrap_or(size),
+                seed,
+                ..SynthConfig::default()
+            };
+            if let Some(d) = dose {
+                cfg.dose = d;
+            }
+            run_synth(&cfg, &out).map(|_| ())
+        }
+        Command::Analyze { movie, out, opts } => run_analyze_file(&movie, &out, &opts),
+        Command::Demo { out, opts } => run_demo(&out, &opts),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_synth(cfg: &SynthConfig, out: &Path) -> Result<SynthMovie> {
+    let t = Instant::now();
+    let s = generate(cfg)?;
+    write_synth(&s, out)?;
+    let counts = |k| {
+        s.truth
+            .iter()
+            .filter(|d| d.kind == k && d.frame == 0)
+            .count()
+    };
+    eprintln!(
+        "synth: {} frames of {}x{} px in {:.1} s → {}\n  frame 0 truth: {} Mo_W, {} V_S1, {} V_S2; {} defects in all frames",
+        cfg.frames,
+        cfg.width,
+        cfg.height,
+        t.elapsed().as_secs_f64(),
+        out.display(),
+        counts(defectscope::synth::DefectType::MoW),
+        counts(defectscope::synth::DefectType::VS1),
+        counts(defectscope::synth::DefectType::VS2),
+        s.truth.len()
+    );
+    Ok(s)
+}
+
+fn write_synth(s: &SynthMovie, out: &Path) -> Result<()> {
+    ensure_dir(out)?;
+    let cal = &s.movie.calibration;
+    atomic_write(
+        &out.join("movie.tif"),
+        &write_tiff_f32(&s.movie.frames, cal)?,
+    )?;
+    atomic_write(&out.join("movie.npy"), &write_npy_f32(&s.movie.frames))?;
+    atomic_write(&out.join("truth.csv"), s.truth_csv().as_bytes())?;
+    let masks: Vec<Raster> = (0..s.movie.frames.len())
+        .map(|f| {
+            let m = s.truth_mask(f);
+            Raster {
+                width: s.movie.width(),
+                height: s.movie.height(),
+                data: m.iter().map(|&b| if b { 255.0 } else { 0.0 }).collect(),
+            }
+        })
+        .collect();
+    atomic_write(&out.join("truth_masks.tif"), &write_tiff_u8(&masks, cal)?)?;
+    let meta = serde_json::json!({
+        "config": s.config,
+        "rotation_deg": s.rotation_deg,
+        "drift_px": s.drift,
+        "mask_radius_px": s.config.mask_radius_px(),
+    });
+    atomic_write(&out.join("synth.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    Ok(())
+}
+
+fn build_config(opts: &AnalyzeArgs) -> Result<AnalyzeConfig> {
+    let mut cfg = match &opts.config {
+        Some(p) => {
+            let text = std::fs::read(p)
+                .with_context(|| format!("could not read config {}", p.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("not an analysis config: {}", p.display()))?
+        }
+        None => AnalyzeConfig::new(),
+    };
+    let t = &mut cfg.train;
+    t.device = opts.device;
+    if let Some(v) = opts.iterations {
+        t.iterations = v;
+    }
+    if let Some(v) = opts.crop {
+        t.crop = v;
+    }
+    if let Some(v) = opts.batch {
+        t.batch = v;
+    }
+    if let Some(v) = opts.learning_rate {
+        t.learning_rate = v;
+    }
+    if let Some(v) = opts.arch {
+        t.model.architecture = v;
+    }
+    if let Some(v) = opts.net_width {
+        t.model.width = v;
+    }
+    if let Some(v) = opts.seed {
+        t.seed = v;
+    }
+    match opts.label {
+        LabelChoice::Columns => {
+            if !matches!(cfg.label, LabelMethod::Columns { .. }) {
+                cfg.label = LabelMethod::default();
+            }
+            if let (Some(z), LabelMethod::Columns { z_threshold, .. }) = (opts.z, &mut cfg.label) {
+                *z_threshold = z;
+            }
+        }
+        LabelChoice::Fft => {
+            if !matches!(cfg.label, LabelMethod::FftResidual { .. }) {
+                cfg.label = LabelMethod::fft_residual_default();
+            }
+            if let (
+                Some(c),
+                LabelMethod::FftResidual {
+                    cutoff_cycles_per_px,
+                    ..
+                },
+            ) = (opts.fft_cutoff, &mut cfg.label)
+            {
+                *cutoff_cycles_per_px = c;
+            }
+        }
+    }
+    if let Some(v) = opts.threshold {
+        cfg.localize.threshold = v;
+    }
+    Ok(cfg)
+}
+
+fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
+    let t = Instant::now();
+    let mut movie = movie::load(path)?;
+    if opts.pixel_size_nm.is_some() {
+        movie.calibration.pixel_size_nm = opts.pixel_size_nm;
+    }
+    if opts.frame_interval_s.is_some() {
+        movie.calibration.frame_interval_s = opts.frame_interval_s;
+    }
+    movie.validate()?;
+    eprintln!(
+        "loaded {} ({}): {} frames of {}x{} px in {:.1} s",
+        path.display(),
+        movie.format,
+        movie.frames.len(),
+        movie.width(),
+        movie.height(),
+        t.elapsed().as_secs_f64()
+    );
+    let truth = match &opts.truth {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("could not read truth {}", p.display()))?;
+            Some(parse_truth_csv(&text)?)
+        }
+        None => None,
+    };
+    run_analysis(movie, opts, out, truth.as_deref())
+}
+
+fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
+    let cfg = demo_movie_config();
+    let movie_dir = out.join("movie");
+    let s = run_synth(&cfg, &movie_dir)?;
+    let mut movie = s.movie.clone();
+    movie.source = movie_dir.join("movie.tif");
+    run_analysis(movie, opts, out, Some(&s.truth))
+}
+
+/// The built-in demo movie: small enough to train on a laptop CPU in about a minute.
+fn demo_movie_config() -> SynthConfig {
+    SynthConfig {
+        frames: 10,
+        width: 256,
+        height: 256,
+        seed: 1,
+        ..SynthConfig::default()
+    }
+}
+
+fn run_analysis(
+    movie: Movie,
+    opts: &AnalyzeArgs,
+    out: &Path,
+    truth: Option<&[defectscope::synth::TruthDefect]>,
+) -> Result<()> {
+    let cfg = build_config(opts)?;
+    let model = opts.model.clone();
+    let checkpoint_dir = model.is_none().then(|| out.join("model"));
+    let movie = std::sync::Arc::new(movie);
+    let job_movie = movie.clone();
+    let job_cfg = cfg.clone();
+    let t = Instant::now();
+    let handle = jobs::spawn("analyze", Box::new(|| {}), move |ctx| {
+        analyze(
+            &job_movie,
+            &job_cfg,
+            model.as_deref(),
+            checkpoint_dir.as_deref(),
+            ctx,
+        )
+    })?;
+    let analysis = follow(handle)?;
+    let score = truth.map(|t| {
+        score_against_truth(
+            &analysis,
+            t,
+            &movie,
+            1.min(movie.frames.len() - 1),
+            3.0,
+            cfg.localize.edge_margin_px,
+        )
+    });
+    let written = write_results(out, &movie, &cfg, &analysis, score.as_ref())?;
+    summarize(&analysis, &movie, score.as_ref(), t.elapsed().as_secs_f64());
+    eprintln!("  results: {}", written.defects_csv.display());
+    if let Some(p) = written.overlay_png {
+        eprintln!("           {}", p.display());
+    }
+    eprintln!("           {}", written.run_json.display());
+    if analysis.model_source == "trained" {
+        eprintln!(
+            "  model:   {} (reuse with --model)",
+            out.join("model").display()
+        );
+    }
+    Ok(())
+}
+
+/// Print progress to stderr while the job runs; return its result.
+fn follow(handle: JobHandle<Analysis>) -> Result<Analysis> {
+    let mut last_loss = None;
+    let mut stderr = std::io::stderr();
+    let start = Instant::now();
+    loop {
+        for ev in handle.events.try_iter() {
+            match ev {
+                Event::TrainStep { loss, .. } => last_loss = Some(loss),
+                Event::Validation { iteration, iou } => {
+                    let _ = writeln!(
+                        stderr,
+                        "\r  iteration {iteration}: frame-0 IoU {iou:.3}{:30}",
+                        ""
+                    );
+                }
+                Event::Warning(w) => {
+                    let _ = writeln!(stderr, "\rwarning: {w}");
+                }
+                Event::Info(i) => {
+                    let _ = writeln!(stderr, "\r  {i}");
+                }
+            }
+        }
+        let p = handle.ctx.progress();
+        let pct = if p.total > 0 {
+            100.0 * p.done as f64 / p.total as f64
+        } else {
+            0.0
+        };
+        let loss = match (p.stage.as_str(), last_loss) {
+            ("training", Some(l)) => format!("  loss {l:.4}"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            stderr,
+            "\r{:>18} {:>5}/{:<5} {pct:5.1}%{loss}  [{:.0} s]   ",
+            p.stage,
+            p.done,
+            p.total,
+            start.elapsed().as_secs_f64()
+        );
+        let _ = stderr.flush();
+        if handle.is_finished() {
+            let _ = writeln!(stderr);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(handle.join()?)
+}
+
+fn summarize(a: &Analysis, movie: &Movie, score: Option<&defectscope::score::Score>, total_s: f64) {
+    eprintln!(
+        "done in {total_s:.1} s on {} (model: {})",
+        a.device, a.model_source
+    );
+    if let Some(l) = &a.labels {
+        eprintln!(
+            "  frame 0 labels: {} of {} columns flagged, {:.2} % of pixels",
+            l.columns.iter().filter(|c| c.flagged).count(),
+            l.columns.len(),
+            100.0 * l.defect_fraction()
+        );
+    }
+    if let Some(t) = &a.training {
+        eprintln!(
+            "  training: {} iterations, {:.3} s/iteration, loss {:.4} → {:.4}, frame-0 IoU {:.3}",
+            t.iterations,
+            t.seconds_per_iteration,
+            t.first_loss,
+            t.final_loss,
+            t.validation_iou.last().map_or(f32::NAN, |v| v.1)
+        );
+    }
+    let n = movie.frames.len().max(1) as f64;
+    eprintln!(
+        "  detection: {} defects in {} frames ({:.1} per frame, min {}, max {}), {:.3} s/frame",
+        a.detections.len(),
+        movie.frames.len(),
+        a.detections.len() as f64 / n,
+        a.counts_per_frame.iter().min().unwrap_or(&0),
+        a.counts_per_frame.iter().max().unwrap_or(&0),
+        a.seconds("detect") / n
+    );
+    let stages: Vec<String> = a
+        .timings
+        .iter()
+        .map(|t| format!("{} {:.1} s", t.stage, t.seconds))
+        .collect();
+    eprintln!("  stages: {}", stages.join(", "));
+    if let Some(s) = score {
+        eprintln!("  vs truth (frames ≥ 1, radius 3 px): {}", s.summary());
+    }
+}

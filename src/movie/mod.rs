@@ -1,0 +1,297 @@
+//! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders and NPY.
+//!
+//! The format is chosen by content (magic bytes), not by extension. Every reader checks sizes
+//! against the file length before allocating, so a lying header gives an error, not a huge
+//! allocation. Loaded movies are validated: equal frame sizes, at least 2×2 pixels, finite values.
+
+mod npy;
+mod tiff_io;
+
+pub use npy::{read_npy, write_npy_f32};
+pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
+
+use crate::error::{Error, Result};
+use crate::raster::Raster;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Physical calibration of a movie; `None` where the file does not say and the user did not set it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Size of one pixel in nanometres.
+    pub pixel_size_nm: Option<f64>,
+    /// Time between frames in seconds.
+    pub frame_interval_s: Option<f64>,
+}
+
+/// A loaded movie: frames of equal size with their calibration.
+#[derive(Debug, Clone)]
+pub struct Movie {
+    pub frames: Vec<Raster>,
+    pub calibration: Calibration,
+    pub source: PathBuf,
+    /// The detected format, e.g. "TIFF (32-bit float)".
+    pub format: String,
+}
+
+impl Movie {
+    pub fn width(&self) -> usize {
+        self.frames.first().map_or(0, |f| f.width)
+    }
+
+    pub fn height(&self) -> usize {
+        self.frames.first().map_or(0, |f| f.height)
+    }
+
+    /// Check the invariants every stage relies on.
+    pub fn validate(&self) -> Result<()> {
+        let path = &self.source;
+        let first = self
+            .frames
+            .first()
+            .ok_or_else(|| Error::format(path, "the movie has no frames"))?;
+        if first.width < 2 || first.height < 2 {
+            return Err(Error::format(
+                path,
+                format!(
+                    "frames are {}x{} pixels; at least 2x2 are needed",
+                    first.width, first.height
+                ),
+            ));
+        }
+        for (i, f) in self.frames.iter().enumerate() {
+            if f.width != first.width || f.height != first.height {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "frame {i} is {}x{} but frame 0 is {}x{}",
+                        f.width, f.height, first.width, first.height
+                    ),
+                ));
+            }
+            let bad = f.data.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(Error::format(
+                    path,
+                    format!("frame {i} has {bad} NaN or infinite pixel values"),
+                ));
+            }
+        }
+        if let Some(p) = self.calibration.pixel_size_nm
+            && !(p.is_finite() && p > 0.0)
+        {
+            return Err(Error::invalid(format!(
+                "pixel size must be a positive number of nm, got {p}"
+            )));
+        }
+        if let Some(t) = self.calibration.frame_interval_s
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(Error::invalid(format!(
+                "frame interval must be a positive number of seconds, got {t}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The formats we read, for error messages.
+pub const SUPPORTED: &str = "multi-page TIFF (8/16/32-bit integer, 32/64-bit float), \
+NPY arrays (T,H,W) or (H,W), PNG, or a folder of single-page TIFF/PNG frames";
+
+/// Load a movie from a file or a folder of frames and validate it.
+pub fn load(path: &Path) -> Result<Movie> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("could not open movie", path, e))?;
+    let movie = if meta.is_dir() {
+        read_folder(path)?
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("could not read movie", path, e))?;
+        read_bytes(path, &bytes)?
+    };
+    movie.validate()?;
+    Ok(movie)
+}
+
+fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
+    if bytes.is_empty() {
+        return Err(Error::format(path, "the file is empty"));
+    }
+    if bytes.starts_with(b"II*\0")
+        || bytes.starts_with(b"MM\0*")
+        || bytes.starts_with(b"II+\0")
+        || bytes.starts_with(b"MM\0+")
+    {
+        read_tiff(path, bytes)
+    } else if bytes.starts_with(b"\x93NUMPY") {
+        read_npy(path, bytes)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Ok(Movie {
+            frames: vec![read_png(path, bytes)?],
+            calibration: Calibration::default(),
+            source: path.to_path_buf(),
+            format: "PNG".into(),
+        })
+    } else {
+        Err(Error::format(
+            path,
+            format!("unknown file format; supported are {SUPPORTED}"),
+        ))
+    }
+}
+
+fn read_png(path: &Path, bytes: &[u8]) -> Result<Raster> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::format(path, format!("corrupt PNG ({e})")))?;
+    // Keep the stored values: 8-bit stays 0–255, deeper images are read as 16-bit.
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let data: Vec<f32> = if img.color().bytes_per_pixel() / img.color().channel_count() == 1 {
+        img.into_luma8()
+            .into_raw()
+            .into_iter()
+            .map(f32::from)
+            .collect()
+    } else {
+        img.into_luma16()
+            .into_raw()
+            .into_iter()
+            .map(f32::from)
+            .collect()
+    };
+    Raster::from_vec(w, h, data)
+}
+
+/// Folder of single-page frames, in natural order of their names (frame2 before frame10).
+fn read_folder(dir: &Path) -> Result<Movie> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("could not list folder", dir, e))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("could not list folder", dir, e))?;
+        let p = entry.path();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if p.is_file() && matches!(ext.as_str(), "tif" | "tiff" | "png") {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::format(
+            dir,
+            "the folder holds no .tif, .tiff or .png frames",
+        ));
+    }
+    files.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    let mut frames = Vec::with_capacity(files.len());
+    let mut calibration = Calibration::default();
+    for (i, f) in files.iter().enumerate() {
+        let bytes = std::fs::read(f).map_err(|e| Error::io("could not read frame", f, e))?;
+        let m = read_bytes(f, &bytes)?;
+        if m.frames.len() != 1 {
+            return Err(Error::format(
+                f,
+                format!(
+                    "a frame file in a folder must hold one image, this one holds {}",
+                    m.frames.len()
+                ),
+            ));
+        }
+        if i == 0 {
+            calibration = m.calibration;
+        }
+        frames.extend(m.frames);
+    }
+    Ok(Movie {
+        frames,
+        calibration,
+        source: dir.to_path_buf(),
+        format: format!("folder of {} frames", files.len()),
+    })
+}
+
+/// Compare strings so that embedded numbers sort by value.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (a.peek().copied(), b.peek().copied()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let mut na = String::new();
+                while let Some(c) = a.peek().copied().filter(char::is_ascii_digit) {
+                    na.push(c);
+                    a.next();
+                }
+                let mut nb = String::new();
+                while let Some(c) = b.peek().copied().filter(char::is_ascii_digit) {
+                    nb.push(c);
+                    b.next();
+                }
+                let (ta, tb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
+                let ord = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                a.next();
+                b.next();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["f10.tif", "f2.tif", "f1.tif", "f002b.tif"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["f1.tif", "f2.tif", "f002b.tif", "f10.tif"]);
+    }
+
+    #[test]
+    fn unknown_format_lists_supported() {
+        let err = read_bytes(Path::new("x.bin"), b"hello world").expect_err("unknown");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("unknown file format") && msg.contains("NPY") && msg.contains("x.bin")
+        );
+    }
+
+    #[test]
+    fn validation_rejects_nan_and_tiny_frames() {
+        let mut m = Movie {
+            frames: vec![Raster::zeros(4, 4)],
+            calibration: Calibration::default(),
+            source: "m.npy".into(),
+            format: "test".into(),
+        };
+        assert!(m.validate().is_ok());
+        m.frames[0].data[3] = f32::NAN;
+        assert!(m.validate().expect_err("nan").to_string().contains("NaN"));
+        m.frames = vec![Raster::zeros(1, 1)];
+        assert!(m.validate().expect_err("tiny").to_string().contains("2x2"));
+        m.frames = vec![];
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn png_frames_in_a_folder_load_in_natural_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, name) in [(1u8, "f1.png"), (10, "f10.png"), (2, "f2.png")] {
+            let img = image::GrayImage::from_pixel(3, 2, image::Luma([i]));
+            img.save(dir.path().join(name)).expect("save png");
+        }
+        let m = load(dir.path()).expect("load folder");
+        let firsts: Vec<f32> = m.frames.iter().map(|f| f.data[0]).collect();
+        assert_eq!(firsts, vec![1.0, 2.0, 10.0]);
+        assert_eq!((m.width(), m.height()), (3, 2));
+    }
+}

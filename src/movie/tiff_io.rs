@@ -1,0 +1,263 @@
+//! TIFF stacks: reading (grey 8/16/32/64-bit integer and float, ImageJ calibration) and writing.
+
+use super::{Calibration, Movie};
+use crate::error::{Error, Result};
+use crate::raster::Raster;
+use std::io::Cursor;
+use std::path::Path;
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::encoder::{Rational, TiffEncoder, colortype};
+use tiff::tags::{ResolutionUnit, Tag};
+
+/// Read every page of a grey TIFF as a frame; calibration from ImageJ metadata or the
+/// resolution tags (centimetre unit) when present.
+pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
+    let corrupt =
+        |e: tiff::TiffError| Error::format(path, format!("corrupt or truncated TIFF ({e})"));
+    let mut dec = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+    let description = dec
+        .find_tag(Tag::ImageDescription)
+        .ok()
+        .flatten()
+        .and_then(|v| v.into_string().ok());
+    let x_resolution = dec
+        .find_tag(Tag::XResolution)
+        .ok()
+        .flatten()
+        .and_then(rational_value);
+    let unit = dec
+        .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+        .ok()
+        .flatten();
+    let calibration = calibration_from_tags(description.as_deref(), x_resolution, unit);
+    let mut frames = Vec::new();
+    let mut last_kind;
+    loop {
+        let (w, h) = dec.dimensions().map_err(corrupt)?;
+        let colour = dec.colortype().map_err(corrupt)?;
+        if !matches!(colour, tiff::ColorType::Gray(_)) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "TIFF page {} is {colour:?}; only single-channel (grey) images are supported",
+                    frames.len()
+                ),
+            ));
+        }
+        let (data, k) = match dec.read_image().map_err(corrupt)? {
+            DecodingResult::U8(v) => (v.into_iter().map(f32::from).collect(), "8-bit"),
+            DecodingResult::U16(v) => (v.into_iter().map(f32::from).collect(), "16-bit"),
+            DecodingResult::U32(v) => (v.into_iter().map(|x| x as f32).collect(), "32-bit"),
+            DecodingResult::U64(v) => (v.into_iter().map(|x| x as f32).collect(), "64-bit"),
+            DecodingResult::I8(v) => (v.into_iter().map(f32::from).collect(), "8-bit signed"),
+            DecodingResult::I16(v) => (v.into_iter().map(f32::from).collect(), "16-bit signed"),
+            DecodingResult::I32(v) => (v.into_iter().map(|x| x as f32).collect(), "32-bit signed"),
+            DecodingResult::I64(v) => (v.into_iter().map(|x| x as f32).collect(), "64-bit signed"),
+            DecodingResult::F16(v) => (v.into_iter().map(f32::from).collect(), "16-bit float"),
+            DecodingResult::F32(v) => (v, "32-bit float"),
+            DecodingResult::F64(v) => (v.into_iter().map(|x| x as f32).collect(), "64-bit float"),
+        };
+        last_kind = k;
+        frames.push(Raster::from_vec(w as usize, h as usize, data)?);
+        if !dec.more_images() {
+            break;
+        }
+        dec.next_image().map_err(corrupt)?;
+    }
+    Ok(Movie {
+        frames,
+        calibration,
+        source: path.to_path_buf(),
+        format: format!("TIFF ({last_kind})"),
+    })
+}
+
+/// A numeric tag value (rational, float or integer) as f64.
+fn rational_value(v: tiff::decoder::ifd::Value) -> Option<f64> {
+    use tiff::decoder::ifd::Value;
+    match v {
+        Value::Rational(n, d) if d != 0 => Some(n as f64 / d as f64),
+        Value::Float(f) => Some(f as f64),
+        Value::Double(f) => Some(f),
+        Value::Short(n) => Some(n as f64),
+        Value::Unsigned(n) => Some(n as f64),
+        Value::List(mut l) if !l.is_empty() => rational_value(l.swap_remove(0)),
+        _ => None,
+    }
+}
+
+/// Nanometres per unit for the unit names ImageJ writes.
+fn nm_per_unit(unit: &str) -> Option<f64> {
+    match unit.trim().to_lowercase().as_str() {
+        "nm" | "nanometer" | "nanometre" => Some(1.0),
+        "pm" | "picometer" | "picometre" => Some(1e-3),
+        "a" | "å" | "angstrom" | "\\u00c5" => Some(0.1),
+        "um" | "µm" | "μm" | "micron" | "microns" | "\\u00b5m" => Some(1e3),
+        "mm" => Some(1e6),
+        _ => None,
+    }
+}
+
+fn calibration_from_tags(
+    description: Option<&str>,
+    x_resolution: Option<f64>,
+    unit: Option<u16>,
+) -> Calibration {
+    let mut cal = Calibration::default();
+    let px_per_unit = x_resolution.filter(|r| r.is_finite() && *r > 0.0);
+    if let Some(desc) = description.filter(|d| d.starts_with("ImageJ=")) {
+        for line in desc.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key.trim() {
+                "unit" => {
+                    if let (Some(nm), Some(r)) = (nm_per_unit(value), px_per_unit) {
+                        cal.pixel_size_nm = Some(nm / r);
+                    }
+                }
+                "finterval" => {
+                    cal.frame_interval_s = value.trim().parse::<f64>().ok().filter(|t| *t > 0.0);
+                }
+                _ => {}
+            }
+        }
+    } else if let (Some(r), Some(3)) = (px_per_unit, unit) {
+        cal.pixel_size_nm = Some(1e7 / r);
+    }
+    cal
+}
+
+/// Rational approximation of a positive number for a TIFF tag.
+fn rational(v: f64) -> Rational {
+    let d = 1_000_000u32;
+    Rational {
+        n: (v * d as f64).round().clamp(1.0, u32::MAX as f64) as u32,
+        d,
+    }
+}
+
+fn imagej_description(frames: usize, cal: &Calibration) -> String {
+    let mut d = format!("ImageJ=1.11a\nimages={frames}\nframes={frames}\n");
+    if cal.pixel_size_nm.is_some() {
+        d.push_str("unit=nm\n");
+    }
+    if let Some(t) = cal.frame_interval_s {
+        d.push_str(&format!("finterval={t}\n"));
+    }
+    d
+}
+
+/// Encode frames as a multi-page 32-bit float TIFF with ImageJ calibration.
+pub fn write_tiff_f32(frames: &[Raster], cal: &Calibration) -> Result<Vec<u8>> {
+    write_pages::<colortype::Gray32Float, f32>(frames, cal, |v| v)
+}
+
+/// Encode frames as a multi-page 8-bit TIFF (values are clamped and rounded), e.g. masks.
+pub fn write_tiff_u8(frames: &[Raster], cal: &Calibration) -> Result<Vec<u8>> {
+    write_pages::<colortype::Gray8, u8>(frames, cal, |v| v.round().clamp(0.0, 255.0) as u8)
+}
+
+fn write_pages<C, T>(
+    frames: &[Raster],
+    cal: &Calibration,
+    conv: impl Fn(f32) -> T,
+) -> Result<Vec<u8>>
+where
+    C: colortype::ColorType<Inner = T>,
+    [T]: tiff::encoder::TiffValue,
+{
+    let fail = |e: tiff::TiffError| Error::invalid(format!("TIFF encoding failed: {e}"));
+    let mut buf = Cursor::new(Vec::new());
+    {
+        let mut enc = TiffEncoder::new(&mut buf).map_err(fail)?;
+        let desc = imagej_description(frames.len(), cal);
+        for (i, f) in frames.iter().enumerate() {
+            let mut img = enc
+                .new_image::<C>(f.width as u32, f.height as u32)
+                .map_err(fail)?;
+            if i == 0 {
+                img.encoder()
+                    .write_tag(Tag::ImageDescription, desc.as_str())
+                    .map_err(fail)?;
+            }
+            if let Some(p) = cal.pixel_size_nm {
+                img.resolution(ResolutionUnit::None, rational(1.0 / p));
+            }
+            let data: Vec<T> = f.data.iter().map(|&v| conv(v)).collect();
+            img.write_data(&data).map_err(fail)?;
+        }
+    }
+    Ok(buf.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_stack_round_trip_with_calibration() {
+        let frames = vec![
+            Raster::from_vec(3, 2, vec![0.5, 1.0, -2.0, 3.0, 4.0, 5.0]).expect("raster"),
+            Raster::from_vec(3, 2, vec![9.0; 6]).expect("raster"),
+        ];
+        let cal = Calibration {
+            pixel_size_nm: Some(0.0125),
+            frame_interval_s: Some(0.25),
+        };
+        let bytes = write_tiff_f32(&frames, &cal).expect("encode");
+        let m = read_tiff(Path::new("m.tif"), &bytes).expect("decode");
+        assert_eq!(m.frames, frames);
+        let p = m.calibration.pixel_size_nm.expect("pixel size read back");
+        assert!((p - 0.0125).abs() < 1e-6, "{p}");
+        assert_eq!(m.calibration.frame_interval_s, Some(0.25));
+    }
+
+    #[test]
+    fn u8_and_u16_pages_read_as_float() {
+        let frames = vec![Raster::from_vec(2, 2, vec![0.0, 1.0, 254.6, 300.0]).expect("raster")];
+        let bytes = write_tiff_u8(&frames, &Calibration::default()).expect("encode");
+        let m = read_tiff(Path::new("u8.tif"), &bytes).expect("decode");
+        assert_eq!(m.frames[0].data, vec![0.0, 1.0, 255.0, 255.0]);
+        assert_eq!(m.calibration, Calibration::default());
+
+        let mut buf = Cursor::new(Vec::new());
+        TiffEncoder::new(&mut buf)
+            .expect("encoder")
+            .write_image::<colortype::Gray16>(2, 1, &[1000u16, 65535])
+            .expect("write");
+        let m = read_tiff(Path::new("u16.tif"), buf.get_ref()).expect("decode");
+        assert_eq!(m.frames[0].data, vec![1000.0, 65535.0]);
+    }
+
+    #[test]
+    fn truncated_tiff_is_an_error() {
+        let frames = vec![Raster::zeros(64, 64)];
+        let bytes = write_tiff_f32(&frames, &Calibration::default()).expect("encode");
+        for cut in [8, 100, bytes.len() / 2, bytes.len() - 10] {
+            let err = read_tiff(Path::new("cut.tif"), &bytes[..cut]);
+            assert!(err.is_err(), "cut at {cut} must fail");
+        }
+    }
+
+    #[test]
+    fn rgb_tiff_is_refused_with_reason() {
+        let mut buf = Cursor::new(Vec::new());
+        TiffEncoder::new(&mut buf)
+            .expect("encoder")
+            .write_image::<colortype::RGB8>(1, 1, &[1u8, 2, 3])
+            .expect("write");
+        let err = read_tiff(Path::new("rgb.tif"), buf.get_ref()).expect_err("rgb");
+        assert!(err.to_string().contains("grey"));
+    }
+
+    #[test]
+    fn centimetre_resolution_without_imagej() {
+        let cal = calibration_from_tags(None, Some(1e8), Some(3));
+        assert!((cal.pixel_size_nm.expect("cm unit") - 0.1).abs() < 1e-12);
+        assert_eq!(
+            calibration_from_tags(None, Some(72.0), Some(2)).pixel_size_nm,
+            None
+        );
+    }
+}

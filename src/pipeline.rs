@@ -1,0 +1,338 @@
+//! The headless detection chain: label frame 0 → train (or load) a network → detect in every
+//! frame → write results. The CLI, the tests and (later) the GUI all call [`analyze`].
+
+use crate::detect::{Detection, Dropped, LocalizeConfig, detect_all, detections_csv};
+use crate::error::{Error, Result};
+use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
+use crate::jobs::{Event, JobCtx};
+use crate::lattice::{LabelMethod, Labels, label};
+use crate::model::{load_checkpoint, select_device};
+use crate::movie::Movie;
+use crate::score::{Score, score_frame};
+use crate::synth::TruthDefect;
+use crate::train::{TrainConfig, train};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Every setting of an analysis run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalyzeConfig {
+    pub label: LabelMethod,
+    pub train: TrainConfig,
+    pub localize: LocalizeConfig,
+    /// Frames per forward pass during detection.
+    pub inference_batch: usize,
+}
+
+impl AnalyzeConfig {
+    pub fn new() -> Self {
+        AnalyzeConfig {
+            inference_batch: 2,
+            ..Default::default()
+        }
+    }
+}
+
+/// Wall time of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    pub stage: String,
+    pub seconds: f64,
+}
+
+/// Training summary for the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub iterations: usize,
+    pub seconds_per_iteration: f64,
+    pub first_loss: f32,
+    pub final_loss: f32,
+    pub validation_iou: Vec<(usize, f32)>,
+}
+
+/// The outcome of [`analyze`].
+#[derive(Debug)]
+pub struct Analysis {
+    pub labels: Option<Labels>,
+    pub detections: Vec<Detection>,
+    pub counts_per_frame: Vec<usize>,
+    pub dropped: Dropped,
+    pub timings: Vec<StageTime>,
+    pub device: String,
+    /// "trained" or the checkpoint folder the model came from.
+    pub model_source: String,
+    pub training: Option<TrainSummary>,
+    pub warnings: Vec<String>,
+}
+
+impl Analysis {
+    pub fn seconds(&self, stage: &str) -> f64 {
+        self.timings
+            .iter()
+            .filter(|t| t.stage == stage)
+            .map(|t| t.seconds)
+            .sum()
+    }
+}
+
+/// Run the whole detection chain on `movie`. With `model_dir` the network is loaded instead of
+/// trained; with `checkpoint_dir` training saves checkpoints there.
+pub fn analyze(
+    movie: &Movie,
+    cfg: &AnalyzeConfig,
+    model_dir: Option<&Path>,
+    checkpoint_dir: Option<&Path>,
+    ctx: &JobCtx,
+) -> Result<Analysis> {
+    movie.validate()?;
+    cfg.localize.validate()?;
+    cfg.label.validate()?;
+    if model_dir.is_none() {
+        cfg.train.validate(movie.width(), movie.height())?;
+    }
+    let mut warnings = Vec::new();
+    let mut warn = |w: String, ctx: &JobCtx| {
+        ctx.emit(Event::Warning(w.clone()));
+        warnings.push(w);
+    };
+    let mut timings = Vec::new();
+    let frame0 = &movie.frames[0];
+
+    ctx.begin("labelling frame 0", 1);
+    let t = Instant::now();
+    let labels = match label(frame0, &cfg.label) {
+        Ok(l) => Some(l),
+        Err(e) if model_dir.is_some() => {
+            warn(
+                format!("frame 0 could not be labelled ({e}); using the given model only"),
+                ctx,
+            );
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    timings.push(StageTime {
+        stage: "label".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    ctx.step(1)?;
+    let mask_radius = labels.as_ref().and_then(|l| {
+        let frac = match l.method {
+            LabelMethod::Columns {
+                disk_radius_frac, ..
+            } => disk_radius_frac,
+            LabelMethod::FftResidual { .. } => return None,
+        };
+        l.lattice.as_ref().map(|f| frac * f.nearest_column_px)
+    });
+
+    let t = Instant::now();
+    let (net, device, device_name, model_cfg, mask_radius_px, model_source, training) =
+        match model_dir {
+            Some(dir) => {
+                let selected = select_device(cfg.train.device)?;
+                if let Some(w) = &selected.warning {
+                    warn(w.clone(), ctx);
+                }
+                let (net, meta) = load_checkpoint(dir, &selected.device)?;
+                (
+                    net,
+                    selected.device,
+                    selected.name,
+                    meta.model,
+                    meta.mask_radius_px,
+                    dir.display().to_string(),
+                    None,
+                )
+            }
+            None => {
+                let labels = labels
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("frame 0 has no labels to train on"))?;
+                // FFT labels have no natural disk size: use the blob size the mask actually has.
+                let radius = mask_radius.unwrap_or(3.0);
+                let trained = train(
+                    frame0,
+                    &labels.mask,
+                    radius,
+                    &cfg.train,
+                    checkpoint_dir,
+                    ctx,
+                )?;
+                let summary = TrainSummary {
+                    iterations: trained.losses.len(),
+                    seconds_per_iteration: trained.seconds / trained.losses.len().max(1) as f64,
+                    first_loss: trained.losses.first().copied().unwrap_or(f32::NAN),
+                    final_loss: trained.losses.last().copied().unwrap_or(f32::NAN),
+                    validation_iou: trained.validation.clone(),
+                };
+                (
+                    trained.net,
+                    trained.device,
+                    trained.device_name,
+                    cfg.train.model,
+                    radius,
+                    "trained".to_string(),
+                    Some(summary),
+                )
+            }
+        };
+    timings.push(StageTime {
+        stage: if training.is_some() {
+            "train"
+        } else {
+            "load model"
+        }
+        .into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+
+    let t = Instant::now();
+    let max_area = cfg.localize.max_area(mask_radius_px);
+    let (detections, dropped) = detect_all(
+        &net,
+        &model_cfg,
+        &device,
+        &movie.frames,
+        cfg.inference_batch,
+        &cfg.localize,
+        max_area,
+        ctx,
+    )?;
+    timings.push(StageTime {
+        stage: "detect".into(),
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    if dropped.too_large > 0 {
+        warn(
+            format!(
+                "{} blobs larger than {max_area} px (holes or damaged areas?) were skipped",
+                dropped.too_large
+            ),
+            ctx,
+        );
+    }
+    let mut counts_per_frame = vec![0; movie.frames.len()];
+    for d in &detections {
+        counts_per_frame[d.frame] += 1;
+    }
+    Ok(Analysis {
+        labels,
+        detections,
+        counts_per_frame,
+        dropped,
+        timings,
+        device: device_name,
+        model_source,
+        training,
+        warnings,
+    })
+}
+
+/// Score detections against truth: all frames from `first_frame` on, one-to-one within `radius`.
+pub fn score_against_truth(
+    analysis: &Analysis,
+    truth: &[TruthDefect],
+    movie: &Movie,
+    first_frame: usize,
+    radius: f32,
+    margin: f32,
+) -> Score {
+    let mut total = Score::default();
+    for f in first_frame..movie.frames.len() {
+        let found: Vec<(f32, f32)> = analysis
+            .detections
+            .iter()
+            .filter(|d| d.frame == f)
+            .map(|d| (d.x, d.y))
+            .collect();
+        let t: Vec<TruthDefect> = truth.iter().filter(|t| t.frame == f).copied().collect();
+        total.add(&score_frame(
+            &found,
+            &t,
+            radius,
+            movie.width(),
+            movie.height(),
+            margin,
+        ));
+    }
+    total
+}
+
+/// Files written by [`write_results`].
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub defects_csv: PathBuf,
+    pub overlay_png: Option<PathBuf>,
+    pub run_json: PathBuf,
+}
+
+/// Write `defects.csv`, `ground_truth_frame0.png` and `run.json` into `out` (each atomically).
+pub fn write_results(
+    out: &Path,
+    movie: &Movie,
+    cfg: &AnalyzeConfig,
+    analysis: &Analysis,
+    score: Option<&Score>,
+) -> Result<Written> {
+    ensure_dir(out)?;
+    let defects_csv = out.join("defects.csv");
+    atomic_write(
+        &defects_csv,
+        detections_csv(&analysis.detections).as_bytes(),
+    )?;
+    let overlay_png = match &analysis.labels {
+        Some(l) => {
+            let p = out.join("ground_truth_frame0.png");
+            atomic_write(&p, &mask_overlay_png(&movie.frames[0], &l.mask)?)?;
+            Some(p)
+        }
+        None => None,
+    };
+    let frames = movie.frames.len().max(1) as f64;
+    let report = serde_json::json!({
+        "defectscope_version": env!("CARGO_PKG_VERSION"),
+        "input": {
+            "path": movie.source,
+            "format": movie.format,
+            "frames": movie.frames.len(),
+            "width": movie.width(),
+            "height": movie.height(),
+            "calibration": movie.calibration,
+        },
+        "config": cfg,
+        "device": analysis.device,
+        "model": analysis.model_source,
+        "labels": analysis.labels.as_ref().map(|l| serde_json::json!({
+            "method": l.method,
+            "defect_pixel_fraction": l.defect_fraction(),
+            "flagged_columns": l.columns.iter().filter(|c| c.flagged).count(),
+            "measured_columns": l.columns.len(),
+            "lattice": l.lattice,
+            "suggested_thresholds": l.suggested_thresholds,
+        })),
+        "training": analysis.training,
+        "counts_per_frame": analysis.counts_per_frame,
+        "total_detections": analysis.detections.len(),
+        "dropped_blobs": analysis.dropped,
+        "timings_s": analysis.timings,
+        "inference_s_per_frame": analysis.seconds("detect") / frames,
+        "warnings": analysis.warnings,
+        "score": score.map(|s| serde_json::json!({
+            "f1": s.f1(),
+            "precision": s.precision(),
+            "recall": s.recall(),
+            "per_type_found_total": s.per_type,
+        })),
+    });
+    let run_json = out.join("run.json");
+    let text = serde_json::to_vec_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
+    atomic_write(&run_json, &text)?;
+    Ok(Written {
+        defects_csv,
+        overlay_png,
+        run_json,
+    })
+}
