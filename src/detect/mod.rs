@@ -108,7 +108,7 @@ pub fn probability_maps(
     let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
     let mut data = Vec::with_capacity(frames.len() * pw * ph);
     for f in frames {
-        let s = f.standardized();
+        let s = model.prepare(f);
         for y in 0..ph {
             for x in 0..pw {
                 data.push(s.get(x.min(w - 1), y.min(h - 1)));

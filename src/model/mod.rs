@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
+use crate::raster::Raster;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
@@ -29,12 +30,28 @@ pub enum Architecture {
     Unet,
 }
 
+/// How a frame's intensities are mapped before standardisation; part of the model's contract,
+/// so training and detection always use the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InputTransform {
+    /// Intensities as recorded.
+    Linear,
+    /// Square root of the intensity above the 0.5th percentile: stabilises shot-noise variance
+    /// and compresses the bright heavy-atom columns, so faint light-atom columns (S vacancies)
+    /// are not drowned by the W peaks.
+    #[default]
+    Sqrt,
+}
+
 /// What network to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub architecture: Architecture,
     /// Filters of the first layer (Sniffer: 32 in the paper; U-Net: 16 in AtomAI).
     pub width: usize,
+    #[serde(default)]
+    pub input: InputTransform,
 }
 
 impl Default for ModelConfig {
@@ -42,11 +59,31 @@ impl Default for ModelConfig {
         ModelConfig {
             architecture: Architecture::Sniffer,
             width: 16,
+            input: InputTransform::default(),
         }
     }
 }
 
 impl ModelConfig {
+    /// The network input for a frame: the input transform, then zero mean and unit variance.
+    pub fn prepare(&self, frame: &Raster) -> Raster {
+        match self.input {
+            InputTransform::Linear => frame.standardized(),
+            InputTransform::Sqrt => {
+                let mut sorted = frame.data.clone();
+                let k = sorted.len() / 200;
+                let (_, lo, _) = sorted.select_nth_unstable_by(k, f32::total_cmp);
+                let lo = *lo;
+                Raster {
+                    width: frame.width,
+                    height: frame.height,
+                    data: frame.data.iter().map(|&v| (v - lo).max(0.0).sqrt()).collect(),
+                }
+                .standardized()
+            }
+        }
+    }
+
     /// Input height and width must be multiples of this.
     pub fn downsampling(&self) -> usize {
         match self.architecture {

@@ -62,7 +62,7 @@ impl Default for TrainConfig {
             model: ModelConfig::default(),
             crop: 128,
             batch: 8,
-            iterations: 300,
+            iterations: 400,
             learning_rate: 2e-3,
             loss: PixelLoss::Focal {
                 gamma: 2.0,
@@ -163,7 +163,7 @@ pub fn train(
     }
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
     let device = selected.device.clone().autodiff();
-    let image = frame.standardized();
+    let image = cfg.model.prepare(frame);
     let target = Raster::from_vec(
         frame.width,
         frame.height,
@@ -198,7 +198,7 @@ pub fn train(
             )));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(cfg.learning_rate, net, grads);
+        net = optim.step(learning_rate(cfg, it), net, grads);
         losses.push(value);
         ctx.emit(Event::TrainStep {
             iteration: it,
@@ -229,6 +229,12 @@ pub fn train(
         validation,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Cosine decay from the configured rate to a tenth of it over the run.
+fn learning_rate(cfg: &TrainConfig, iteration: usize) -> f64 {
+    let t = iteration as f64 / cfg.iterations.max(1) as f64;
+    cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
 /// One batch of augmented crops as tensors `[batch, 1, crop, crop]`.
