@@ -109,7 +109,14 @@ impl Raster {
         }
     }
 
-    /// Separable Gaussian blur with standard deviation `sigma` px (border clamped).
+    /// Value at an integer position with the image mirrored at its borders (any distance).
+    #[inline]
+    pub fn get_reflected(&self, x: isize, y: isize) -> f32 {
+        self.get(reflect(x, self.width), reflect(y, self.height))
+    }
+
+    /// Separable Gaussian blur with standard deviation `sigma` px, the image mirrored at its
+    /// borders (so edges are not biased by repeating the border row).
     pub fn gaussian_blur(&self, sigma: f32) -> Raster {
         if sigma <= 0.0 {
             return self.clone();
@@ -125,7 +132,7 @@ impl Raster {
             for x in 0..self.width {
                 let mut acc = 0.0;
                 for (k, w) in kernel.iter().enumerate() {
-                    acc += w * self.get_clamped(x as isize + k as isize - radius, y as isize);
+                    acc += w * self.get_reflected(x as isize + k as isize - radius, y as isize);
                 }
                 tmp.set(x, y, acc);
             }
@@ -135,13 +142,21 @@ impl Raster {
             for x in 0..self.width {
                 let mut acc = 0.0;
                 for (k, w) in kernel.iter().enumerate() {
-                    acc += w * tmp.get_clamped(x as isize, y as isize + k as isize - radius);
+                    acc += w * tmp.get_reflected(x as isize, y as isize + k as isize - radius);
                 }
                 out.set(x, y, acc);
             }
         }
         out
     }
+}
+
+/// Mirror index `i` into `0..n` (…, 1, 0 | 0, 1, …, n-1 | n-1, …).
+#[inline]
+fn reflect(i: isize, n: usize) -> usize {
+    let p = 2 * n as isize;
+    let m = i.rem_euclid(p);
+    (if m < n as isize { m } else { p - 1 - m }) as usize
 }
 
 /// Mean and (population) standard deviation of a slice; (0, 0) when empty.
@@ -189,6 +204,19 @@ mod tests {
         let total: f32 = b.data.iter().sum();
         assert!((total - 1.0).abs() < 1e-3);
         assert!(b.get(10, 10) < 0.1 && b.get(12, 10) > 0.0);
+    }
+
+    #[test]
+    fn blur_of_a_ramp_is_unbiased_at_the_edges() {
+        let r = Raster::from_vec(8, 1, (0..8).map(|i| i as f32).collect()).expect("sizes match");
+        let b = r.gaussian_blur(20.0);
+        // Mirrored borders: a wide blur tends to the mean everywhere.
+        for v in &b.data {
+            assert!((v - 3.5).abs() < 0.2, "{v}");
+        }
+        assert_eq!(reflect(-1, 5), 0);
+        assert_eq!(reflect(5, 5), 4);
+        assert_eq!(reflect(-12, 5), 2);
     }
 
     #[test]

@@ -259,9 +259,10 @@ fn label_columns(
     min_site_fraction: f32,
 ) -> Result<Labels> {
     let fit = fit_lattice(frame, min_site_fraction)?;
-    // Slowly varying background: a blur much wider than the cell averages the lattice away.
+    // Slowly varying background: a blur over several cells averages the lattice away, and is
+    // wide enough that one dark Mo column does not lower it noticeably for its neighbours.
     let cell = cell_size(&fit);
-    let background = frame.gaussian_blur(cell);
+    let background = frame.gaussian_blur(3.0 * cell);
     let r_meas = 0.3 * fit.nearest_column_px;
     let mut columns = measure_columns(frame, &background, &fit, r_meas);
     for site in 0..fit.basis.len() {

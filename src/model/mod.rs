@@ -77,7 +77,11 @@ impl ModelConfig {
                 Raster {
                     width: frame.width,
                     height: frame.height,
-                    data: frame.data.iter().map(|&v| (v - lo).max(0.0).sqrt()).collect(),
+                    data: frame
+                        .data
+                        .iter()
+                        .map(|&v| (v - lo).max(0.0).sqrt())
+                        .collect(),
                 }
                 .standardized()
             }
