@@ -87,7 +87,7 @@ fn full_chain_on_a_small_movie_and_model_reuse() {
     let movie = movie::load(&path).expect("load");
     assert_eq!(movie.frames.len(), 8);
 
-    let acfg = cpu_config(250);
+    let acfg = cpu_config(400);
     let model_dir = dir.path().join("model");
     let a = analyze(&movie, &acfg, None, Some(&model_dir), &JobCtx::detached()).expect("analyze");
     let score = score_against_truth(&a, &s.truth, &movie, 1, 3.0, acfg.localize.edge_margin_px);

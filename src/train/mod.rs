@@ -170,6 +170,8 @@ pub fn train(
         mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
     )?;
     let validation_crops = validation_set(&image, &target, cfg.crop);
+    // Seed the backend's generator so that the initial weights, and so the run, are reproducible.
+    device.seed(cfg.seed);
     let mut net = cfg.model.init(&device);
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::with_capacity(cfg.iterations);
