@@ -1,5 +1,6 @@
 //! Bad input through the command line: one clear error naming the problem and the path,
 //! a non-zero exit, no panic, and nothing written into --out.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 use std::path::Path;
 use std::process::Command;

@@ -1,4 +1,5 @@
 //! End to end on generated movies, scored against the generator's truth (never our own output).
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 use defectscope::jobs::JobCtx;
 use defectscope::lattice::{LabelMethod, label};

@@ -219,7 +219,7 @@ fn geometric<R: Rng>(
     let mut img = Raster::zeros(crop, crop);
     let mut msk = Raster::zeros(crop, crop);
     let c = crop as f32 / 2.0;
-    for oy in 0..crop {
+    for (oy, shift) in row_shift.iter().enumerate() {
         for ox in 0..crop {
             // Output offset from the centre, mapped back through the square's symmetry.
             let (mut u, mut v) = (ox as f32 + 0.5 - c, oy as f32 + 0.5 - c);
@@ -229,7 +229,7 @@ fn geometric<R: Rng>(
             for _ in 0..(sym & 3) {
                 (u, v) = (-v, u);
             }
-            let sx = cx + u / scale - 0.5 + row_shift[oy] / scale;
+            let sx = cx + u / scale - 0.5 + shift / scale;
             let sy = cy + v / scale - 0.5;
             img.set(ox, oy, image.sample(sx, sy));
             msk.set(ox, oy, mask.sample_nearest(sx, sy));

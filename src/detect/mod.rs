@@ -58,7 +58,7 @@ impl LocalizeConfig {
                 self.threshold
             )));
         }
-        if !(self.edge_margin_px >= 0.0) {
+        if self.edge_margin_px.is_nan() || self.edge_margin_px < 0.0 {
             return Err(Error::invalid("edge margin must be ≥ 0"));
         }
         if self.max_area_px != 0 && self.max_area_px < self.min_area_px {

@@ -243,8 +243,10 @@ impl Unet {
     }
 }
 
-/// Any of our networks.
+/// Any of our networks. Not boxed: burn's `Module` is not implemented for `Box`, and the size
+/// difference (a few kB of layer handles) does not matter for a value moved once per step.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Net {
     Sniffer(Sniffer),
     Unet(Unet),
@@ -429,6 +431,7 @@ mod tests {
             let cfg = ModelConfig {
                 architecture: arch,
                 width: 4,
+                ..ModelConfig::default()
             };
             let net = cfg.init(&device);
             let x = Tensor::<4>::zeros([2, 1, 16, 24], &device);
@@ -442,6 +445,7 @@ mod tests {
         let net = ModelConfig {
             architecture: Architecture::Sniffer,
             width: 32,
+            ..ModelConfig::default()
         }
         .init(&Device::flex());
         let n = net.num_params();
@@ -455,6 +459,7 @@ mod tests {
         let cfg = ModelConfig {
             architecture: Architecture::Sniffer,
             width: 4,
+            ..ModelConfig::default()
         };
         let net = cfg.init(&device);
         save_checkpoint(&net, &meta(cfg), dir.path()).expect("save");

@@ -26,6 +26,8 @@ const Z_W: f64 = 74.0;
 const Z_MO: f64 = 42.0;
 const Z_S: f64 = 16.0;
 const Z_EXPONENT: f64 = 1.7;
+/// In-plane lattice constant of WS2 in nm (3.18 Å).
+const WS2_LATTICE_NM: f64 = 3.18 / 10.0;
 
 /// Kinds of defects the generator places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,7 +117,7 @@ impl Default for SynthConfig {
             seed: 1,
             pixel_size_nm: 0.0125,
             frame_interval_s: 1.0,
-            lattice_a_nm: 0.318,
+            lattice_a_nm: WS2_LATTICE_NM,
             rotation_deg: None,
             probe_fwhm_nm: 0.08,
             mo_fraction: 0.04,
@@ -560,11 +562,11 @@ fn evolve(
             continue;
         }
         let target = nb[rng.random_range(0..nb.len())];
-        if vacancies[target].len() < 2 {
-            if let Some(pos) = vacancies[k].iter().position(|&v| v == id) {
-                vacancies[k].swap_remove(pos);
-                vacancies[target].push(id);
-            }
+        if vacancies[target].len() < 2
+            && let Some(pos) = vacancies[k].iter().position(|&v| v == id)
+        {
+            vacancies[k].swap_remove(pos);
+            vacancies[target].push(id);
         }
     }
     for v in vacancies.iter_mut() {

@@ -84,7 +84,7 @@ impl TrainConfig {
         self.model.validate()?;
         self.augment.validate()?;
         let d = self.model.downsampling();
-        if self.crop == 0 || self.crop % d != 0 {
+        if self.crop == 0 || !self.crop.is_multiple_of(d) {
             return Err(Error::invalid(format!(
                 "crop size must be a positive multiple of {d} for this network, got {}",
                 self.crop
@@ -108,7 +108,7 @@ impl TrainConfig {
             )));
         }
         match self.loss {
-            PixelLoss::CrossEntropy { pos_weight } if !(pos_weight > 0.0) => {
+            PixelLoss::CrossEntropy { pos_weight } if pos_weight.is_nan() || pos_weight <= 0.0 => {
                 return Err(Error::invalid("cross-entropy positive weight must be > 0"));
             }
             PixelLoss::Focal { gamma, alpha }
@@ -120,7 +120,7 @@ impl TrainConfig {
             }
             _ => {}
         }
-        if !(self.dice_weight >= 0.0) {
+        if self.dice_weight.is_nan() || self.dice_weight < 0.0 {
             return Err(Error::invalid("Dice weight must be ≥ 0"));
         }
         Ok(())
@@ -433,6 +433,7 @@ mod tests {
             model: ModelConfig {
                 architecture: Architecture::Sniffer,
                 width: 4,
+                ..ModelConfig::default()
             },
             crop: 32,
             batch: 4,
