@@ -71,11 +71,17 @@ fn column_labelling_finds_every_defect_type_in_frame_0() {
 #[test]
 fn full_chain_on_a_small_movie_and_model_reuse() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Frame 0 is the whole training set: at the default defect densities a 256² frame holds
+    // only ~8 defects, too few to tell a vacancy from its neighbouring columns. Twice the
+    // densities give ~20, as a 400² frame would.
     let cfg = SynthConfig {
         frames: 8,
         width: 256,
         height: 256,
         seed: 11,
+        mo_fraction: 0.08,
+        vs1_fraction: 0.06,
+        vs2_fraction: 0.016,
         ..SynthConfig::default()
     };
     let s = generate(&cfg).expect("generate");
