@@ -306,6 +306,12 @@ fn cell_size(fit: &LatticeFit) -> f32 {
     (fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0]).abs().sqrt()
 }
 
+/// Whether a disk of radius `r` (plus a pixel for interpolation) at (`x`, `y`) lies inside a
+/// `w`×`h` frame.
+fn disk_inside(x: f32, y: f32, r: f32, w: f32, h: f32) -> bool {
+    x >= r + 1.0 && y >= r + 1.0 && x <= w - r - 2.0 && y <= h - r - 2.0
+}
+
 /// Intensity-weighted centroid near `(x, y)` within `r`, shift limited to `max_shift`.
 fn centroid(img: &Raster, x: f32, y: f32, r: f32, max_shift: f32) -> (f32, f32) {
     let (x0, x1) = ((x - r).floor() as isize, (x + r).ceil() as isize);
@@ -381,7 +387,7 @@ fn measure_columns(
         for i in i0..=i1 {
             for j in j0..=j1 {
                 let [px, py] = fit.cart(i as f32 + b[0], j as f32 + b[1]);
-                if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+                if !disk_inside(px, py, r, w, h) {
                     continue;
                 }
                 let (cx, cy) = centroid(&smooth, px, py, r, 0.1 * fit.nearest_column_px);
@@ -517,16 +523,8 @@ fn bragg_vectors(frame: &Raster) -> Result<([f32; 2], [f32; 2])> {
                 continue;
             }
             // Parabolic sub-bin refinement on the log power.
-            let sub = |m1: f32, c: f32, p1: f32| {
-                let d = m1 - 2.0 * c + p1;
-                if d.abs() > 1e-12 {
-                    (0.5 * (m1 - p1) / d).clamp(-0.5, 0.5)
-                } else {
-                    0.0
-                }
-            };
-            let ox = sub(at(kx - 1, ky), p, at(kx + 1, ky));
-            let oy = sub(at(kx, ky - 1), p, at(kx, ky + 1));
+            let ox = parabolic_offset(at(kx - 1, ky), p, at(kx + 1, ky));
+            let oy = parabolic_offset(at(kx, ky - 1), p, at(kx, ky + 1));
             peaks.push((p, [fx + ox / w as f32, fy + oy / h as f32]));
         }
     }
@@ -559,6 +557,16 @@ fn bragg_vectors(frame: &Raster) -> Result<([f32; 2], [f32; 2])> {
             Error::invalid("only one family of Bragg peaks found: the lattice is not two-dimensional or too noisy")
         })?;
     Ok((g1, g2))
+}
+
+/// Offset in (−0.5, 0.5) of the vertex of the parabola through (−1, `m1`), (0, `c`), (1, `p1`).
+fn parabolic_offset(m1: f32, c: f32, p1: f32) -> f32 {
+    let d = m1 - 2.0 * c + p1;
+    if d.abs() > 1e-12 {
+        (0.5 * (m1 - p1) / d).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    }
 }
 
 /// Fold the frame into one unit cell and find the column sites (periodic local maxima).
@@ -628,16 +636,8 @@ fn averaged_cell_sites(
             if !is_max || (c - lo) < min_fraction * (hi - lo) {
                 continue;
             }
-            let sub = |m1: f32, c: f32, p1: f32| {
-                let d = m1 - 2.0 * c + p1;
-                if d.abs() > 1e-12 {
-                    (0.5 * (m1 - p1) / d).clamp(-0.5, 0.5)
-                } else {
-                    0.0
-                }
-            };
-            let du = sub(get(u - 1, v), c, get(u + 1, v));
-            let dv = sub(get(u, v - 1), c, get(u, v + 1));
+            let du = parabolic_offset(get(u - 1, v), c, get(u + 1, v));
+            let dv = parabolic_offset(get(u, v - 1), c, get(u, v + 1));
             sites.push((
                 c - lo,
                 [
@@ -693,7 +693,7 @@ fn refine_lattice(img: &Raster, fit: &mut LatticeFit) -> Result<()> {
     for i in i0..=i1 {
         for j in j0..=j1 {
             let [px, py] = fit.cart(i as f32, j as f32);
-            if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+            if !disk_inside(px, py, r, w, h) {
                 continue;
             }
             let (cx, cy) = centroid(img, px, py, r, 0.5 * r);
@@ -733,7 +733,7 @@ fn refine_basis(img: &Raster, fit: &mut LatticeFit) {
         for i in i0..=i1 {
             for j in j0..=j1 {
                 let [px, py] = fit.cart(i as f32 + b[0], j as f32 + b[1]);
-                if px < r + 1.0 || py < r + 1.0 || px > w - r - 2.0 || py > h - r - 2.0 {
+                if !disk_inside(px, py, r, w, h) {
                     continue;
                 }
                 let (cx, cy) = centroid(img, px, py, r, 0.5 * r);
