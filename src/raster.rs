@@ -216,7 +216,7 @@ mod tests {
         }
         assert_eq!(reflect(-1, 5), 0);
         assert_eq!(reflect(5, 5), 4);
-        assert_eq!(reflect(-12, 5), 2);
+        assert_eq!(reflect(-12, 5), 1);
     }
 
     #[test]
