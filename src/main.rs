@@ -317,7 +317,7 @@ fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
     run_analysis(movie, opts, out, Some(&s.truth))
 }
 
-/// The built-in demo movie: small enough to train on a laptop CPU in about a minute.
+/// The built-in demo movie: small enough for the whole run to take about 3 minutes on 2 CPU cores.
 fn demo_movie_config() -> SynthConfig {
     SynthConfig {
         frames: 10,
