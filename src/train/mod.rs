@@ -6,6 +6,7 @@
 //! a NaN/Inf loss stops training with an error and leaves the last good checkpoint in place.
 
 use crate::augment::{AugmentConfig, random_sample};
+use crate::detect::probability_maps;
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx};
 use crate::model::{
@@ -169,7 +170,7 @@ pub fn train(
         frame.height,
         mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
     )?;
-    let validation_crops = validation_set(&image, &target, cfg.crop);
+    let validation_crops = validation_set(frame, &target, cfg.crop);
     // Seed the backend's generator so that the initial weights, and so the run, are reproducible.
     device.seed(cfg.seed);
     let mut net = cfg.model.init(&device);
@@ -209,7 +210,12 @@ pub fn train(
         let done = it + 1;
         let last = done == cfg.iterations;
         if (cfg.validate_every > 0 && done % cfg.validate_every == 0) || last {
-            let iou = validation_iou(&net.valid(), &validation_crops, &selected.device);
+            let iou = validation_iou(
+                &net.valid(),
+                &cfg.model,
+                &validation_crops,
+                &selected.device,
+            )?;
             validation.push((done, iou));
             ctx.emit(Event::Validation {
                 iteration: done,
@@ -303,53 +309,40 @@ fn loss_fn(logits: Tensor<4>, target: Tensor<4>, cfg: &TrainConfig) -> Tensor<1>
     }
 }
 
-/// Fixed, un-augmented crops of the labelled frame (up to 4, spread over the frame).
-fn validation_set(image: &Raster, target: &Raster, crop: usize) -> Vec<(Raster, Raster)> {
-    let xs = [0, image.width - crop];
-    let ys = [0, image.height - crop];
-    let mut out = Vec::new();
-    for &y in &ys {
-        for &x in &xs {
-            if out
-                .iter()
-                .any(|(_, _, px, py): &(Raster, Raster, usize, usize)| *px == x && *py == y)
-            {
-                continue;
-            }
-            out.push((
-                image.crop(x, y, crop, crop).standardized(),
-                target.crop(x, y, crop, crop),
-                x,
-                y,
-            ));
-        }
-    }
-    out.into_iter().map(|(a, b, _, _)| (a, b)).collect()
+/// Fixed, un-augmented crops of the labelled frame at its corners (raw intensities, 0/1 masks).
+fn validation_set(frame: &Raster, target: &Raster, crop: usize) -> Vec<(Raster, Raster)> {
+    let (xr, yb) = (frame.width - crop, frame.height - crop);
+    let mut corners = vec![(0, 0), (xr, 0), (0, yb), (xr, yb)];
+    corners.sort_unstable();
+    corners.dedup();
+    corners
+        .into_iter()
+        .map(|(x, y)| (frame.crop(x, y, crop, crop), target.crop(x, y, crop, crop)))
+        .collect()
 }
 
-/// Intersection over union of the thresholded prediction (p > 0.5) with the labels.
-fn validation_iou(net: &Net, crops: &[(Raster, Raster)], device: &Device) -> f32 {
+/// Intersection over union of the thresholded prediction (p > 0.5) with the labels, with the
+/// crops prepared and inferred exactly as detection does.
+fn validation_iou(
+    net: &Net,
+    model: &ModelConfig,
+    crops: &[(Raster, Raster)],
+    device: &Device,
+) -> Result<f32> {
     let (mut inter, mut union) = (0usize, 0usize);
     for (img, mask) in crops {
-        let x = Tensor::<4>::from_data(
-            TensorData::new(img.data.clone(), [1, 1, img.height, img.width]),
-            device,
-        );
-        let probs: Vec<f32> = sigmoid(net.forward(x))
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
-        for (p, m) in probs.iter().zip(&mask.data) {
+        let probs = probability_maps(net, model, device, std::slice::from_ref(img))?;
+        for (p, m) in probs.iter().flat_map(|p| p.data.iter()).zip(&mask.data) {
             let (a, b) = (*p > 0.5, *m > 0.5);
             inter += (a && b) as usize;
             union += (a || b) as usize;
         }
     }
-    if union == 0 {
+    Ok(if union == 0 {
         1.0
     } else {
         inter as f32 / union as f32
-    }
+    })
 }
 
 #[cfg(test)]
