@@ -176,12 +176,17 @@ pub fn mean_std(values: &[f32]) -> (f32, f32) {
 
 /// Median of a slice (copied); NaN when empty.
 pub fn median(values: &[f32]) -> f32 {
+    nth_smallest(values, values.len() / 2)
+}
+
+/// The `k`-th smallest value (0-based, clamped to the last) of a slice (copied); NaN when empty.
+pub fn nth_smallest(values: &[f32], k: usize) -> f32 {
     if values.is_empty() {
         return f32::NAN;
     }
     let mut v = values.to_vec();
-    let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    let k = k.min(v.len() - 1);
+    let (_, m, _) = v.select_nth_unstable_by(k, f32::total_cmp);
     *m
 }
 

@@ -4,7 +4,7 @@
 //! never leaves a half-written file behind: either the old file or the complete new one exists.
 
 use crate::error::{Error, Result};
-use crate::raster::Raster;
+use crate::raster::{Raster, nth_smallest};
 use std::io::Write;
 use std::path::Path;
 
@@ -58,10 +58,9 @@ pub fn png_rgb(width: usize, height: usize, rgb: Vec<u8>) -> Result<Vec<u8>> {
 
 /// Frame in grey (1st–99th percentile stretch) with `mask` pixels tinted red.
 pub fn mask_overlay_png(frame: &Raster, mask: &[bool]) -> Result<Vec<u8>> {
-    let mut sorted = frame.data.clone();
-    sorted.sort_unstable_by(f32::total_cmp);
-    let lo = sorted[sorted.len() / 100];
-    let hi = sorted[sorted.len() - 1 - sorted.len() / 100];
+    let n = frame.data.len();
+    let lo = nth_smallest(&frame.data, n / 100);
+    let hi = nth_smallest(&frame.data, n.saturating_sub(1 + n / 100));
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let mut rgb = Vec::with_capacity(frame.data.len() * 3);
     for (v, &m) in frame.data.iter().zip(mask) {

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
-use crate::raster::Raster;
+use crate::raster::{Raster, nth_smallest};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
@@ -70,10 +70,7 @@ impl ModelConfig {
         match self.input {
             InputTransform::Linear => frame.standardized(),
             InputTransform::Sqrt => {
-                let mut sorted = frame.data.clone();
-                let k = sorted.len() / 200;
-                let (_, lo, _) = sorted.select_nth_unstable_by(k, f32::total_cmp);
-                let lo = *lo;
+                let lo = nth_smallest(&frame.data, frame.data.len() / 200);
                 Raster {
                     width: frame.width,
                     height: frame.height,
