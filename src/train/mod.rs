@@ -309,8 +309,8 @@ fn loss_fn(logits: Tensor<4>, target: Tensor<4>, cfg: &TrainConfig) -> Tensor<1>
     }
 }
 
-/// Fixed, un-augmented crops of the labelled frame at its corners (raw intensities, 0/1 masks).
-fn validation_set(frame: &Raster, target: &Raster, crop: usize) -> Vec<(Raster, Raster)> {
+/// Fixed, un-augmented crops of the labelled frame at its corners: raw images and 0/1 masks.
+fn validation_set(frame: &Raster, target: &Raster, crop: usize) -> (Vec<Raster>, Vec<Raster>) {
     let (xr, yb) = (frame.width - crop, frame.height - crop);
     let mut corners = vec![(0, 0), (xr, 0), (0, yb), (xr, yb)];
     corners.sort_unstable();
@@ -318,21 +318,21 @@ fn validation_set(frame: &Raster, target: &Raster, crop: usize) -> Vec<(Raster, 
     corners
         .into_iter()
         .map(|(x, y)| (frame.crop(x, y, crop, crop), target.crop(x, y, crop, crop)))
-        .collect()
+        .unzip()
 }
 
 /// Intersection over union of the thresholded prediction (p > 0.5) with the labels, with the
-/// crops prepared and inferred exactly as detection does.
+/// crops prepared and inferred exactly as detection does (in one batch).
 fn validation_iou(
     net: &Net,
     model: &ModelConfig,
-    crops: &[(Raster, Raster)],
+    (images, masks): &(Vec<Raster>, Vec<Raster>),
     device: &Device,
 ) -> Result<f32> {
+    let probs = probability_maps(net, model, device, images)?;
     let (mut inter, mut union) = (0usize, 0usize);
-    for (img, mask) in crops {
-        let probs = probability_maps(net, model, device, std::slice::from_ref(img))?;
-        for (p, m) in probs.iter().flat_map(|p| p.data.iter()).zip(&mask.data) {
+    for (p, m) in probs.iter().zip(masks) {
+        for (p, m) in p.data.iter().zip(&m.data) {
             let (a, b) = (*p > 0.5, *m > 0.5);
             inter += (a && b) as usize;
             union += (a || b) as usize;
