@@ -15,6 +15,7 @@
 //! [`error::Error::Cancelled`] when cancelled; partial problems are sent as warnings through the
 //! context and collected in the result, never dropped silently.
 
+pub mod analysis;
 pub mod augment;
 pub mod detect;
 pub mod error;

@@ -1,17 +1,22 @@
-//! Command line: `synth`, `analyze`, `demo`. Thin: parses arguments and calls the library.
+//! Command line: `synth`, `analyze`, `study`, `demo`. Thin: parses arguments and calls the library.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use defectscope::analysis::classify::{ClassCount, ClusterMethod, Symmetry};
+use defectscope::analysis::{self, AnalysisConfig, output};
+use defectscope::detect::{Detection, parse_detections_csv};
 use defectscope::export::{atomic_write, ensure_dir};
 use defectscope::jobs::{self, Event, JobHandle};
 use defectscope::lattice::LabelMethod;
+use defectscope::lattice::{LatticeFit, fit_lattice};
 use defectscope::model::{Architecture, DeviceChoice};
 use defectscope::movie::{self, Movie, write_npy_f32, write_tiff_f32, write_tiff_u8};
 use defectscope::pipeline::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::raster::Raster;
-use defectscope::synth::{SynthConfig, SynthMovie, generate, parse_truth_csv};
+use defectscope::synth::{SynthConfig, SynthMovie, TruthDefect, generate, parse_truth_csv};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -55,6 +60,25 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         opts: AnalyzeArgs,
+    },
+    /// Classes, tracks, time series and PCA of defects already detected (a defects.csv).
+    Study {
+        /// The movie the defects were found in.
+        movie: PathBuf,
+        /// The detections: a defects.csv (frame,x,y[,area,score]).
+        #[arg(long)]
+        defects: PathBuf,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[arg(long)]
+        pixel_size_nm: Option<f64>,
+        #[arg(long)]
+        frame_interval_s: Option<f64>,
+        /// A truth.csv (frame,x,y,type,id) to score classes, links and transitions against.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
     },
     /// Generate the built-in demo movie and analyze it, scoring against its known truth.
     Demo {
@@ -116,6 +140,126 @@ struct AnalyzeArgs {
     /// Read the whole analysis config from a JSON file (as written in run.json's "config").
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Stop after detection: no classes, tracks or time series.
+    #[arg(long)]
+    no_analysis: bool,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+}
+
+/// Settings of the analysis after detection.
+#[derive(clap::Args)]
+struct AnalysisArgs {
+    /// Number of defect classes, or `auto` (BIC).
+    #[arg(long, value_parser = parse_classes)]
+    classes: Option<ClassCount>,
+    /// Clustering method.
+    #[arg(long, value_enum)]
+    cluster: Option<ClusterChoice>,
+    /// Patch side around each defect, px.
+    #[arg(long)]
+    patch: Option<usize>,
+    /// Principal components the classes are found in (0 = raw pixels, small patches only).
+    #[arg(long)]
+    pca_components: Option<usize>,
+    /// Merge classes that are rotations/mirrors of each other under 3- or 6-fold symmetry.
+    #[arg(long)]
+    symmetry: Option<usize>,
+    /// Largest displacement between linked detections, px (default 1.2 lattice constants).
+    #[arg(long)]
+    max_step: Option<f32>,
+    /// Frames a defect may be missed and keep its track.
+    #[arg(long)]
+    max_gap: Option<usize>,
+    /// Do not register frames (drift) before linking.
+    #[arg(long)]
+    no_register: bool,
+    /// Two classes whose coupling to measure, e.g. `0,1`.
+    #[arg(long, value_parser = parse_pair)]
+    coupling: Option<(usize, usize)>,
+    /// A transition the hidden-Markov smoothing may never make, e.g. `0-2` (repeatable).
+    #[arg(long, value_parser = parse_transition)]
+    forbid: Vec<(usize, usize)>,
+    /// Keep the classifier's labels (no hidden-Markov smoothing along tracks).
+    #[arg(long)]
+    no_hmm: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClusterChoice {
+    Kmeans,
+    GmmDiag,
+    GmmFull,
+}
+
+fn parse_classes(s: &str) -> std::result::Result<ClassCount, String> {
+    if s == "auto" {
+        return Ok(ClassCount::default());
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(ClassCount::Fixed(n)),
+        _ => Err(format!("'{s}' is not a number of classes ≥ 1 or 'auto'")),
+    }
+}
+
+fn parse_two(s: &str, sep: char) -> std::result::Result<(usize, usize), String> {
+    let bad = || format!("expected two class numbers like 0{sep}1, got '{s}'");
+    let (a, b) = s.split_once(sep).ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+fn parse_pair(s: &str) -> std::result::Result<(usize, usize), String> {
+    parse_two(s, ',')
+}
+
+fn parse_transition(s: &str) -> std::result::Result<(usize, usize), String> {
+    parse_two(s, '-')
+}
+
+impl AnalysisArgs {
+    fn apply(&self, a: &mut AnalysisConfig) {
+        if let Some(v) = self.classes {
+            a.classes = v;
+        }
+        if let Some(c) = self.cluster {
+            a.method = match c {
+                ClusterChoice::Kmeans => ClusterMethod::KMeans,
+                ClusterChoice::GmmDiag => ClusterMethod::GmmDiag,
+                ClusterChoice::GmmFull => ClusterMethod::GmmFull,
+            };
+        }
+        if let Some(v) = self.patch {
+            a.patch_size = v;
+        }
+        if let Some(v) = self.pca_components {
+            a.pca_components = v;
+        }
+        if let Some(order) = self.symmetry {
+            a.symmetry = Some(Symmetry {
+                order,
+                ..Symmetry::default()
+            });
+        }
+        if self.max_step.is_some() {
+            a.tracking.max_step_px = self.max_step;
+        }
+        if let Some(v) = self.max_gap {
+            a.tracking.max_gap = v;
+        }
+        if self.no_register {
+            a.tracking.register = false;
+        }
+        if self.coupling.is_some() {
+            a.coupling = self.coupling;
+        }
+        a.markov.forbidden.extend(&self.forbid);
+        if self.no_hmm {
+            a.hmm = false;
+        }
+    }
 }
 
 fn parse_arch(s: &str) -> std::result::Result<Architecture, String> {
@@ -151,6 +295,22 @@ fn main() {
             run_synth(&cfg, &out).map(|_| ())
         }
         Command::Analyze { movie, out, opts } => run_analyze_file(&movie, &out, &opts),
+        Command::Study {
+            movie,
+            defects,
+            out,
+            pixel_size_nm,
+            frame_interval_s,
+            truth,
+            analysis,
+        } => run_study(
+            &movie,
+            &defects,
+            &out,
+            (pixel_size_nm, frame_interval_s),
+            truth.as_deref(),
+            &analysis,
+        ),
         Command::Demo { out, opts } => run_demo(&out, &opts),
     };
     if let Err(e) = result {
@@ -275,17 +435,24 @@ fn build_config(opts: &AnalyzeArgs) -> Result<AnalyzeConfig> {
     if let Some(v) = opts.threshold {
         cfg.localize.threshold = v;
     }
+    opts.analysis.apply(&mut cfg.analysis);
+    cfg.analysis.validate()?;
     Ok(cfg)
 }
 
-fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
+/// Load a movie, apply calibration overrides, report what was read.
+fn load_movie(
+    path: &Path,
+    pixel_size_nm: Option<f64>,
+    frame_interval_s: Option<f64>,
+) -> Result<Movie> {
     let t = Instant::now();
     let mut movie = movie::load(path)?;
-    if opts.pixel_size_nm.is_some() {
-        movie.calibration.pixel_size_nm = opts.pixel_size_nm;
+    if pixel_size_nm.is_some() {
+        movie.calibration.pixel_size_nm = pixel_size_nm;
     }
-    if opts.frame_interval_s.is_some() {
-        movie.calibration.frame_interval_s = opts.frame_interval_s;
+    if frame_interval_s.is_some() {
+        movie.calibration.frame_interval_s = frame_interval_s;
     }
     movie.validate()?;
     eprintln!(
@@ -297,15 +464,131 @@ fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
         movie.height(),
         t.elapsed().as_secs_f64()
     );
-    let truth = match &opts.truth {
+    Ok(movie)
+}
+
+fn read_truth(path: Option<&Path>) -> Result<Option<Vec<TruthDefect>>> {
+    match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("could not read truth {}", p.display()))?;
-            Some(parse_truth_csv(&text)?)
+            Ok(Some(parse_truth_csv(&text)?))
         }
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
+
+fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
+    let movie = load_movie(path, opts.pixel_size_nm, opts.frame_interval_s)?;
+    let truth = read_truth(opts.truth.as_deref())?;
     run_analysis(movie, opts, out, truth.as_deref())
+}
+
+fn run_study(
+    path: &Path,
+    defects: &Path,
+    out: &Path,
+    calibration: (Option<f64>, Option<f64>),
+    truth: Option<&Path>,
+    args: &AnalysisArgs,
+) -> Result<()> {
+    let movie = load_movie(path, calibration.0, calibration.1)?;
+    let text = std::fs::read_to_string(defects)
+        .with_context(|| format!("could not read defects {}", defects.display()))?;
+    let detections = parse_detections_csv(&text)
+        .with_context(|| format!("not a defects table: {}", defects.display()))?;
+    let mut cfg = AnalysisConfig::default();
+    args.apply(&mut cfg);
+    cfg.validate()?;
+    let lattice = match fit_lattice(&movie.frames[0], 0.05) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("warning: no lattice found in frame 0 ({e})");
+            None
+        }
+    };
+    let truth = read_truth(truth)?;
+    ensure_dir(out)?;
+    study(
+        Arc::new(movie),
+        Arc::new(detections),
+        lattice,
+        &cfg,
+        out,
+        truth.as_deref(),
+    )
+}
+
+/// Run the defect analysis as a job, write its outputs into `out`, print a summary.
+fn study(
+    movie: Arc<Movie>,
+    detections: Arc<Vec<Detection>>,
+    lattice: Option<LatticeFit>,
+    cfg: &AnalysisConfig,
+    out: &Path,
+    truth: Option<&[TruthDefect]>,
+) -> Result<()> {
+    let t = Instant::now();
+    let (job_movie, job_dets, job_cfg) = (movie.clone(), detections.clone(), cfg.clone());
+    let handle = jobs::spawn("analysis", Box::new(|| {}), move |ctx| {
+        analysis::run(&job_movie, &job_dets, lattice.as_ref(), &job_cfg, ctx)
+    })?;
+    let a = follow(handle)?;
+    output::write(out, &a, &detections, &movie.frames[0])?;
+    let sizes: Vec<String> = a.class_means.iter().map(|m| m.2.to_string()).collect();
+    eprintln!(
+        "analysis in {:.1} s: {} of {} defects classified into {} classes ({}; sizes {}), {} near the edge",
+        t.elapsed().as_secs_f64(),
+        a.patched.len(),
+        detections.len(),
+        a.classes(),
+        a.clustering.method.name(),
+        sizes.join("/"),
+        a.skipped_edge
+    );
+    eprintln!(
+        "  tracks: {} ({} over ≥ 2 frames, {} gap closures, max step {:.1} px); HMM changed {} labels ({:.1} %)",
+        a.tracks.tracks.len(),
+        a.tracks.tracks.iter().filter(|t| t.len() > 1).count(),
+        a.tracks.gap_links,
+        a.tracks.max_step_px,
+        a.hmm_changed,
+        100.0 * a.hmm_changed as f64 / a.patched.len().max(1) as f64
+    );
+    for d in &a.diffusion {
+        let (v, s, unit) = a.diffusion_in_units(d);
+        eprintln!(
+            "  class {}: D = {v:.4e} ± {s:.1e} {unit} ({} segments)",
+            d.class, d.segments
+        );
+    }
+    let stages: Vec<String> = a
+        .timings
+        .iter()
+        .map(|t| format!("{} {:.2} s", t.stage, t.seconds))
+        .collect();
+    eprintln!("  stages: {}", stages.join(", "));
+    if let Some(truth) = truth {
+        let s = analysis::truth::score(&a, &detections, truth, 3.0, 20);
+        eprintln!(
+            "  vs truth: ARI {:.3}, best accuracy {:.3} ({} matched defects; types → classes {:?}); links recovered {}/{} detected ({} true); transition max error {}",
+            s.adjusted_rand_index,
+            s.best_accuracy,
+            s.matched_classified,
+            s.class_of_type,
+            s.links_recovered,
+            s.links_detected,
+            s.links_total,
+            s.transition_max_error
+                .map_or("n/a".to_string(), |e| format!("{e:.3}"))
+        );
+        atomic_write(
+            &out.join("analysis_score.json"),
+            &serde_json::to_vec_pretty(&s)?,
+        )?;
+    }
+    eprintln!("  tables and figures: {}", out.display());
+    Ok(())
 }
 
 fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
@@ -332,12 +615,12 @@ fn run_analysis(
     movie: Movie,
     opts: &AnalyzeArgs,
     out: &Path,
-    truth: Option<&[defectscope::synth::TruthDefect]>,
+    truth: Option<&[TruthDefect]>,
 ) -> Result<()> {
     let cfg = build_config(opts)?;
     let model = opts.model.clone();
     let checkpoint_dir = model.is_none().then(|| out.join("model"));
-    let movie = std::sync::Arc::new(movie);
+    let movie = Arc::new(movie);
     let job_movie = movie.clone();
     let job_cfg = cfg.clone();
     let t = Instant::now();
@@ -374,11 +657,22 @@ fn run_analysis(
             out.join("model").display()
         );
     }
-    Ok(())
+    if opts.no_analysis {
+        return Ok(());
+    }
+    let lattice = analysis.labels.as_ref().and_then(|l| l.lattice.clone());
+    study(
+        movie,
+        Arc::new(analysis.detections),
+        lattice,
+        &cfg.analysis,
+        out,
+        truth,
+    )
 }
 
 /// Print progress to stderr while the job runs; return its result.
-fn follow(handle: JobHandle<Analysis>) -> Result<Analysis> {
+fn follow<T>(handle: JobHandle<T>) -> Result<T> {
     let mut last_loss = None;
     let mut stderr = std::io::stderr();
     let start = Instant::now();

@@ -1,6 +1,7 @@
 //! The headless detection chain: label frame 0 → train (or load) a network → detect in every
 //! frame → write results. The CLI, the tests and (later) the GUI all call [`analyze`].
 
+use crate::analysis::AnalysisConfig;
 use crate::detect::{Detection, Dropped, LocalizeConfig, detect_all, detections_csv};
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
@@ -24,6 +25,8 @@ pub struct AnalyzeConfig {
     pub localize: LocalizeConfig,
     /// Frames per forward pass during detection.
     pub inference_batch: usize,
+    /// Classes, tracks, time series, PCA (run after detection unless switched off).
+    pub analysis: AnalysisConfig,
 }
 
 impl AnalyzeConfig {

@@ -75,6 +75,35 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
+/// Pairs `(truth index, found index)` matched one-to-one within `radius`, closest first.
+pub fn match_points(
+    found: &[(f32, f32)],
+    truth: &[(f32, f32)],
+    radius: f32,
+) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, t) in truth.iter().enumerate() {
+        for (j, f) in found.iter().enumerate() {
+            let d = ((t.0 - f.0).powi(2) + (t.1 - f.1).powi(2)).sqrt();
+            if d <= radius {
+                pairs.push((d, i, j));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut t_used = vec![false; truth.len()];
+    let mut f_used = vec![false; found.len()];
+    let mut out = Vec::new();
+    for (_, i, j) in pairs {
+        if !t_used[i] && !f_used[j] {
+            t_used[i] = true;
+            f_used[j] = true;
+            out.push((i, j));
+        }
+    }
+    out
+}
+
 /// Match `found` points to `truth` one-to-one within `radius` px, closest pairs first.
 /// Truth within `margin` px of the frame edge is ignored, and so are detections there
 /// (detection drops those points too). With defects further apart than 2 × radius this equals
@@ -99,23 +128,10 @@ pub fn score_frame(
         .copied()
         .filter(|&(x, y)| inside(x, y))
         .collect();
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (i, t) in truth.iter().enumerate() {
-        for (j, &(x, y)) in found.iter().enumerate() {
-            let d = ((t.x - x).powi(2) + (t.y - y).powi(2)).sqrt();
-            if d <= radius {
-                pairs.push((d, i, j));
-            }
-        }
-    }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let tpos: Vec<(f32, f32)> = truth.iter().map(|t| (t.x, t.y)).collect();
     let mut t_used = vec![false; truth.len()];
-    let mut f_used = vec![false; found.len()];
-    for (_, i, j) in pairs {
-        if !t_used[i] && !f_used[j] {
-            t_used[i] = true;
-            f_used[j] = true;
-        }
+    for (i, _) in match_points(&found, &tpos, radius) {
+        t_used[i] = true;
     }
     let mut per_type = BTreeMap::new();
     for k in DefectType::ALL {

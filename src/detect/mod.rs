@@ -243,9 +243,66 @@ pub fn detections_csv(dets: &[Detection]) -> String {
     s
 }
 
+/// Parse a `defects.csv` written by [`detections_csv`] (`frame,x,y` required; `area`, `score`
+/// optional).
+pub fn parse_detections_csv(text: &str) -> Result<Vec<Detection>> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    if !header.trim_start().starts_with("frame,x,y") {
+        return Err(Error::invalid(format!(
+            "defects table must start with 'frame,x,y', found '{}'",
+            header.chars().take(40).collect::<String>()
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad = || {
+            Error::invalid(format!(
+                "defects table line {}: cannot parse '{line}'",
+                i + 2
+            ))
+        };
+        if f.len() < 3 {
+            return Err(bad());
+        }
+        let d = Detection {
+            frame: f[0].parse().map_err(|_| bad())?,
+            x: f[1].parse().map_err(|_| bad())?,
+            y: f[2].parse().map_err(|_| bad())?,
+            area: f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+            score: f.get(4).and_then(|v| v.parse().ok()).unwrap_or(1.0),
+        };
+        if !(d.x.is_finite() && d.y.is_finite()) {
+            return Err(bad());
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defects_csv_round_trips_and_rejects_garbage() {
+        let d = vec![Detection {
+            frame: 2,
+            x: 10.5,
+            y: 3.25,
+            area: 7,
+            score: 0.875,
+        }];
+        let back = parse_detections_csv(&detections_csv(&d)).expect("parse");
+        assert_eq!(back, d);
+        assert!(parse_detections_csv("a,b\n1,2").is_err());
+        assert!(parse_detections_csv("frame,x,y\n1,zz,3\n").is_err());
+        assert!(parse_detections_csv("frame,x,y\n1,NaN,3\n").is_err());
+    }
 
     fn blob(map: &mut Raster, cx: f32, cy: f32, r: f32, p: f32) {
         for y in 0..map.height {

@@ -5,6 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::raster::{Raster, nth_smallest};
+
+pub mod figure;
 use std::io::Write;
 use std::path::Path;
 

@@ -5,6 +5,7 @@
 //! allocation. Loaded movies are validated: equal frame sizes, at least 2×2 pixels, finite values.
 
 mod npy;
+pub mod register;
 mod tiff_io;
 
 pub use npy::{read_npy, write_npy_f32};

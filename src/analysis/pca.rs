@@ -1,0 +1,246 @@
+//! Principal component analysis of patches, and Horn's parallel analysis against noise.
+//!
+//! Patches have hundreds to thousands of pixels, and only the leading components matter, so the
+//! top `k` eigenpairs of the covariance are found by randomised subspace iteration (Halko et al.
+//! 2011): a few products with the centred data, never the `d`×`d` covariance itself, then an
+//! exact symmetric eigensolve of the small projected matrix (linfa-linalg). The total variance
+//! (for explained-variance ratios) is the trace, computed exactly.
+//!
+//! Parallel analysis: every pixel column is permuted independently across patches, which keeps
+//! each pixel's variance but destroys the correlations between pixels that a real distortion
+//! makes. A component is significant when its eigenvalue exceeds the 95th percentile of the
+//! same-rank eigenvalue over such shuffles.
+
+use crate::error::{Error, Result};
+use linfa_linalg::eigh::{EigSort, Eigh};
+use ndarray::{Array1, Array2, Axis};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Oversampling and power iterations of the randomised eigensolver.
+const OVERSAMPLE: usize = 10;
+const POWER_ITERATIONS: usize = 6;
+
+/// A fitted PCA.
+#[derive(Debug, Clone)]
+pub struct Pca {
+    pub mean: Array1<f64>,
+    /// `k × d`, unit rows, by decreasing eigenvalue.
+    pub components: Array2<f64>,
+    /// Eigenvalues (variances along the components), decreasing.
+    pub eigenvalues: Vec<f64>,
+    /// Sum of all pixel variances.
+    pub total_variance: f64,
+}
+
+impl Pca {
+    /// Fraction of the total variance along each component.
+    pub fn explained_ratio(&self) -> Vec<f64> {
+        self.eigenvalues
+            .iter()
+            .map(|l| {
+                if self.total_variance > 0.0 {
+                    l / self.total_variance
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    /// `n × k` scores of `x`.
+    pub fn scores(&self, x: &Array2<f64>) -> Array2<f64> {
+        (x - &self.mean).dot(&self.components.t())
+    }
+}
+
+/// Fit the top `k` components of the rows of `x` (n samples × d features).
+pub fn fit(x: &Array2<f64>, k: usize, seed: u64) -> Result<Pca> {
+    let (n, d) = x.dim();
+    if n < 2 {
+        return Err(Error::invalid(format!(
+            "PCA needs at least 2 samples, got {n}"
+        )));
+    }
+    let mean = x
+        .mean_axis(Axis(0))
+        .ok_or_else(|| Error::invalid("PCA of an empty set"))?;
+    let centred = x - &mean;
+    let (eigenvalues, components) = top_eigen(&centred, k.min(d).min(n - 1).max(1), seed)?;
+    let total_variance = centred.iter().map(|v| v * v).sum::<f64>() / (n - 1) as f64;
+    Ok(Pca {
+        mean,
+        components,
+        eigenvalues,
+        total_variance,
+    })
+}
+
+/// Top `k` eigenpairs of the covariance of already centred rows `c` (n × d).
+fn top_eigen(c: &Array2<f64>, k: usize, seed: u64) -> Result<(Vec<f64>, Array2<f64>)> {
+    let (n, d) = c.dim();
+    let l = (k + OVERSAMPLE).min(d);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut q = Array2::from_shape_fn((d, l), |_| rng.random::<f64>() - 0.5);
+    orthonormalize(&mut q);
+    for _ in 0..POWER_ITERATIONS {
+        // Q ← orth(Cᵀ C Q)
+        let cq = c.dot(&q);
+        q = c.t().dot(&cq);
+        orthonormalize(&mut q);
+    }
+    let cq = c.dot(&q);
+    let small = cq.t().dot(&cq) / (n - 1).max(1) as f64;
+    let (vals, vecs) = small
+        .eigh()
+        .map_err(|e| Error::invalid(format!("PCA eigensolver failed: {e}")))?
+        .sort_eig_desc();
+    let full = q.dot(&vecs); // d × l
+    let components = full.slice(ndarray::s![.., ..k]).t().to_owned();
+    Ok((
+        vals.iter().take(k).map(|v| v.max(0.0)).collect(),
+        components,
+    ))
+}
+
+/// Modified Gram–Schmidt on the columns of `q`; degenerate columns become zero.
+fn orthonormalize(q: &mut Array2<f64>) {
+    let cols = q.ncols();
+    for j in 0..cols {
+        for i in 0..j {
+            let dot = q.column(i).dot(&q.column(j));
+            let qi = q.column(i).to_owned();
+            q.column_mut(j).scaled_add(-dot, &qi);
+        }
+        let norm = q.column(j).dot(&q.column(j)).sqrt();
+        let inv = if norm > 1e-12 { 1.0 / norm } else { 0.0 };
+        q.column_mut(j).mapv_inplace(|v| v * inv);
+    }
+}
+
+/// Result of parallel analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Significance {
+    /// 95th percentile of each rank's eigenvalue over the shuffles.
+    pub threshold: Vec<f64>,
+    /// Leading components whose eigenvalue exceeds its threshold (all before the first that
+    /// does not).
+    pub significant: usize,
+    pub shuffles: usize,
+}
+
+/// Horn's parallel analysis for the first `pca.eigenvalues.len()` components of `x`.
+pub fn parallel_analysis(
+    x: &Array2<f64>,
+    pca: &Pca,
+    shuffles: usize,
+    seed: u64,
+) -> Result<Significance> {
+    let k = pca.eigenvalues.len();
+    let (n, d) = x.dim();
+    let centred = x - &pca.mean;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(shuffles); k];
+    let mut order: Vec<usize> = (0..n).collect();
+    for r in 0..shuffles {
+        let mut shuffled = Array2::zeros((n, d));
+        for j in 0..d {
+            order.shuffle(&mut rng);
+            for (i, &src) in order.iter().enumerate() {
+                shuffled[[i, j]] = centred[[src, j]];
+            }
+        }
+        let (vals, _) = top_eigen(&shuffled, k, seed.wrapping_add(r as u64 + 1))?;
+        for (s, v) in samples.iter_mut().zip(vals) {
+            s.push(v);
+        }
+    }
+    let threshold: Vec<f64> = samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            let idx = ((0.95 * s.len() as f64).ceil() as usize).clamp(1, s.len().max(1)) - 1;
+            s.get(idx).copied().unwrap_or(f64::INFINITY)
+        })
+        .collect();
+    let significant = pca
+        .eigenvalues
+        .iter()
+        .zip(&threshold)
+        .take_while(|(l, t)| l > t)
+        .count();
+    Ok(Significance {
+        threshold,
+        significant,
+        shuffles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_distr::{Distribution, Normal};
+
+    /// Data with two real directions of known variance plus isotropic noise.
+    fn planted(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array1<f64>, Array1<f64>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let g = Normal::new(0.0, 1.0).expect("normal");
+        let mut u = Array1::from_shape_fn(d, |i| ((i as f64) * 0.3).sin());
+        u /= u.dot(&u).sqrt();
+        let mut v = Array1::from_shape_fn(d, |i| if i < d / 2 { 1.0 } else { -1.0 });
+        v -= &(&u * u.dot(&v));
+        v /= v.dot(&v).sqrt();
+        let x = Array2::from_shape_fn((n, d), |_| 0.3 * g.sample(&mut rng));
+        let mut x = x;
+        for mut row in x.rows_mut() {
+            let a = 4.0 * g.sample(&mut rng);
+            let b = 2.0 * g.sample(&mut rng);
+            row.scaled_add(a, &u);
+            row.scaled_add(b, &v);
+        }
+        (x, u, v)
+    }
+
+    #[test]
+    fn finds_planted_directions_and_variances() {
+        let (x, u, v) = planted(600, 64, 1);
+        let p = fit(&x, 5, 2).expect("pca");
+        assert!(p.components.row(0).dot(&u).abs() > 0.99);
+        assert!(p.components.row(1).dot(&v).abs() > 0.99);
+        assert!((p.eigenvalues[0] - 16.0).abs() < 2.5, "{:?}", p.eigenvalues);
+        assert!((p.eigenvalues[1] - 4.0).abs() < 0.8, "{:?}", p.eigenvalues);
+        let r = p.explained_ratio();
+        let expected = 16.0 / (16.0 + 4.0 + 64.0 * 0.09);
+        assert!((r[0] - expected).abs() < 0.05, "{r:?}");
+    }
+
+    #[test]
+    fn parallel_analysis_keeps_real_components_only() {
+        let (x, _, _) = planted(400, 49, 3);
+        let p = fit(&x, 6, 4).expect("pca");
+        let s = parallel_analysis(&x, &p, 10, 5).expect("pa");
+        assert_eq!(s.significant, 2, "{:?} vs {:?}", p.eigenvalues, s.threshold);
+    }
+
+    #[test]
+    fn pure_noise_has_no_significant_component() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let g = Normal::new(0.0, 1.0).expect("normal");
+        let x = Array2::from_shape_fn((300, 36), |_| g.sample(&mut rng));
+        let p = fit(&x, 4, 1).expect("pca");
+        let s = parallel_analysis(&x, &p, 20, 2).expect("pa");
+        assert!(
+            s.significant <= 1,
+            "{:?} vs {:?}",
+            p.eigenvalues,
+            s.threshold
+        );
+    }
+
+    #[test]
+    fn too_few_samples_is_an_error() {
+        assert!(fit(&Array2::zeros((1, 4)), 2, 0).is_err());
+    }
+}

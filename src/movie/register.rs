@@ -1,0 +1,295 @@
+//! Frame-to-frame drift by phase correlation, to sub-pixel precision.
+//!
+//! Both frames are Hann-windowed; the normalised cross-power spectrum is low-passed (noise
+//! dominates the highest frequencies of a STEM frame) and transformed back. The integer peak
+//! nearest zero shift wins: on a crystal every lattice vector gives a peak, and the window makes
+//! the one with the least shift the tallest, so drift is recovered as long as it stays under
+//! half a lattice period per frame. The peak is then refined on a 1/20-px grid by evaluating the
+//! inverse transform directly around it, and by a parabola through the finest samples.
+
+use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
+use crate::lattice::fft::{fft2, signed_bin};
+use crate::raster::Raster;
+use rustfft::num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+
+/// Drift of each frame relative to frame 0, in pixels: the content of frame `f` sits at
+/// `position_in_frame_0 + offset[f]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub offsets: Vec<(f64, f64)>,
+    /// Height of each frame-to-frame correlation peak (1 = identical frames), a quality measure.
+    pub peak_heights: Vec<f64>,
+}
+
+/// Upsampling factor of the sub-pixel refinement.
+const UPSAMPLE: usize = 20;
+/// Low-pass of the cross-power spectrum: Gaussian of this σ in cycles per pixel.
+const LOWPASS_SIGMA: f32 = 0.12;
+
+/// Shift `(dx, dy)` such that `moved(x, y) ≈ reference(x − dx, y − dy)`, and the peak height.
+pub fn phase_correlation(reference: &Raster, moved: &Raster) -> Result<((f64, f64), f64)> {
+    let (w, h) = (reference.width, reference.height);
+    if moved.width != w || moved.height != h {
+        return Err(Error::invalid("registration: frames differ in size"));
+    }
+    if w < 8 || h < 8 {
+        return Err(Error::invalid(format!(
+            "registration needs frames of at least 8x8 px, got {w}x{h}"
+        )));
+    }
+    let a = windowed_spectrum(reference);
+    let spectrum = cross_power(&a, &windowed_spectrum(moved), w, h);
+    let mut cross = spectrum.clone();
+    fft2(&mut cross, w, h, true);
+    // Tallest peak, preferring the smallest shift among (near-)equal peaks.
+    let mut best = (0isize, 0isize, f32::NEG_INFINITY);
+    for y in 0..h {
+        for x in 0..w {
+            let v = cross[y * w + x].re;
+            let (sx, sy) = (signed_bin(x, w), signed_bin(y, h));
+            let better = v > best.2 * 1.02
+                || (v > best.2 * 0.98 && sx * sx + sy * sy < best.0 * best.0 + best.1 * best.1);
+            if better || best.2 == f32::NEG_INFINITY {
+                best = (sx, sy, v);
+            }
+        }
+    }
+    let norm: f32 = spectrum.iter().map(|c| c.norm()).sum();
+    let (mut dx, mut dy, mut peak) = refine(&spectrum, w, h, best.0 as f64, best.1 as f64);
+    // The window stays put while the content moves, which biases the estimate towards zero
+    // shift in proportion to the shift. Shift the moved frame back by the estimate and measure
+    // the residual; a few rounds make the bias negligible.
+    let mut raw: Vec<Complex32> = moved.data.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    fft2(&mut raw, w, h, false);
+    for _ in 0..REFINE_ROUNDS {
+        let back = shifted(&raw, w, h, -dx, -dy);
+        let residual = cross_power(&a, &windowed_spectrum(&back), w, h);
+        let (rx, ry, p) = refine(&residual, w, h, 0.0, 0.0);
+        dx += rx;
+        dy += ry;
+        peak = p;
+        if rx.hypot(ry) < 1e-3 {
+            break;
+        }
+    }
+    Ok(((dx, dy), if norm > 0.0 { peak / norm as f64 } else { 0.0 }))
+}
+
+/// Rounds of shift-back refinement.
+const REFINE_ROUNDS: usize = 4;
+
+/// Low-passed, normalised cross-power spectrum of two windowed spectra.
+fn cross_power(a: &[Complex32], b: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let fy = signed_bin(y, h) as f32 / h as f32;
+        for x in 0..w {
+            let fx = signed_bin(x, w) as f32 / w as f32;
+            let c = b[y * w + x] * a[y * w + x].conj();
+            let m = c.norm();
+            let lp = (-(fx * fx + fy * fy) / (2.0 * LOWPASS_SIGMA * LOWPASS_SIGMA)).exp();
+            out.push(if m > 0.0 { c * (lp / m) } else { c });
+        }
+    }
+    out
+}
+
+/// The image whose spectrum is `spectrum`, translated by (dx, dy) (periodically), as a raster.
+fn shifted(spectrum: &[Complex32], w: usize, h: usize, dx: f64, dy: f64) -> Raster {
+    let tau = 2.0 * std::f64::consts::PI;
+    let mut s: Vec<Complex32> = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let fy = signed_bin(y, h) as f64 / h as f64;
+        for x in 0..w {
+            let fx = signed_bin(x, w) as f64 / w as f64;
+            let ph = -tau * (fx * dx + fy * dy);
+            s.push(spectrum[y * w + x] * Complex32::new(ph.cos() as f32, ph.sin() as f32));
+        }
+    }
+    fft2(&mut s, w, h, true);
+    let n = (w * h) as f32;
+    Raster {
+        width: w,
+        height: h,
+        data: s.iter().map(|c| c.re / n).collect(),
+    }
+}
+
+/// Drift of every frame relative to frame 0, by chaining frame-to-frame shifts.
+pub fn drift(frames: &[Raster], ctx: &JobCtx) -> Result<Drift> {
+    ctx.begin("registering frames", frames.len().saturating_sub(1) as u64);
+    let mut offsets = vec![(0.0, 0.0)];
+    let mut peak_heights = vec![1.0];
+    for f in 1..frames.len() {
+        let ((dx, dy), peak) = phase_correlation(&frames[f - 1], &frames[f])?;
+        let (px, py) = offsets[f - 1];
+        offsets.push((px + dx, py + dy));
+        peak_heights.push(peak);
+        ctx.step(f as u64)?;
+    }
+    Ok(Drift {
+        offsets,
+        peak_heights,
+    })
+}
+
+fn windowed_spectrum(frame: &Raster) -> Vec<Complex32> {
+    let (w, h) = (frame.width, frame.height);
+    let (mean, _) = frame.mean_std();
+    let hann = |i: usize, n: usize| {
+        0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / (n - 1) as f32).cos()
+    };
+    let wx: Vec<f32> = (0..w).map(|x| hann(x, w)).collect();
+    let mut data: Vec<Complex32> = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let wy = hann(y, h);
+        for (x, wxx) in wx.iter().enumerate() {
+            data.push(Complex32::new((frame.get(x, y) - mean) * wxx * wy, 0.0));
+        }
+    }
+    fft2(&mut data, w, h, false);
+    data
+}
+
+/// Evaluate the inverse transform of `spectrum` on a fine grid of ±1 px around `(x0, y0)` and
+/// return the refined peak position and height. Separable: Σ_v e^{iφ_v y} Σ_u S(u,v) e^{iφ_u x}.
+fn refine(spectrum: &[Complex32], w: usize, h: usize, x0: f64, y0: f64) -> (f64, f64, f64) {
+    let n = 2 * UPSAMPLE + 1;
+    let step = 1.0 / UPSAMPLE as f64;
+    let xs: Vec<f64> = (0..n)
+        .map(|i| x0 + (i as f64 - UPSAMPLE as f64) * step)
+        .collect();
+    let ys: Vec<f64> = (0..n)
+        .map(|i| y0 + (i as f64 - UPSAMPLE as f64) * step)
+        .collect();
+    let tau = 2.0 * std::f64::consts::PI;
+    // rows[v][i] = Σ_u S(u, v) e^{2πi u x_i / w}
+    let ex: Vec<Vec<(f64, f64)>> = xs
+        .iter()
+        .map(|&x| {
+            (0..w)
+                .map(|u| {
+                    let ph = tau * signed_bin(u, w) as f64 * x / w as f64;
+                    (ph.cos(), ph.sin())
+                })
+                .collect()
+        })
+        .collect();
+    let mut rows = vec![vec![(0.0f64, 0.0f64); n]; h];
+    for (v, row) in rows.iter_mut().enumerate() {
+        let s = &spectrum[v * w..(v + 1) * w];
+        for (i, e) in ex.iter().enumerate() {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (c, &(cs, sn)) in s.iter().zip(e) {
+                let (a, b) = (c.re as f64, c.im as f64);
+                re += a * cs - b * sn;
+                im += a * sn + b * cs;
+            }
+            row[i] = (re, im);
+        }
+    }
+    let mut grid = vec![0.0f64; n * n];
+    for (j, &y) in ys.iter().enumerate() {
+        let ey: Vec<(f64, f64)> = (0..h)
+            .map(|v| {
+                let ph = tau * signed_bin(v, h) as f64 * y / h as f64;
+                (ph.cos(), ph.sin())
+            })
+            .collect();
+        for i in 0..n {
+            let mut re = 0.0;
+            for (row, &(cs, sn)) in rows.iter().zip(&ey) {
+                let (a, b) = row[i];
+                re += a * cs - b * sn;
+            }
+            grid[j * n + i] = re;
+        }
+    }
+    let (mut bi, mut bj) = (UPSAMPLE, UPSAMPLE);
+    for j in 0..n {
+        for i in 0..n {
+            if grid[j * n + i] > grid[bj * n + bi] {
+                (bi, bj) = (i, j);
+            }
+        }
+    }
+    let at = |i: usize, j: usize| grid[j * n + i];
+    let para = |m: f64, c: f64, p: f64| {
+        let d = m - 2.0 * c + p;
+        if d < 0.0 {
+            (0.5 * (m - p) / d).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        }
+    };
+    let ox = if bi > 0 && bi + 1 < n {
+        para(at(bi - 1, bj), at(bi, bj), at(bi + 1, bj))
+    } else {
+        0.0
+    };
+    let oy = if bj > 0 && bj + 1 < n {
+        para(at(bi, bj - 1), at(bi, bj), at(bi, bj + 1))
+    } else {
+        0.0
+    };
+    (xs[bi] + ox * step, ys[bj] + oy * step, at(bi, bj))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthConfig, generate};
+
+    #[test]
+    fn recovers_synthetic_drift_to_a_quarter_of_a_pixel() {
+        let cfg = SynthConfig {
+            frames: 6,
+            width: 256,
+            height: 256,
+            seed: 5,
+            drift_px: 1.5,
+            ..SynthConfig::default()
+        };
+        let s = generate(&cfg).expect("generate");
+        let d = drift(&s.movie.frames, &JobCtx::detached()).expect("drift");
+        for (f, (&(tx, ty), &(ex, ey))) in s.drift.iter().zip(&d.offsets).enumerate() {
+            let err = ((tx - ex).powi(2) + (ty - ey).powi(2)).sqrt();
+            // Measured: up to 0.2 px on these noisy, jittered frames whose slow background does
+            // not drift with the specimen (issue 5 asks for 0.1 px: not reached yet).
+            assert!(
+                err < 0.25,
+                "frame {f}: true ({tx:.3}, {ty:.3}), measured ({ex:.3}, {ey:.3})"
+            );
+        }
+    }
+
+    #[test]
+    fn pure_translation_of_a_smooth_image() {
+        let w = 64;
+        let img = |sx: f32, sy: f32| {
+            let data = (0..w * w)
+                .map(|k| {
+                    let (x, y) = ((k % w) as f32 - sx, (k / w) as f32 - sy);
+                    (-((x - 30.0).powi(2) + (y - 28.0).powi(2)) / 40.0).exp()
+                        + 0.5 * (-((x - 20.0).powi(2) + (y - 40.0).powi(2)) / 20.0).exp()
+                })
+                .collect();
+            Raster::from_vec(w, w, data).expect("raster")
+        };
+        let ((dx, dy), peak) = phase_correlation(&img(0.0, 0.0), &img(3.3, -2.6)).expect("pc");
+        assert!(
+            (dx - 3.3).abs() < 0.1 && (dy + 2.6).abs() < 0.1,
+            "{dx} {dy}"
+        );
+        assert!(peak > 0.0);
+    }
+
+    #[test]
+    fn mismatched_or_tiny_frames_are_refused() {
+        let a = Raster::zeros(16, 16);
+        assert!(phase_correlation(&a, &Raster::zeros(16, 15)).is_err());
+        assert!(phase_correlation(&Raster::zeros(4, 4), &Raster::zeros(4, 4)).is_err());
+    }
+}
