@@ -70,13 +70,8 @@ enum Command {
         defects: PathBuf,
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        #[arg(long)]
-        pixel_size_nm: Option<f64>,
-        #[arg(long)]
-        frame_interval_s: Option<f64>,
-        /// A truth.csv (frame,x,y,type,id) to score classes, links and transitions against.
-        #[arg(long)]
-        truth: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
         #[command(flatten)]
         analysis: AnalysisArgs,
     },
@@ -130,13 +125,8 @@ struct AnalyzeArgs {
     threshold: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
-    #[arg(long)]
-    pixel_size_nm: Option<f64>,
-    #[arg(long)]
-    frame_interval_s: Option<f64>,
-    /// A truth.csv (frame,x,y,type) to score detections against.
-    #[arg(long)]
-    truth: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
     /// Read the whole analysis config from a JSON file (as written in run.json's "config").
     #[arg(long)]
     config: Option<PathBuf>,
@@ -145,6 +135,18 @@ struct AnalyzeArgs {
     no_analysis: bool,
     #[command(flatten)]
     analysis: AnalysisArgs,
+}
+
+/// Calibration overrides and the truth to score against.
+#[derive(clap::Args)]
+struct InputArgs {
+    #[arg(long)]
+    pixel_size_nm: Option<f64>,
+    #[arg(long)]
+    frame_interval_s: Option<f64>,
+    /// A truth.csv (frame,x,y,type,id) to score detections, classes, links and transitions against.
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 /// Settings of the analysis after detection.
@@ -299,18 +301,9 @@ fn main() {
             movie,
             defects,
             out,
-            pixel_size_nm,
-            frame_interval_s,
-            truth,
+            input,
             analysis,
-        } => run_study(
-            &movie,
-            &defects,
-            &out,
-            (pixel_size_nm, frame_interval_s),
-            truth.as_deref(),
-            &analysis,
-        ),
+        } => run_study(&movie, &defects, &out, &input, &analysis),
         Command::Demo { out, opts } => run_demo(&out, &opts),
     };
     if let Err(e) = result {
@@ -441,18 +434,14 @@ fn build_config(opts: &AnalyzeArgs) -> Result<AnalyzeConfig> {
 }
 
 /// Load a movie, apply calibration overrides, report what was read.
-fn load_movie(
-    path: &Path,
-    pixel_size_nm: Option<f64>,
-    frame_interval_s: Option<f64>,
-) -> Result<Movie> {
+fn load_movie(path: &Path, input: &InputArgs) -> Result<Movie> {
     let t = Instant::now();
     let mut movie = movie::load(path)?;
-    if pixel_size_nm.is_some() {
-        movie.calibration.pixel_size_nm = pixel_size_nm;
+    if input.pixel_size_nm.is_some() {
+        movie.calibration.pixel_size_nm = input.pixel_size_nm;
     }
-    if frame_interval_s.is_some() {
-        movie.calibration.frame_interval_s = frame_interval_s;
+    if input.frame_interval_s.is_some() {
+        movie.calibration.frame_interval_s = input.frame_interval_s;
     }
     movie.validate()?;
     eprintln!(
@@ -479,8 +468,8 @@ fn read_truth(path: Option<&Path>) -> Result<Option<Vec<TruthDefect>>> {
 }
 
 fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
-    let movie = load_movie(path, opts.pixel_size_nm, opts.frame_interval_s)?;
-    let truth = read_truth(opts.truth.as_deref())?;
+    let movie = load_movie(path, &opts.input)?;
+    let truth = read_truth(opts.input.truth.as_deref())?;
     run_analysis(movie, opts, out, truth.as_deref())
 }
 
@@ -488,11 +477,10 @@ fn run_study(
     path: &Path,
     defects: &Path,
     out: &Path,
-    calibration: (Option<f64>, Option<f64>),
-    truth: Option<&Path>,
+    input: &InputArgs,
     args: &AnalysisArgs,
 ) -> Result<()> {
-    let movie = load_movie(path, calibration.0, calibration.1)?;
+    let movie = load_movie(path, input)?;
     let text = std::fs::read_to_string(defects)
         .with_context(|| format!("could not read defects {}", defects.display()))?;
     let detections = parse_detections_csv(&text)
@@ -507,7 +495,7 @@ fn run_study(
             None
         }
     };
-    let truth = read_truth(truth)?;
+    let truth = read_truth(input.truth.as_deref())?;
     ensure_dir(out)?;
     study(
         Arc::new(movie),

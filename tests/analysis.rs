@@ -79,11 +79,10 @@ fn classes_tracks_diffusion_and_transitions_match_the_truth() {
     let linked = score.links_recovered as f64 / score.links_detected as f64;
     assert!(linked >= 0.95, "links {linked}");
 
-    // Registration recovers the generator's drift (chained frame-to-frame, so errors add up;
-    // issue 5's 0.1 px is not reached yet).
+    // Registration recovers the generator's drift (chained frame to frame, so errors add up).
     for (f, (&(tx, ty), &(ex, ey))) in s.drift.iter().zip(&a.drift.offsets).enumerate() {
         assert!(
-            (tx - ex).hypot(ty - ey) < 0.8,
+            (tx - ex).hypot(ty - ey) < 0.3,
             "frame {f}: drift ({tx:.2}, {ty:.2}) measured ({ex:.2}, {ey:.2})"
         );
     }
@@ -102,9 +101,7 @@ fn classes_tracks_diffusion_and_transitions_match_the_truth() {
         "V_S1 D = {:.2} ± {:.2} px²/frame, truth {truth_d:.2}",
         d.d_px2_per_frame, d.d_std_px2_per_frame
     );
-    // Issue 3 asks for 20 %; measured 10.8 ± 1.7 against 16.2 (segments end where the classifier
-    // confuses V_S1 with V_S2). This bound guards what is reached.
-    assert!((d.d_px2_per_frame - truth_d).abs() < 0.5 * truth_d);
+    assert!((d.d_px2_per_frame - truth_d).abs() < 0.2 * truth_d);
     let (dv, _, unit) = a.diffusion_in_units(d);
     assert_eq!(unit, "nm²/s");
     assert!((dv - d.d_px2_per_frame * 0.0125f64.powi(2)).abs() < 1e-12);
@@ -122,9 +119,9 @@ fn classes_tracks_diffusion_and_transitions_match_the_truth() {
     );
 
     // Transition rows with enough counts agree with the true rates along identities.
-    // Issue 3 asks for 0.05; the V_S1/V_S2 confusion above makes it 0.15 here.
+    // Issue 3 asks for 0.05; measured 0.09, from the V_S1-next-to-Mo confusion above.
     let err = score.transition_max_error.expect("some rows have counts");
-    assert!(err <= 0.2, "transition error {err}");
+    assert!(err <= 0.1, "transition error {err}");
 
     // Counts per frame follow the truth's counts of the mapped type.
     let mo_truth: Vec<usize> = (0..cfg.frames)

@@ -37,7 +37,7 @@ impl ClusterMethod {
     }
 }
 
-/// How many classes: fixed, or the BIC minimum over 1..=max.
+/// How many classes: fixed, or chosen by BIC over 1..=max (at its elbow, see [`elbow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClassCount {
@@ -106,11 +106,7 @@ pub fn cluster(
                 let (_, ll) = fit_gmm(features, k, kind, seed)?;
                 bic.push((k, bic_of(ll, k, features.ncols(), n, kind)));
             }
-            let best = bic
-                .iter()
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map_or(1, |b| b.0);
-            (best, bic)
+            (elbow(&bic), bic)
         }
     };
     let posteriors = match method {
@@ -130,6 +126,22 @@ pub fn cluster(
         posteriors,
         bic,
     })
+}
+
+/// Share of the whole BIC improvement (k = 1 → best k) that a smaller k may give up.
+const BIC_ELBOW: f64 = 0.05;
+
+/// The smallest k whose BIC is within [`BIC_ELBOW`] of the best, measured against the whole
+/// improvement over one class. Defect patches are not Gaussian blobs: besides the defect types
+/// they vary continuously (neighbouring defects, localisation error), and the plain BIC minimum
+/// keeps adding components for that, where the elbow stops at the types.
+fn elbow(bic: &[(usize, f64)]) -> usize {
+    let Some(best) = bic.iter().map(|b| b.1).min_by(f64::total_cmp) else {
+        return 1;
+    };
+    let first = bic.first().map_or(best, |b| b.1);
+    let slack = BIC_ELBOW * (first - best).max(0.0);
+    bic.iter().find(|b| b.1 <= best + slack).map_or(1, |b| b.0)
 }
 
 /// Labels from posteriors, classes renumbered by decreasing size (empty classes dropped).
@@ -609,6 +621,19 @@ mod tests {
         let c = cluster(&x, ClusterMethod::GmmFull, ClassCount::Auto { max: 6 }, 1).expect("c");
         assert_eq!(c.classes, 3, "BIC {:?}", c.bic);
         assert_eq!(c.bic.len(), 6);
+    }
+
+    #[test]
+    fn elbow_stops_where_bic_flattens() {
+        let bic = [
+            (1, 0.0),
+            (2, -800.0),
+            (3, -1000.0),
+            (4, -1010.0),
+            (5, -1030.0),
+        ];
+        assert_eq!(elbow(&bic), 3);
+        assert_eq!(elbow(&[(1, 5.0), (2, 9.0)]), 1);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct AnalysisConfig {
     /// Before clustering, weight each patch by a centred Gaussian of σ = this × patch size, so
     /// the defect's own column counts more than the lattice around it (0 = no weighting).
     pub feature_window: f64,
+    /// Gaussian blur of the patches before clustering, px (0 = none).
+    pub feature_blur_px: f64,
     /// Merge classes related by the lattice's point symmetry (off when `None`).
     pub symmetry: Option<Symmetry>,
     /// Most patches the Ward dendrogram clusters (a random subsample above).
@@ -77,7 +79,8 @@ impl Default for AnalysisConfig {
             method: ClusterMethod::default(),
             classes: ClassCount::default(),
             pca_components: 8,
-            feature_window: 0.0,
+            feature_window: 0.15,
+            feature_blur_px: 3.0,
             symmetry: None,
             dendrogram_max_samples: 2000,
             dendrogram_leaves: 30,
@@ -128,6 +131,9 @@ impl AnalysisConfig {
         }
         if !(self.feature_window.is_finite() && self.feature_window >= 0.0) {
             return Err(Error::invalid("the feature window must be ≥ 0"));
+        }
+        if !(self.feature_blur_px.is_finite() && self.feature_blur_px >= 0.0) {
+            return Err(Error::invalid("the feature blur must be ≥ 0 px"));
         }
         if let Some(sym) = self.symmetry
             && !(sym.order == 3 || sym.order == 6)
@@ -244,18 +250,31 @@ impl DefectAnalysis {
     }
 }
 
-/// Patches multiplied by a centred Gaussian of σ = `frac` × size (a copy; `frac` 0 = unchanged).
-fn centre_weighted(data: &Array2<f64>, size: usize, frac: f64) -> Array2<f64> {
-    if frac <= 0.0 {
-        return data.clone();
+/// What the classes are found in: each patch blurred by `feature_blur_px` (localisation error
+/// then moves little) and weighted by a centred Gaussian of σ = `feature_window` × size (the
+/// defect's own column counts more than its neighbours).
+fn features_of(data: &Array2<f64>, cfg: &AnalysisConfig) -> Array2<f64> {
+    let size = cfg.patch_size;
+    let mut out = data.clone();
+    if cfg.feature_blur_px > 0.0 {
+        for mut row in out.rows_mut() {
+            let img = patches::raster_from_row(row.iter().copied(), size)
+                .gaussian_blur(cfg.feature_blur_px as f32);
+            for (v, b) in row.iter_mut().zip(&img.data) {
+                *v = *b as f64;
+            }
+        }
     }
-    let c = (size as f64 - 1.0) / 2.0;
-    let s2 = 2.0 * (frac * size as f64).powi(2);
-    let w = ndarray::Array1::from_shape_fn(size * size, |i| {
-        let (x, y) = ((i % size) as f64 - c, (i / size) as f64 - c);
-        (-(x * x + y * y) / s2).exp()
-    });
-    data * &w
+    if cfg.feature_window > 0.0 {
+        let c = (size as f64 - 1.0) / 2.0;
+        let s2 = 2.0 * (cfg.feature_window * size as f64).powi(2);
+        let w = ndarray::Array1::from_shape_fn(size * size, |i| {
+            let (x, y) = ((i % size) as f64 - c, (i / size) as f64 - c);
+            (-(x * x + y * y) / s2).exp()
+        });
+        out *= &w;
+    }
+    out
 }
 
 /// Run every analysis stage on `detections` of `movie`. `lattice` (from frame-0 labelling)
@@ -315,7 +334,7 @@ pub fn run(
     lap("patches", &mut timings);
     ctx.step(1)?;
 
-    let weighted = centre_weighted(&patches.data, cfg.patch_size, cfg.feature_window);
+    let weighted = features_of(&patches.data, cfg);
     let (features, feature_explained) = if cfg.pca_components > 0 {
         let p = pca::fit(&weighted, cfg.pca_components, cfg.seed)?;
         (p.scores(&weighted), p.explained_ratio())

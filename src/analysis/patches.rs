@@ -123,16 +123,6 @@ pub fn extract(frames: &[Raster], detections: &[Detection], size: usize) -> Resu
 mod tests {
     use super::*;
 
-    fn det(frame: usize, x: f32, y: f32) -> Detection {
-        Detection {
-            frame,
-            x,
-            y,
-            area: 10,
-            score: 0.9,
-        }
-    }
-
     #[test]
     fn centres_the_detection_and_counts_edge_and_nan_cases() {
         // A single bright pixel at (20, 15) in a 40×30 frame.
@@ -142,10 +132,10 @@ mod tests {
         bad.set(5, 5, f32::NAN);
         let frames = vec![f, bad];
         let dets = [
-            det(0, 20.0, 15.0),
-            det(0, 1.0, 15.0),
-            det(1, 6.0, 6.0),
-            det(1, 30.0, 20.0),
+            Detection::at(0, 20.0, 15.0),
+            Detection::at(0, 1.0, 15.0),
+            Detection::at(1, 6.0, 6.0),
+            Detection::at(1, 30.0, 20.0),
         ];
         let p = extract(&frames, &dets, 5).expect("extract");
         assert_eq!(p.detection, vec![0, 3]);
@@ -164,6 +154,6 @@ mod tests {
         let frames = vec![Raster::zeros(10, 10)];
         assert!(extract(&frames, &[], 2).is_err());
         assert!(extract(&frames, &[], 11).is_err());
-        assert!(extract(&frames, &[det(3, 5.0, 5.0)], 4).is_err());
+        assert!(extract(&frames, &[Detection::at(3, 5.0, 5.0)], 4).is_err());
     }
 }

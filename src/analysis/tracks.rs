@@ -19,7 +19,7 @@ pub struct TrackConfig {
     pub max_step_px: Option<f32>,
     /// Frames a defect may go undetected and still keep its track.
     pub max_gap: usize,
-    /// Register frames by phase correlation and link in drift-corrected coordinates.
+    /// Register frames by cross-correlation and link in drift-corrected coordinates.
     pub register: bool,
 }
 
@@ -187,29 +187,19 @@ fn candidates(a: &[usize], b: &[usize], pos: &[(f64, f64)], r: f64) -> Vec<(usiz
 mod tests {
     use super::*;
 
-    fn det(frame: usize, x: f32, y: f32) -> Detection {
-        Detection {
-            frame,
-            x,
-            y,
-            area: 10,
-            score: 0.9,
-        }
-    }
-
     #[test]
     fn crossing_neighbours_are_linked_optimally_and_gaps_closed() {
         // Two defects 10 px apart; in frame 1 the first hops 6 px towards the second, which a
         // greedy nearest-first linker would steal. Frame 2 misses the second; frame 3 has it.
         let dets = vec![
-            det(0, 10.0, 10.0),
-            det(0, 20.0, 10.0),
-            det(1, 16.0, 10.0),
-            det(1, 21.0, 10.5),
-            det(2, 16.5, 10.0),
-            det(3, 16.0, 10.0),
-            det(3, 20.5, 10.0),
-            det(3, 80.0, 80.0),
+            Detection::at(0, 10.0, 10.0),
+            Detection::at(0, 20.0, 10.0),
+            Detection::at(1, 16.0, 10.0),
+            Detection::at(1, 21.0, 10.5),
+            Detection::at(2, 16.5, 10.0),
+            Detection::at(3, 16.0, 10.0),
+            Detection::at(3, 20.5, 10.0),
+            Detection::at(3, 80.0, 80.0),
         ];
         let offsets = vec![(0.0, 0.0); 4];
         let t = link(&dets, &offsets, 8.0, 2).expect("link");
@@ -224,7 +214,11 @@ mod tests {
     #[test]
     fn drift_is_removed_before_linking() {
         // The field moves 30 px per frame; the defect does not move on the specimen.
-        let dets = vec![det(0, 10.0, 10.0), det(1, 40.0, 10.0), det(2, 70.0, 10.0)];
+        let dets = vec![
+            Detection::at(0, 10.0, 10.0),
+            Detection::at(1, 40.0, 10.0),
+            Detection::at(2, 70.0, 10.0),
+        ];
         let offsets = vec![(0.0, 0.0), (30.0, 0.0), (60.0, 0.0)];
         let t = link(&dets, &offsets, 5.0, 1).expect("link");
         assert_eq!(t.tracks, vec![vec![0, 1, 2]]);
@@ -235,7 +229,7 @@ mod tests {
     #[test]
     fn bad_settings_are_refused() {
         assert!(link(&[], &[(0.0, 0.0)], 0.0, 1).is_err());
-        assert!(link(&[det(4, 1.0, 1.0)], &[(0.0, 0.0)], 3.0, 1).is_err());
+        assert!(link(&[Detection::at(4, 1.0, 1.0)], &[(0.0, 0.0)], 3.0, 1).is_err());
         assert!(link(&[], &[], 3.0, 1).expect("empty").tracks.is_empty());
     }
 }

@@ -28,6 +28,20 @@ pub struct Detection {
     pub score: f32,
 }
 
+#[cfg(test)]
+impl Detection {
+    /// A detection at (x, y) of `frame` with a typical area and score, for tests.
+    pub(crate) fn at(frame: usize, x: f32, y: f32) -> Self {
+        Detection {
+            frame,
+            x,
+            y,
+            area: 10,
+            score: 0.9,
+        }
+    }
+}
+
 /// How probability maps become points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,7 +1,10 @@
-//! Frame-to-frame drift by phase correlation, to sub-pixel precision.
+//! Frame-to-frame drift by cross-correlation, to sub-pixel precision.
 //!
-//! Both frames are Hann-windowed; the normalised cross-power spectrum is low-passed (noise
-//! dominates the highest frequencies of a STEM frame) and transformed back. The integer peak
+//! Both frames are Hann-windowed; their cross-power spectrum is low-passed (noise dominates the
+//! highest frequencies of a STEM frame) and transformed back. It is deliberately not whitened
+//! as in phase correlation: on a crystal the strong Bragg peaks carry the precise shift, and
+//! whitening gives the noise-dominated frequencies between them equal weight. On synthetic
+//! WS2 frames whitening gave per-frame errors up to 0.5 px, plain cross-correlation ≤ 0.1 px. The integer peak
 //! nearest zero shift wins: on a crystal every lattice vector gives a peak, and the window makes
 //! the one with the least shift the tallest, so drift is recovered as long as it stays under
 //! half a lattice period per frame. The peak is then refined on a 1/20-px grid by evaluating the
@@ -29,7 +32,7 @@ const UPSAMPLE: usize = 20;
 const LOWPASS_SIGMA: f32 = 0.12;
 
 /// Shift `(dx, dy)` such that `moved(x, y) ≈ reference(x − dx, y − dy)`, and the peak height.
-pub fn phase_correlation(reference: &Raster, moved: &Raster) -> Result<((f64, f64), f64)> {
+pub fn cross_correlation(reference: &Raster, moved: &Raster) -> Result<((f64, f64), f64)> {
     let (w, h) = (reference.width, reference.height);
     if moved.width != w || moved.height != h {
         return Err(Error::invalid("registration: frames differ in size"));
@@ -80,7 +83,7 @@ pub fn phase_correlation(reference: &Raster, moved: &Raster) -> Result<((f64, f6
 /// Rounds of shift-back refinement.
 const REFINE_ROUNDS: usize = 4;
 
-/// Low-passed, normalised cross-power spectrum of two windowed spectra.
+/// Low-passed cross-power spectrum of two windowed spectra (not whitened: see the module docs).
 fn cross_power(a: &[Complex32], b: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -88,9 +91,8 @@ fn cross_power(a: &[Complex32], b: &[Complex32], w: usize, h: usize) -> Vec<Comp
         for x in 0..w {
             let fx = signed_bin(x, w) as f32 / w as f32;
             let c = b[y * w + x] * a[y * w + x].conj();
-            let m = c.norm();
             let lp = (-(fx * fx + fy * fy) / (2.0 * LOWPASS_SIGMA * LOWPASS_SIGMA)).exp();
-            out.push(if m > 0.0 { c * (lp / m) } else { c });
+            out.push(c * lp);
         }
     }
     out
@@ -123,7 +125,7 @@ pub fn drift(frames: &[Raster], ctx: &JobCtx) -> Result<Drift> {
     let mut offsets = vec![(0.0, 0.0)];
     let mut peak_heights = vec![1.0];
     for f in 1..frames.len() {
-        let ((dx, dy), peak) = phase_correlation(&frames[f - 1], &frames[f])?;
+        let ((dx, dy), peak) = cross_correlation(&frames[f - 1], &frames[f])?;
         let (px, py) = offsets[f - 1];
         offsets.push((px + dx, py + dy));
         peak_heights.push(peak);
@@ -243,7 +245,7 @@ mod tests {
     use crate::synth::{SynthConfig, generate};
 
     #[test]
-    fn recovers_synthetic_drift_to_half_a_pixel() {
+    fn recovers_synthetic_drift_to_a_tenth_of_a_pixel_per_frame() {
         let cfg = SynthConfig {
             frames: 6,
             width: 256,
@@ -252,16 +254,22 @@ mod tests {
             drift_px: 1.5,
             ..SynthConfig::default()
         };
-        let s = generate(&cfg).expect("generate");
-        let d = drift(&s.movie.frames, &JobCtx::detached()).expect("drift");
-        for (f, (&(tx, ty), &(ex, ey))) in s.drift.iter().zip(&d.offsets).enumerate() {
-            let err = ((tx - ex).powi(2) + (ty - ey).powi(2)).sqrt();
-            // Measured: errors of 0.2–0.35 px after 1–2 frames of 1.5 px steps on these noisy,
-            // jittered frames (issue 5 asks for 0.1 px: not reached yet).
-            assert!(
-                err < 0.5,
-                "frame {f}: true ({tx:.3}, {ty:.3}), measured ({ex:.3}, {ey:.3})"
-            );
+        for (jitter, bound) in [(0.0, 0.05), (cfg.scan_jitter_px, 0.15)] {
+            let s = generate(&SynthConfig {
+                scan_jitter_px: jitter,
+                ..cfg.clone()
+            })
+            .expect("generate");
+            let d = drift(&s.movie.frames, &JobCtx::detached()).expect("drift");
+            for f in 1..cfg.frames {
+                let step = |o: &[(f64, f64)]| (o[f].0 - o[f - 1].0, o[f].1 - o[f - 1].1);
+                let (t, e) = (step(&s.drift), step(&d.offsets));
+                // Measured ≤ 0.01 px without scan-line jitter, ≤ 0.10 px with 0.3 px of it.
+                assert!(
+                    (t.0 - e.0).hypot(t.1 - e.1) < bound,
+                    "jitter {jitter}, frame {f}: true step {t:?}, measured {e:?}"
+                );
+            }
         }
     }
 
@@ -278,7 +286,7 @@ mod tests {
                 .collect();
             Raster::from_vec(w, w, data).expect("raster")
         };
-        let ((dx, dy), peak) = phase_correlation(&img(0.0, 0.0), &img(3.3, -2.6)).expect("pc");
+        let ((dx, dy), peak) = cross_correlation(&img(0.0, 0.0), &img(3.3, -2.6)).expect("pc");
         assert!(
             (dx - 3.3).abs() < 0.1 && (dy + 2.6).abs() < 0.1,
             "{dx} {dy}"
@@ -289,7 +297,7 @@ mod tests {
     #[test]
     fn mismatched_or_tiny_frames_are_refused() {
         let a = Raster::zeros(16, 16);
-        assert!(phase_correlation(&a, &Raster::zeros(16, 15)).is_err());
-        assert!(phase_correlation(&Raster::zeros(4, 4), &Raster::zeros(4, 4)).is_err());
+        assert!(cross_correlation(&a, &Raster::zeros(16, 15)).is_err());
+        assert!(cross_correlation(&Raster::zeros(4, 4), &Raster::zeros(4, 4)).is_err());
     }
 }
