@@ -752,6 +752,15 @@ mod tests {
             .filter(|&x| (20..40).any(|y| rgb.get_pixel(x, y)[0] < 100))
             .count();
         assert!(dark > 20, "title text rendered ({dark} dark columns)");
+        // The gallery tile (an almost black image) was rendered, not left white.
+        let tile_dark = (450..900)
+            .flat_map(|x| (40..300).map(move |y| (x, y)))
+            .filter(|&(x, y)| rgb.get_pixel(x, y)[1] < 30)
+            .count();
+        assert!(
+            tile_dark > 5000,
+            "gallery image rendered ({tile_dark} dark pixels)"
+        );
     }
 
     #[test]
