@@ -47,6 +47,10 @@ pub struct AnalysisConfig {
     pub feature_window: f64,
     /// Gaussian blur of the patches before clustering, px (0 = none).
     pub feature_blur_px: f64,
+    /// Centre each patch on the lattice column site nearest to its detection (drift-corrected)
+    /// when the frame-0 lattice is known: defects sit on sites, and the patches of one kind then
+    /// align exactly instead of scattering by the localisation error.
+    pub snap_to_lattice: bool,
     /// Merge classes related by the lattice's point symmetry (off when `None`).
     pub symmetry: Option<Symmetry>,
     /// Most patches the Ward dendrogram clusters (a random subsample above).
@@ -79,8 +83,9 @@ impl Default for AnalysisConfig {
             method: ClusterMethod::default(),
             classes: ClassCount::default(),
             pca_components: 8,
-            feature_window: 0.15,
-            feature_blur_px: 3.0,
+            feature_window: 0.12,
+            feature_blur_px: 1.0,
+            snap_to_lattice: true,
             symmetry: None,
             dendrogram_max_samples: 2000,
             dendrogram_leaves: 30,
@@ -185,6 +190,8 @@ pub struct DefectAnalysis {
     pub patched: Vec<usize>,
     pub skipped_edge: usize,
     pub skipped_nonfinite: usize,
+    /// Median distance detections were moved to their lattice site, px (`None`: not snapped).
+    pub median_snap_px: Option<f64>,
     /// Explained variance ratio of the features' principal components.
     pub feature_explained: Vec<f64>,
     pub clustering: Clustering,
@@ -277,6 +284,36 @@ fn features_of(data: &Array2<f64>, cfg: &AnalysisConfig) -> Array2<f64> {
     out
 }
 
+/// Detections moved to the nearest lattice column site (frame-0 lattice shifted by each
+/// frame's drift) when one lies within half the column spacing; with the median move in px.
+fn snap_to_sites(
+    detections: &[Detection],
+    lattice: &LatticeFit,
+    offsets: &[(f64, f64)],
+) -> (Vec<Detection>, Option<f64>) {
+    let limit = 0.5 * lattice.nearest_column_px;
+    let mut moves = Vec::new();
+    let snapped = detections
+        .iter()
+        .map(|d| {
+            let (ox, oy) = offsets.get(d.frame).copied().unwrap_or((0.0, 0.0));
+            let (site, dist) = lattice.nearest_site(d.x - ox as f32, d.y - oy as f32);
+            if dist <= limit {
+                moves.push(dist);
+                Detection {
+                    x: site[0] + ox as f32,
+                    y: site[1] + oy as f32,
+                    ..*d
+                }
+            } else {
+                *d
+            }
+        })
+        .collect();
+    let median = (!moves.is_empty()).then(|| crate::raster::median(&moves) as f64);
+    (snapped, median)
+}
+
 /// Run every analysis stage on `detections` of `movie`. `lattice` (from frame-0 labelling)
 /// orients the symmetry operations and sets the default linking distance.
 pub fn run(
@@ -305,7 +342,22 @@ pub fn run(
     const STEPS: u64 = 8;
     ctx.begin("analysing defects", STEPS);
     let frames = movie.frames.len();
-    let patches = patches::extract(&movie.frames, detections, cfg.patch_size)?;
+    let drift = if cfg.tracking.register && frames > 1 {
+        let d = drift(&movie.frames, ctx)?;
+        ctx.begin("analysing defects", STEPS);
+        d
+    } else {
+        Drift {
+            offsets: vec![(0.0, 0.0); frames],
+            peak_heights: vec![1.0; frames],
+        }
+    };
+    lap("register", &mut timings);
+    let (centres, snap) = match lattice {
+        Some(l) if cfg.snap_to_lattice => snap_to_sites(detections, l, &drift.offsets),
+        _ => (detections.to_vec(), None),
+    };
+    let patches = patches::extract(&movie.frames, &centres, cfg.patch_size)?;
     if patches.skipped_edge > 0 {
         warn(format!(
             "{} of {} defects lie within half a patch ({} px) of the frame edge and were not classified",
@@ -399,17 +451,6 @@ pub fn run(
         raw_class[d] = Some(clustering.labels[row]);
         posterior_of[d] = Some(row);
     }
-    let drift = if cfg.tracking.register && frames > 1 {
-        let d = drift(&movie.frames, ctx)?;
-        ctx.begin("analysing defects", STEPS);
-        d
-    } else {
-        Drift {
-            offsets: vec![(0.0, 0.0); frames],
-            peak_heights: vec![1.0; frames],
-        }
-    };
-    lap("register", &mut timings);
     ctx.step(4)?;
     let lattice_a = lattice.map(|l| (l.a1[0].hypot(l.a1[1])) as f64);
     let max_step = match (cfg.tracking.max_step_px, lattice_a) {
@@ -548,6 +589,7 @@ pub fn run(
         patched: patches.detection.clone(),
         skipped_edge: patches.skipped_edge,
         skipped_nonfinite: patches.skipped_nonfinite,
+        median_snap_px: snap,
         feature_explained,
         clustering,
         merges,

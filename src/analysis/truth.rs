@@ -33,6 +33,10 @@ pub struct AnalysisScore {
     /// Largest |measured − true| over transition-matrix entries whose row has ≥ `min_row`
     /// counts in both, after mapping classes to types.
     pub transition_max_error: Option<f64>,
+    /// Realised diffusion of each true type along the generator's identities, from the
+    /// frame-to-frame steps that keep the type: mean squared step / 4, px²/frame (what the hops
+    /// that really happened give, as opposed to the nominal hop rate).
+    pub true_d_px2_per_frame: Vec<(String, f64)>,
 }
 
 fn type_index(k: DefectType) -> usize {
@@ -135,6 +139,7 @@ pub fn score(
     }
     let nt = DefectType::ALL.len();
     let mut counts = vec![vec![0usize; nt]; nt];
+    let mut steps = vec![(0.0f64, 0usize); nt];
     let (mut total, mut detected, mut recovered) = (0, 0, 0);
     for (i, t) in truth.iter().enumerate() {
         let Some(&j) = by_key.get(&(t.id, t.frame + 1)) else {
@@ -142,6 +147,12 @@ pub fn score(
         };
         total += 1;
         counts[type_index(t.kind)][type_index(truth[j].kind)] += 1;
+        if truth[j].kind == t.kind {
+            let k = type_index(t.kind);
+            let (dx, dy) = ((truth[j].x - t.x) as f64, (truth[j].y - t.y) as f64);
+            steps[k].0 += dx * dx + dy * dy;
+            steps[k].1 += 1;
+        }
         if let (Some(da), Some(db)) = (det_of_truth[i], det_of_truth[j]) {
             detected += 1;
             if a.tracks.next(da) == Some(db) {
@@ -185,6 +196,11 @@ pub fn score(
         true_transitions,
         true_transition_counts: counts,
         transition_max_error: max_err,
+        true_d_px2_per_frame: DefectType::ALL
+            .iter()
+            .zip(&steps)
+            .map(|(k, &(ss, n))| (k.name().to_string(), ss / 4.0 / n.max(1) as f64))
+            .collect(),
     }
 }
 

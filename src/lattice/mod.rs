@@ -128,6 +128,31 @@ pub struct LatticeFit {
 }
 
 impl LatticeFit {
+    /// The column site nearest to (x, y) (frame-0 pixels) and its distance.
+    pub fn nearest_site(&self, x: f32, y: f32) -> ([f32; 2], f32) {
+        // Fractional coordinates: solve origin + u a1 + v a2 = p.
+        let det = self.a1[0] * self.a2[1] - self.a1[1] * self.a2[0];
+        let (px, py) = (x - self.origin[0], y - self.origin[1]);
+        let u = (px * self.a2[1] - py * self.a2[0]) / det;
+        let v = (py * self.a1[0] - px * self.a1[1]) / det;
+        let mut best = ([x, y], f32::INFINITY);
+        for b in &self.basis {
+            // The nearest image of this site may be one cell off the rounded one.
+            for du in -1..=1 {
+                for dv in -1..=1 {
+                    let su = (u - b[0]).round() + du as f32 + b[0];
+                    let sv = (v - b[1]).round() + dv as f32 + b[1];
+                    let c = self.cart(su, sv);
+                    let d = (c[0] - x).hypot(c[1] - y);
+                    if d < best.1 {
+                        best = (c, d);
+                    }
+                }
+            }
+        }
+        best
+    }
+
     fn cart(&self, u: f32, v: f32) -> [f32; 2] {
         [
             self.origin[0] + u * self.a1[0] + v * self.a2[0],
