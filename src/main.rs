@@ -693,15 +693,18 @@ fn follow<T>(handle: JobHandle<T>) -> Result<T> {
             ("training", Some(l)) => format!("  loss {l:.4}"),
             _ => String::new(),
         };
-        let _ = write!(
-            stderr,
-            "\r{:>18} {:>5}/{:<5} {pct:5.1}%{loss}  [{:.0} s]   ",
-            p.stage,
-            p.done,
-            p.total,
-            start.elapsed().as_secs_f64()
-        );
-        let _ = stderr.flush();
+        // Nothing to show before the job's first stage has begun.
+        if !p.stage.is_empty() {
+            let _ = write!(
+                stderr,
+                "\r{:>18} {:>5}/{:<5} {pct:5.1}%{loss}  [{:.0} s]   ",
+                p.stage,
+                p.done,
+                p.total,
+                start.elapsed().as_secs_f64()
+            );
+            let _ = stderr.flush();
+        }
         if handle.is_finished() {
             let _ = writeln!(stderr);
             break;
