@@ -3,7 +3,7 @@
 //! pair-correlation g(r) against randomly placed defects), and the Markov chain of class
 //! transitions along tracks with a hidden-Markov (Viterbi) smoothing of each track's classes.
 
-use super::tracks::Tracks;
+use super::tracks::{Tracks, registered};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
@@ -72,10 +72,7 @@ fn msd_sums(
     max_lag: usize,
 ) -> Vec<(f64, usize)> {
     let mut sums = vec![(0.0, 0usize); max_lag + 1];
-    let pos = |d: usize| {
-        let (ox, oy) = offsets[detections[d].frame];
-        (detections[d].x as f64 - ox, detections[d].y as f64 - oy)
-    };
+    let pos = |d: usize| registered(&detections[d], offsets);
     for seg in segments {
         for (i, &a) in seg.iter().enumerate() {
             let pa = pos(a);
@@ -157,8 +154,7 @@ pub fn diffusion(
                 boot.push(db);
             }
         }
-        let (m, s) = crate::raster::mean_std(&boot.iter().map(|&v| v as f32).collect::<Vec<_>>());
-        let _ = m;
+        let (_, s) = crate::raster::mean_std(&boot.iter().map(|&v| v as f32).collect::<Vec<_>>());
         out.push(Diffusion {
             class: c,
             msd: sums

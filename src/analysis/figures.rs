@@ -1,6 +1,7 @@
 //! The analysis figures as [`Figure`] descriptions (exported as SVG/PNG; drawn by the GUI).
 
 use super::DefectAnalysis;
+use super::tracks::registered;
 use crate::detect::Detection;
 use crate::export::figure::{
     Background, Figure, Gallery, Heatmap, PALETTE, Panel, Plot, Series, Style, Tile, class_colour,
@@ -152,8 +153,8 @@ pub fn trajectories(a: &DefectAnalysis, frame0: &Raster, detections: &[Detection
         let pts = t
             .iter()
             .map(|&d| {
-                let (ox, oy) = a.drift.offsets[detections[d].frame];
-                [detections[d].x as f64 - ox, detections[d].y as f64 - oy]
+                let (x, y) = registered(&detections[d], &a.drift.offsets);
+                [x, y]
             })
             .collect();
         series.push(Series::new(

@@ -1,11 +1,12 @@
 //! Writing the analysis: CSV tables, PCA images (PNG + NPY), figures (SVG + PNG) and a JSON
 //! summary, each file atomically.
 
+use super::tracks::registered;
 use super::{DefectAnalysis, figures};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
-use crate::export::{atomic_write, ensure_dir, png_rgb};
+use crate::export::{atomic_write, ensure_dir, grey_png};
 use crate::movie::write_npy_f32;
 use crate::raster::Raster;
 use std::fmt::Write;
@@ -64,10 +65,7 @@ pub fn tracks_csv(a: &DefectAnalysis, detections: &[Detection]) -> String {
             continue;
         };
         let seq: Vec<String> = t.iter().map(|&d| opt(a.class[d])).collect();
-        let pos = |d: usize| {
-            let (ox, oy) = a.drift.offsets[detections[d].frame];
-            (detections[d].x as f64 - ox, detections[d].y as f64 - oy)
-        };
+        let pos = |d: usize| registered(&detections[d], &a.drift.offsets);
         let (p0, p1) = (pos(f), pos(l));
         let _ = writeln!(
             s,
@@ -180,18 +178,6 @@ pub fn coupling_csvs(a: &DefectAnalysis) -> Option<(String, String)> {
         let _ = writeln!(g, "{},{},{},{}", num(*r), num(*v), num(e.0), num(e.1));
     }
     Some((n, g))
-}
-
-/// Grey PNG, min–max stretched.
-fn grey_png(img: &Raster) -> Result<Vec<u8>> {
-    let (lo, hi) = img.min_max();
-    let k = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let rgb = img
-        .data
-        .iter()
-        .flat_map(|&v| [((v - lo) * k).clamp(0.0, 255.0) as u8; 3])
-        .collect();
-    png_rgb(img.width, img.height, rgb)
 }
 
 fn write_figure(dir: &Path, name: &str, fig: &Figure) -> Result<()> {

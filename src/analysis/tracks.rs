@@ -74,13 +74,7 @@ pub fn link(
             d.frame
         )));
     }
-    let pos: Vec<(f64, f64)> = detections
-        .iter()
-        .map(|d| {
-            let (ox, oy) = offsets[d.frame];
-            (d.x as f64 - ox, d.y as f64 - oy)
-        })
-        .collect();
+    let pos: Vec<(f64, f64)> = detections.iter().map(|d| registered(d, offsets)).collect();
     let mut by_frame: Vec<Vec<usize>> = vec![Vec::new(); frames];
     for (i, d) in detections.iter().enumerate() {
         by_frame[d.frame].push(i);
@@ -154,6 +148,12 @@ pub fn link(
         max_step_px,
         gap_links: gap_pairs.len(),
     })
+}
+
+/// Position of `d` in frame-0 coordinates: its frame's drift `offsets[d.frame]` removed.
+pub fn registered(d: &Detection, offsets: &[(f64, f64)]) -> (f64, f64) {
+    let (ox, oy) = offsets[d.frame];
+    (d.x as f64 - ox, d.y as f64 - oy)
 }
 
 fn dist2(a: (f64, f64), b: (f64, f64)) -> f64 {

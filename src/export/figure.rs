@@ -269,22 +269,10 @@ fn tick_label(v: f64) -> String {
 
 /// Grey PNG of an image, stretched min–max, as a data URL.
 fn image_data_url(img: &Raster) -> Result<String> {
-    let (lo, hi) = img.min_max();
-    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let rgb: Vec<u8> = img
-        .data
-        .iter()
-        .flat_map(|&v| {
-            let g = if v.is_finite() {
-                ((v - lo) * scale).clamp(0.0, 255.0) as u8
-            } else {
-                0
-            };
-            [g, g, g]
-        })
-        .collect();
-    let png = super::png_rgb(img.width, img.height, rgb)?;
-    Ok(format!("data:image/png;base64,{}", base64(&png)))
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64(&super::grey_png(img)?)
+    ))
 }
 
 fn base64(bytes: &[u8]) -> String {
