@@ -9,6 +9,8 @@
 //!   ──pipeline::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
 //! ```
 //! `synth` generates WS2 movies with known truth; `score` compares detections with it.
+//! `gui` (feature `gui`, on by default) is the desktop workbench: panels over the same stages,
+//! run as background jobs.
 //!
 //! # Errors
 //! Every stage returns [`error::Result`]. Long stages take a [`jobs::JobCtx`] and return
@@ -20,6 +22,8 @@ pub mod augment;
 pub mod detect;
 pub mod error;
 pub mod export;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod jobs;
 pub mod lattice;
 pub mod model;

@@ -1,4 +1,5 @@
-//! Command line: `synth`, `analyze`, `study`, `demo`. Thin: parses arguments and calls the library.
+//! Command line: no command (or `open`) starts the workbench window; `synth`, `analyze`, `study`
+//! and `demo` run headless. Thin: parses arguments and calls the library.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -27,11 +28,21 @@ use std::time::{Duration, Instant};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Open the window, render the panel named by --panel into this PNG, and quit (with
+    /// `--panel all`, a folder that receives one PNG per panel).
+    #[arg(long, global = true)]
+    screenshot: Option<PathBuf>,
+    /// The panel to render: movie, ground-truth, augment, train, detect, classes, time, pca,
+    /// export, or all.
+    #[arg(long, default_value = "movie", requires = "screenshot")]
+    panel: String,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the workbench window on a movie file or project folder (without one: the demo movie).
+    Open { path: Option<PathBuf> },
     /// Generate a WS2-like movie with known defects (movie.tif, movie.npy, truth.csv, truth_masks.tif).
     Synth {
         #[arg(long)]
@@ -275,6 +286,64 @@ fn parse_arch(s: &str) -> std::result::Result<Architecture, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        None => run_gui(None, cli.screenshot.as_deref(), &cli.panel),
+        Some(Command::Open { path }) => run_gui(path, cli.screenshot.as_deref(), &cli.panel),
+        Some(c) if cli.screenshot.is_some() => Err(anyhow::anyhow!(
+            "--screenshot renders the window; use it without the {} command",
+            command_name(&c)
+        )),
+        Some(c) => run_headless(c),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Open { .. } => "open",
+        Command::Synth { .. } => "synth",
+        Command::Analyze { .. } => "analyze",
+        Command::Study { .. } => "study",
+        Command::Demo { .. } => "demo",
+    }
+}
+
+#[cfg(feature = "gui")]
+fn run_gui(open: Option<PathBuf>, screenshot: Option<&Path>, panel: &str) -> Result<()> {
+    use defectscope::gui::{Stage, StartOptions, run};
+    let screenshots = match screenshot {
+        None => Vec::new(),
+        Some(path) if panel == "all" => Stage::ALL
+            .iter()
+            .map(|s| (*s, path.join(format!("{}.png", s.slug()))))
+            .collect(),
+        Some(path) => {
+            let stage = Stage::parse(panel).with_context(|| {
+                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.slug()).collect();
+                format!(
+                    "unknown panel '{panel}' (one of {}, or all)",
+                    names.join(", ")
+                )
+            })?;
+            vec![(stage, path.to_path_buf())]
+        }
+    };
+    run(StartOptions { open, screenshots })?;
+    Ok(())
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_gui(_open: Option<PathBuf>, _screenshot: Option<&Path>, _panel: &str) -> Result<()> {
+    anyhow::bail!(
+        "this build has no window (built without the `gui` feature); run `defectscope --help` for the headless commands"
+    )
+}
+
+fn run_headless(command: Command) -> Result<()> {
+    match command {
+        Command::Open { path } => run_gui(path, None, "movie"),
         Command::Synth {
             out,
             frames,
@@ -305,10 +374,6 @@ fn main() {
             analysis,
         } => run_study(&movie, &defects, &out, &input, &analysis),
         Command::Demo { out, opts } => run_demo(&out, &opts),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }
 
@@ -580,7 +645,7 @@ fn study(
 }
 
 fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
-    let cfg = demo_movie_config();
+    let cfg = defectscope::synth::demo_config();
     let movie_dir = out.join("movie");
     let s = run_synth(&cfg, &movie_dir)?;
     let mut movie = s.movie.clone();
@@ -589,16 +654,6 @@ fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
 }
 
 /// The built-in demo movie: small enough for the whole run to take about 3 minutes on 2 CPU cores.
-fn demo_movie_config() -> SynthConfig {
-    SynthConfig {
-        frames: 10,
-        width: 256,
-        height: 256,
-        seed: 1,
-        ..SynthConfig::default()
-    }
-}
-
 fn run_analysis(
     movie: Movie,
     opts: &AnalyzeArgs,

@@ -64,6 +64,72 @@ pub struct Clustering {
     pub bic: Vec<(usize, f64)>,
 }
 
+/// A correction made by hand, replayed after clustering in the order made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "edit")]
+pub enum ManualEdit {
+    /// Put detection `detection` into `class` (numbered as when the edit was made; the number
+    /// one past the last class starts a new class).
+    Relabel { detection: usize, class: usize },
+    /// Put every member of class `from` into class `into`.
+    Merge { from: usize, into: usize },
+}
+
+/// Replay `edits` on `clustering`, whose row `r` is the patch of detection `detection_of_row[r]`.
+/// After each edit the classes are renumbered by size (empty ones dropped), as the user saw them.
+pub fn apply_edits(
+    clustering: &mut Clustering,
+    detection_of_row: &[usize],
+    edits: &[ManualEdit],
+) -> Result<()> {
+    for (i, e) in edits.iter().enumerate() {
+        let k = clustering.classes;
+        let mut post = clustering.posteriors.clone();
+        match *e {
+            ManualEdit::Relabel { detection, class } => {
+                let row = detection_of_row
+                    .iter()
+                    .position(|&d| d == detection)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "manual edit {}: detection {detection} has no patch to classify",
+                            i + 1
+                        ))
+                    })?;
+                if class > k {
+                    return Err(Error::invalid(format!(
+                        "manual edit {}: class {class} does not exist ({k} classes)",
+                        i + 1
+                    )));
+                }
+                if class == k {
+                    post.push_column(Array1::zeros(post.nrows()).view())
+                        .map_err(|e| Error::invalid(format!("new class: {e}")))?;
+                }
+                let mut r = post.row_mut(row);
+                r.fill(0.0);
+                r[class] = 1.0;
+            }
+            ManualEdit::Merge { from, into } => {
+                if from >= k || into >= k || from == into {
+                    return Err(Error::invalid(format!(
+                        "manual edit {}: cannot merge class {from} into {into} ({k} classes)",
+                        i + 1
+                    )));
+                }
+                let absorbed = post.column(from).to_owned();
+                post.column_mut(into).scaled_add(1.0, &absorbed);
+                post.column_mut(from).fill(0.0);
+            }
+        }
+        let (labels, post) = order_by_size(&post);
+        clustering.labels = labels;
+        clustering.classes = post.ncols();
+        clustering.posteriors = post;
+    }
+    Ok(())
+}
+
 const MAX_EM_ITERATIONS: usize = 300;
 const EM_TOLERANCE: f64 = 1e-7;
 
@@ -612,6 +678,60 @@ mod tests {
             for row in c.posteriors.rows() {
                 assert!((row.sum() - 1.0).abs() < 1e-9);
             }
+        }
+    }
+
+    #[test]
+    fn manual_edits_relabel_merge_and_start_classes() {
+        let (x, _) = blobs();
+        let mut c = cluster(&x, ClusterMethod::GmmFull, ClassCount::Fixed(3), 1).expect("c");
+        // Rows hold detections 10, 11, 12, ...
+        let det: Vec<usize> = (0..x.nrows()).map(|r| r + 10).collect();
+        let row0_class = c.labels[0];
+        let other = (row0_class + 1) % 3;
+        apply_edits(
+            &mut c,
+            &det,
+            &[ManualEdit::Relabel {
+                detection: 10,
+                class: other,
+            }],
+        )
+        .expect("relabel");
+        assert_eq!(c.labels[0], other);
+        // A new class of its own.
+        apply_edits(
+            &mut c,
+            &det,
+            &[ManualEdit::Relabel {
+                detection: 11,
+                class: 3,
+            }],
+        )
+        .expect("new class");
+        assert_eq!(c.classes, 4);
+        assert_eq!(c.labels[1], 3, "the one-member class is the smallest");
+        // Merging the two largest leaves three classes, the merged one first.
+        apply_edits(&mut c, &det, &[ManualEdit::Merge { from: 1, into: 0 }]).expect("merge");
+        assert_eq!(c.classes, 3);
+        assert!(c.labels.iter().filter(|&&l| l == 0).count() >= 490);
+        for row in c.posteriors.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-9);
+        }
+        // Mistakes are errors, not panics.
+        for bad in [
+            ManualEdit::Relabel {
+                detection: 5,
+                class: 0,
+            },
+            ManualEdit::Relabel {
+                detection: 10,
+                class: 9,
+            },
+            ManualEdit::Merge { from: 0, into: 0 },
+            ManualEdit::Merge { from: 7, into: 0 },
+        ] {
+            assert!(apply_edits(&mut c, &det, &[bad]).is_err(), "{bad:?}");
         }
     }
 

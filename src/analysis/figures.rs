@@ -200,6 +200,59 @@ pub fn trajectories(a: &DefectAnalysis, frame0: &Raster, detections: &[Detection
     }
 }
 
+/// One frame with its detections marked, coloured by class (grey: no class). `class_of[i]` is
+/// the class of `detections[i]`; only the detections of frame `frame` are drawn.
+pub fn annotated_frame(
+    image: &Raster,
+    frame: usize,
+    detections: &[Detection],
+    class_of: &dyn Fn(usize) -> Option<usize>,
+    classes: usize,
+) -> Figure {
+    let mut by_class = vec![Vec::new(); classes + 1];
+    for (i, d) in detections.iter().enumerate() {
+        if d.frame == frame {
+            let slot = class_of(i).filter(|&c| c < classes).unwrap_or(classes);
+            by_class[slot].push([d.x as f64, d.y as f64]);
+        }
+    }
+    let n: usize = by_class.iter().map(Vec::len).sum();
+    let series = by_class
+        .into_iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(c, p)| {
+            if c == classes {
+                Series::new("unclassified", [128, 128, 128], Style::Markers, p)
+            } else {
+                Series::new(class_name(c), class_colour(c), Style::Markers, p)
+            }
+        })
+        .collect();
+    let (w, h) = (image.width as f64, image.height as f64);
+    let side = 640.0;
+    Figure {
+        title: format!("Frame {frame}: {n} defects"),
+        width: side,
+        height: side * h / w + 80.0,
+        columns: 1,
+        panels: vec![Panel::Plot(Plot {
+            title: String::new(),
+            x_label: "x (px)".into(),
+            y_label: "y (px)".into(),
+            series,
+            background: Some(Background {
+                image: image.clone(),
+                extent: (-0.5, -0.5, w - 0.5, h - 0.5),
+            }),
+            y_down: true,
+            x_range: Some((-0.5, w - 0.5)),
+            y_range: Some((-0.5, h - 0.5)),
+            legend: true,
+        })],
+    }
+}
+
 /// Transition matrix as a heat map: probability and count in each cell.
 pub fn transition_matrix(a: &DefectAnalysis) -> Figure {
     let k = a.classes();

@@ -24,7 +24,7 @@ use crate::movie::Movie;
 use crate::movie::register::{Drift, drift};
 use crate::pipeline::StageTime;
 use crate::raster::Raster;
-use classify::{ClassCount, ClusterMethod, Clustering, Symmetry, SymmetryMerge};
+use classify::{ClassCount, ClusterMethod, Clustering, ManualEdit, Symmetry, SymmetryMerge};
 use dendrogram::Dendrogram;
 use dynamics::{Coupling, Diffusion, MarkovConstraints, Transitions};
 use ndarray::{Array2, Axis};
@@ -74,6 +74,10 @@ pub struct AnalysisConfig {
     pub class_pca_components: usize,
     pub class_pca_shuffles: usize,
     pub seed: u64,
+    /// Corrections made by hand (relabelled defects, merged classes), replayed in order after
+    /// clustering. They refer to detections by index, so they hold for the detections they were
+    /// made on.
+    pub edits: Vec<ManualEdit>,
 }
 
 impl Default for AnalysisConfig {
@@ -100,6 +104,7 @@ impl Default for AnalysisConfig {
             class_pca_components: 8,
             class_pca_shuffles: 20,
             seed: 1,
+            edits: Vec::new(),
         }
     }
 }
@@ -410,6 +415,7 @@ pub fn run(
         }
         None => Vec::new(),
     };
+    classify::apply_edits(&mut clustering, &patches.detection, &cfg.edits)?;
     let classes = clustering.classes;
     let class_means =
         classify::class_means(&patches.data, &clustering.labels, classes, cfg.patch_size);
@@ -471,7 +477,6 @@ pub fn run(
     let transitions_raw = dynamics::transitions(&tracks, detections, &raw_class, classes);
     let hmm_matrix = dynamics::hmm_matrix(&transitions_raw, &cfg.markov);
     let mut class = raw_class.clone();
-    let mut hmm_changed = 0;
     if cfg.hmm {
         let n = clustering.labels.len() as f64;
         let prior: Vec<f64> = (0..classes)
@@ -486,14 +491,20 @@ pub fn run(
             for (&d, c) in t.iter().zip(path) {
                 // Only classified detections get a class; an edge detection stays unclassified.
                 if raw_class[d].is_some() {
-                    if raw_class[d] != Some(c) {
-                        hmm_changed += 1;
-                    }
                     class[d] = Some(c);
                 }
             }
         }
     }
+    // A class set by hand stands, whatever the smoothing prefers.
+    for e in &cfg.edits {
+        if let ManualEdit::Relabel { detection, .. } = *e
+            && raw_class.get(detection).is_some_and(|c| c.is_some())
+        {
+            class[detection] = raw_class[detection];
+        }
+    }
+    let hmm_changed = class.iter().zip(&raw_class).filter(|(a, b)| a != b).count();
     let transitions = dynamics::transitions(&tracks, detections, &class, classes);
     lap("markov", &mut timings);
     ctx.step(6)?;

@@ -159,6 +159,33 @@ pub fn detect_all(
     max_area: usize,
     ctx: &JobCtx,
 ) -> Result<(Vec<Detection>, Dropped)> {
+    detect_all_with_maps(
+        net,
+        model,
+        device,
+        frames,
+        batch,
+        cfg,
+        max_area,
+        ctx,
+        &mut |_, _| {},
+    )
+}
+
+/// [`detect_all`], handing each frame's probability map to `on_map(frame, map)` as it is made
+/// (the GUI keeps them for its overlay).
+#[allow(clippy::too_many_arguments)]
+pub fn detect_all_with_maps(
+    net: &Net,
+    model: &ModelConfig,
+    device: &Device,
+    frames: &[Raster],
+    batch: usize,
+    cfg: &LocalizeConfig,
+    max_area: usize,
+    ctx: &JobCtx,
+    on_map: &mut dyn FnMut(usize, &Raster),
+) -> Result<(Vec<Detection>, Dropped)> {
     cfg.validate()?;
     let mut all = Vec::new();
     let mut dropped = Dropped::default();
@@ -167,6 +194,7 @@ pub fn detect_all(
     for chunk in frames.chunks(batch.max(1)) {
         let maps = probability_maps(net, model, device, chunk)?;
         for map in &maps {
+            on_map(done, map);
             let (d, drop) = localize(map, done, cfg, max_area);
             all.extend(d);
             dropped.add(drop);

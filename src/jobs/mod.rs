@@ -210,9 +210,20 @@ impl<T> JobHandle<T> {
         self.thread.is_finished()
     }
 
+    /// Wait for the job; return its result and the events it sent that were not read yet.
+    pub fn join_with_events(self) -> (Result<T>, Vec<Event>) {
+        let events = self.events;
+        let result = Self::join_thread(self.thread);
+        (result, events.try_iter().collect())
+    }
+
     /// Wait for the job and return its result.
     pub fn join(self) -> Result<T> {
-        self.thread.join().unwrap_or_else(|payload| {
+        Self::join_thread(self.thread)
+    }
+
+    fn join_thread(thread: JoinHandle<Result<T>>) -> Result<T> {
+        thread.join().unwrap_or_else(|payload| {
             Err(Error::Panicked {
                 job: "job thread".into(),
                 msg: panic_message(payload.as_ref()),

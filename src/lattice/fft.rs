@@ -31,6 +31,27 @@ pub fn fft2(data: &mut [Complex32], w: usize, h: usize, inverse: bool) {
     }
 }
 
+/// log(1 + |F|²) of `frame` (mean removed), with zero frequency at the centre pixel
+/// (`w / 2`, `h / 2`): for showing the Bragg peaks and the labelling's cut-off.
+pub fn log_power_spectrum(frame: &crate::raster::Raster) -> crate::raster::Raster {
+    let (w, h) = (frame.width, frame.height);
+    let (mean, _) = frame.mean_std();
+    let mut spec: Vec<Complex32> = frame
+        .data
+        .iter()
+        .map(|&v| Complex32::new(v - mean, 0.0))
+        .collect();
+    fft2(&mut spec, w, h, false);
+    let mut out = crate::raster::Raster::zeros(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let (cx, cy) = ((x + w / 2) % w, (y + h / 2) % h);
+            out.data[cy * w + cx] = spec[y * w + x].norm_sqr().ln_1p();
+        }
+    }
+    out
+}
+
 /// Signed frequency index of bin `k` of an `n`-point FFT (e.g. n-1 → -1).
 pub fn signed_bin(k: usize, n: usize) -> isize {
     if k < n.div_ceil(2) {
@@ -43,6 +64,26 @@ pub fn signed_bin(k: usize, n: usize) -> isize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn power_spectrum_peaks_at_the_wave_frequency_around_the_centre() {
+        let (w, h) = (64, 32);
+        // 8 periods along x, 4 along y.
+        let data = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                (std::f32::consts::TAU * (8.0 * x / w as f32 + 4.0 * y / h as f32)).cos()
+            })
+            .collect();
+        let f = crate::raster::Raster::from_vec(w, h, data).expect("raster");
+        let p = log_power_spectrum(&f);
+        let (_, max) = p.min_max();
+        let peaks: Vec<(usize, usize)> = (0..w * h)
+            .filter(|&i| p.data[i] > 0.9 * max)
+            .map(|i| (i % w, i / w))
+            .collect();
+        assert_eq!(peaks, vec![(w / 2 - 8, h / 2 - 4), (w / 2 + 8, h / 2 + 4)]);
+    }
 
     #[test]
     fn forward_then_inverse_is_identity_times_n() {

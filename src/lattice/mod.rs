@@ -196,6 +196,57 @@ impl Labels {
         self.mask.iter().filter(|&&m| m).count() as f32 / self.mask.len().max(1) as f32
     }
 
+    /// Flag columns beyond `z_threshold` and draw their disks into the mask.
+    fn flag_columns(&mut self, z_threshold: f32, disk_radius_frac: f32) {
+        for c in &mut self.columns {
+            c.flagged = c.z.abs() > z_threshold;
+        }
+        let radius = self
+            .lattice
+            .as_ref()
+            .map_or(0.0, |f| disk_radius_frac * f.nearest_column_px);
+        self.mask = disk_mask(self.width, self.height, &self.flagged_points(), radius);
+    }
+
+    /// Apply new thresholds without measuring the frame again, when `method` differs from the
+    /// one these labels were made with only in its thresholds (z and disk size; lo and hi).
+    /// Returns false (and changes nothing) when a new labelling is needed.
+    pub fn rethreshold(&mut self, method: &LabelMethod) -> Result<bool> {
+        method.validate()?;
+        match (method, &self.method) {
+            (
+                LabelMethod::Columns {
+                    z_threshold,
+                    disk_radius_frac,
+                    min_site_fraction,
+                },
+                LabelMethod::Columns {
+                    min_site_fraction: old,
+                    ..
+                },
+            ) if min_site_fraction == old => {
+                self.flag_columns(*z_threshold, *disk_radius_frac);
+            }
+            (
+                LabelMethod::FftResidual {
+                    cutoff_cycles_per_px,
+                    lo,
+                    hi,
+                },
+                LabelMethod::FftResidual {
+                    cutoff_cycles_per_px: old,
+                    ..
+                },
+            ) if cutoff_cycles_per_px == old => match &self.residual {
+                Some(r) => self.mask = residual_mask(r, *lo, *hi),
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        }
+        self.method = method.clone();
+        Ok(true)
+    }
+
     /// Positions of flagged columns (Columns method).
     pub fn flagged_points(&self) -> Vec<(f32, f32)> {
         self.columns
@@ -262,7 +313,7 @@ fn label_fft_residual(
     for v in res.data.iter_mut() {
         *v = (*v - mn) / span;
     }
-    let mask = res.data.iter().map(|&v| v < lo || v > hi).collect();
+    let mask = residual_mask(&res, lo, hi);
     let (m, s) = mean_std(&res.data);
     Ok(Labels {
         width: w,
@@ -300,30 +351,25 @@ fn label_columns(
         let sigma = sigma.max(1e-6 * med.abs().max(1.0));
         for c in columns.iter_mut().filter(|c| c.site == site) {
             c.z = (c.intensity - med) / sigma;
-            c.flagged = c.z.abs() > z_threshold;
         }
     }
-    let points: Vec<(f32, f32)> = columns
-        .iter()
-        .filter(|c| c.flagged)
-        .map(|c| (c.x, c.y))
-        .collect();
-    let mask = disk_mask(
-        frame.width,
-        frame.height,
-        &points,
-        disk_radius_frac * fit.nearest_column_px,
-    );
-    Ok(Labels {
+    let mut labels = Labels {
         width: frame.width,
         height: frame.height,
-        mask,
+        mask: Vec::new(),
         method: method.clone(),
         lattice: Some(fit),
         columns,
         residual: None,
         suggested_thresholds: None,
-    })
+    };
+    labels.flag_columns(z_threshold, disk_radius_frac);
+    Ok(labels)
+}
+
+/// Pixels of a normalised residual outside [lo, hi].
+fn residual_mask(residual: &Raster, lo: f32, hi: f32) -> Vec<bool> {
+    residual.data.iter().map(|&v| v < lo || v > hi).collect()
 }
 
 /// Square root of the unit-cell area, in pixels.
@@ -842,6 +888,51 @@ mod tests {
             min_site_fraction: 0.05,
         };
         assert!(label(&f, &bad).is_err());
+    }
+
+    #[test]
+    fn rethresholding_equals_labelling_afresh() {
+        let cfg = SynthConfig {
+            frames: 1,
+            width: 160,
+            height: 160,
+            ..SynthConfig::default()
+        };
+        let frame = &generate(&cfg).expect("gen").movie.frames[0];
+        let cases = [
+            (
+                LabelMethod::default(),
+                LabelMethod::Columns {
+                    z_threshold: 2.5,
+                    disk_radius_frac: 0.4,
+                    min_site_fraction: 0.05,
+                },
+            ),
+            (
+                LabelMethod::fft_residual_default(),
+                LabelMethod::FftResidual {
+                    cutoff_cycles_per_px: 0.1,
+                    lo: 0.2,
+                    hi: 0.6,
+                },
+            ),
+        ];
+        for (first, second) in cases {
+            let mut l = label(frame, &first).expect("label");
+            let before = l.mask.clone();
+            assert!(l.rethreshold(&second).expect("valid"));
+            let fresh = label(frame, &second).expect("label");
+            assert_eq!(l.mask, fresh.mask, "{second:?}");
+            assert_ne!(l.mask, before, "{second:?} changed nothing");
+            assert_eq!(l.method, second);
+        }
+        // A different measurement needs a new labelling.
+        let mut l = label(frame, &LabelMethod::default()).expect("label");
+        assert!(
+            !l.rethreshold(&LabelMethod::fft_residual_default())
+                .expect("valid")
+        );
+        assert_eq!(l.method, LabelMethod::default());
     }
 
     #[test]

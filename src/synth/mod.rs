@@ -362,6 +362,18 @@ fn build_lattice(cfg: &SynthConfig, rotation: f64, margin: f64) -> Lattice {
     }
 }
 
+/// The built-in demo movie: 10 frames of 256 × 256 px, seed 1 (small enough to train on in a few
+/// minutes on a laptop CPU).
+pub fn demo_config() -> SynthConfig {
+    SynthConfig {
+        frames: 10,
+        width: 256,
+        height: 256,
+        seed: 1,
+        ..SynthConfig::default()
+    }
+}
+
 /// Generate a movie and its truth from `cfg`.
 pub fn generate(cfg: &SynthConfig) -> Result<SynthMovie> {
     cfg.validate()?;

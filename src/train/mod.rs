@@ -5,7 +5,7 @@
 //! Progress, losses and validation IoU go to the [`JobCtx`]; checkpoints are saved on request;
 //! a NaN/Inf loss stops training with an error and leaves the last good checkpoint in place.
 
-use crate::augment::{AugmentConfig, random_sample};
+use crate::augment::{AugmentConfig, Sample, random_sample};
 use crate::detect::probability_maps;
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx};
@@ -140,6 +140,36 @@ pub struct Trained {
     pub seconds: f64,
 }
 
+/// The network input (`frame` prepared for `model`) and the 0/1 target that crops are cut from.
+fn training_images(frame: &Raster, mask: &[bool], model: &ModelConfig) -> Result<(Raster, Raster)> {
+    if mask.len() != frame.data.len() {
+        return Err(Error::invalid("training mask and frame differ in size"));
+    }
+    let target = Raster::from_vec(
+        frame.width,
+        frame.height,
+        mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
+    )?;
+    Ok((model.prepare(frame), target))
+}
+
+/// `n` augmented training crops drawn with `seed` as training draws them, to preview the
+/// augmentation settings.
+pub fn preview_samples(
+    frame: &Raster,
+    mask: &[bool],
+    cfg: &TrainConfig,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<Sample>> {
+    cfg.validate(frame.width, frame.height)?;
+    let (image, target) = training_images(frame, mask, &cfg.model)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Ok((0..n)
+        .map(|_| random_sample(&image, &target, cfg.crop, &cfg.augment, &mut rng))
+        .collect())
+}
+
 /// Train on `frame` with its 0/1 `mask`. Checkpoints go to `checkpoint_dir` when given.
 pub fn train(
     frame: &Raster,
@@ -150,9 +180,6 @@ pub fn train(
     ctx: &JobCtx,
 ) -> Result<Trained> {
     cfg.validate(frame.width, frame.height)?;
-    if mask.len() != frame.data.len() {
-        return Err(Error::invalid("training mask and frame differ in size"));
-    }
     if !mask.iter().any(|&m| m) {
         return Err(Error::invalid(
             "the frame-0 labels mark no defects, so there is nothing to learn; adjust the labelling thresholds",
@@ -164,12 +191,7 @@ pub fn train(
     }
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
     let device = selected.device.clone().autodiff();
-    let image = cfg.model.prepare(frame);
-    let target = Raster::from_vec(
-        frame.width,
-        frame.height,
-        mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
-    )?;
+    let (image, target) = training_images(frame, mask, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
     // Seed the backend's generator so that the initial weights, and so the run, are reproducible.
     device.seed(cfg.seed);

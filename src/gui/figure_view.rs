@@ -1,0 +1,307 @@
+//! Draws a [`Figure`] (the same description the SVG/PNG export writes) with egui and egui_plot.
+
+use crate::export::figure::{Figure, Gallery, Heatmap, Panel, Plot, Rgb, Style, colormap};
+use crate::raster::Raster;
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
+use egui_plot::{Legend, Line, LineStyle, PlotImage, PlotPoint, Points, VLine};
+
+pub fn colour(c: Rgb) -> Color32 {
+    Color32::from_rgb(c[0], c[1], c[2])
+}
+
+/// A raster as a grey image, min–max scaled (NaN black).
+pub fn grey_image(r: &Raster) -> ColorImage {
+    let (lo, hi) = r.min_max();
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    ColorImage::from_gray_iter(
+        [r.width, r.height],
+        r.data.iter().map(|&v| {
+            if v.is_finite() {
+                (((v - lo) / span) * 255.0).round() as u8
+            } else {
+                0
+            }
+        }),
+    )
+}
+
+pub fn texture(ctx: &egui::Context, name: &str, img: ColorImage) -> TextureHandle {
+    ctx.load_texture(name, img, TextureOptions::NEAREST)
+}
+
+/// A figure with its images uploaded.
+pub struct ShownFigure {
+    pub figure: Figure,
+    /// Per panel: the background or tile textures.
+    textures: Vec<Vec<TextureHandle>>,
+}
+
+impl ShownFigure {
+    pub fn new(ctx: &egui::Context, figure: Figure) -> Self {
+        let textures = figure
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Panel::Plot(pl) => pl
+                    .background
+                    .iter()
+                    .map(|b| texture(ctx, &format!("fig-bg-{i}"), grey_image(&b.image)))
+                    .collect(),
+                Panel::Gallery(g) => g
+                    .tiles
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| texture(ctx, &format!("fig-tile-{i}-{k}"), grey_image(&t.image)))
+                    .collect(),
+                Panel::Heatmap(_) => Vec::new(),
+            })
+            .collect();
+        ShownFigure { figure, textures }
+    }
+}
+
+/// What the user did in a figure.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct FigureResponse {
+    /// A gallery tile was clicked: (panel, tile).
+    pub clicked_tile: Option<(usize, usize)>,
+}
+
+/// Draw `shown` in a region `height` points tall. `cursor_x` draws a vertical line in every plot
+/// (the current frame on time axes).
+pub fn show(
+    ui: &mut egui::Ui,
+    id: &str,
+    shown: &ShownFigure,
+    height: f32,
+    cursor_x: Option<f64>,
+) -> FigureResponse {
+    let f = &shown.figure;
+    let mut resp = FigureResponse::default();
+    ui.label(egui::RichText::new(&f.title).strong());
+    let cols = f.columns.max(1);
+    let rows = f.panels.len().div_ceil(cols).max(1);
+    let spacing = ui.spacing().item_spacing;
+    let w = (ui.available_width() - spacing.x * (cols - 1) as f32) / cols as f32;
+    let h = (height - spacing.y * (rows - 1) as f32) / rows as f32;
+    for (r, chunk) in f.panels.chunks(cols).enumerate() {
+        ui.horizontal(|ui| {
+            for (c, panel) in chunk.iter().enumerate() {
+                let i = r * cols + c;
+                let tex = &shown.textures[i];
+                ui.allocate_ui(Vec2::new(w, h), |ui| {
+                    ui.set_min_size(Vec2::new(w, h));
+                    ui.vertical(|ui| match panel {
+                        Panel::Plot(p) => plot(ui, &format!("{id}-{i}"), p, tex, cursor_x),
+                        Panel::Gallery(g) => {
+                            if let Some(t) = gallery(ui, &format!("{id}-{i}"), g, tex) {
+                                resp.clicked_tile = Some((i, t));
+                            }
+                        }
+                        Panel::Heatmap(hm) => heatmap(ui, hm),
+                    });
+                });
+            }
+        });
+    }
+    resp
+}
+
+fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: Option<f64>) {
+    if !p.title.is_empty() {
+        ui.label(&p.title);
+    }
+    // Image coordinates: y grows downwards; plot −y and label the axis with +y.
+    let sy = if p.y_down { -1.0 } else { 1.0 };
+    let mut plot = egui_plot::Plot::new(id)
+        .x_axis_label(p.x_label.clone())
+        .y_axis_label(p.y_label.clone())
+        .allow_scroll(false);
+    if p.y_down {
+        plot = plot
+            .data_aspect(1.0)
+            .y_axis_formatter(|m, _| format!("{}", -m.value));
+    }
+    if p.legend {
+        plot = plot.legend(Legend::default());
+    }
+    if let Some((a, b)) = p.x_range {
+        plot = plot.include_x(a).include_x(b);
+    }
+    if let Some((a, b)) = p.y_range {
+        plot = plot.include_y(sy * a).include_y(sy * b);
+    }
+    plot.show(ui, |pu| {
+        if let (Some(bg), Some(t)) = (&p.background, tex.first()) {
+            let (x0, y0, x1, y1) = bg.extent;
+            pu.image(PlotImage::new(
+                "",
+                t.id(),
+                PlotPoint::new((x0 + x1) / 2.0, sy * (y0 + y1) / 2.0),
+                Vec2::new((x1 - x0) as f32, (y1 - y0) as f32),
+            ));
+        }
+        for s in &p.series {
+            let pts: Vec<[f64; 2]> = s.points.iter().map(|q| [q[0], sy * q[1]]).collect();
+            let col = colour(s.colour);
+            let style = if s.dashed {
+                LineStyle::dashed_loose()
+            } else {
+                LineStyle::Solid
+            };
+            match s.style {
+                Style::Line | Style::LineMarkers => {
+                    pu.line(
+                        Line::new(s.name.clone(), pts.clone())
+                            .color(col)
+                            .style(style),
+                    );
+                    if s.style == Style::LineMarkers {
+                        pu.points(Points::new("", pts.clone()).color(col).radius(2.5));
+                    }
+                }
+                Style::Markers => pu.points(
+                    Points::new(s.name.clone(), pts.clone())
+                        .color(col)
+                        .radius(3.0),
+                ),
+                Style::Segments => {
+                    for (k, seg) in pts.chunks_exact(2).enumerate() {
+                        let name = if k == 0 {
+                            s.name.clone()
+                        } else {
+                            String::new()
+                        };
+                        pu.line(Line::new(name, seg.to_vec()).color(col).style(style));
+                    }
+                }
+            }
+            for (q, e) in pts.iter().zip(&s.y_errors) {
+                if e.is_finite() && *e > 0.0 {
+                    pu.line(
+                        Line::new("", vec![[q[0], q[1] - e], [q[0], q[1] + e]])
+                            .color(col)
+                            .width(1.0),
+                    );
+                }
+            }
+        }
+        if let Some(x) = cursor_x {
+            pu.vline(VLine::new("current frame", x).color(Color32::RED));
+        }
+    });
+}
+
+/// Returns the clicked tile.
+fn gallery(ui: &mut egui::Ui, id: &str, g: &Gallery, tex: &[TextureHandle]) -> Option<usize> {
+    if !g.title.is_empty() {
+        ui.label(&g.title);
+    }
+    let cols = g.columns.max(1);
+    let side = ((ui.available_width() / cols as f32) - 8.0).clamp(24.0, 160.0);
+    let mut clicked = None;
+    egui::ScrollArea::vertical().id_salt(id).show(ui, |ui| {
+        egui::Grid::new(id).spacing([4.0, 4.0]).show(ui, |ui| {
+            for (k, (t, h)) in g.tiles.iter().zip(tex).enumerate() {
+                ui.vertical(|ui| {
+                    let img =
+                        egui::Image::new((h.id(), Vec2::splat(side))).sense(egui::Sense::click());
+                    let r = ui.add(img);
+                    if let Some(c) = t.frame {
+                        ui.painter().rect_stroke(
+                            r.rect,
+                            0.0,
+                            egui::Stroke::new(2.0, colour(c)),
+                            egui::StrokeKind::Outside,
+                        );
+                    }
+                    if r.clicked() {
+                        clicked = Some(k);
+                    }
+                    ui.small(&t.caption);
+                });
+                if (k + 1) % cols == 0 {
+                    ui.end_row();
+                }
+            }
+        });
+    });
+    clicked
+}
+
+fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
+    if !hm.title.is_empty() {
+        ui.label(&hm.title);
+    }
+    let rows = hm.values.len();
+    let cols = hm.values.first().map_or(0, Vec::len);
+    if rows == 0 || cols == 0 {
+        ui.label("(empty)");
+        return;
+    }
+    let label_w = 70.0;
+    let avail = ui.available_size();
+    let cell = ((avail.x - label_w) / cols as f32)
+        .min((avail.y - 50.0) / rows as f32)
+        .max(12.0);
+    let (rect, _) = ui.allocate_exact_size(
+        Vec2::new(label_w + cell * cols as f32, 40.0 + cell * rows as f32),
+        egui::Sense::hover(),
+    );
+    let painter = ui.painter_at(rect);
+    let font = egui::FontId::proportional(12.0);
+    let text_col = ui.visuals().text_color();
+    let origin = rect.min + Vec2::new(label_w, 20.0);
+    painter.text(
+        rect.min + Vec2::new(label_w + cell * cols as f32 / 2.0, 0.0),
+        egui::Align2::CENTER_TOP,
+        &hm.x_label,
+        font.clone(),
+        text_col,
+    );
+    for (j, l) in hm.col_labels.iter().enumerate() {
+        painter.text(
+            origin + Vec2::new((j as f32 + 0.5) * cell, -2.0),
+            egui::Align2::CENTER_BOTTOM,
+            l,
+            font.clone(),
+            text_col,
+        );
+    }
+    for (i, row) in hm.values.iter().enumerate() {
+        if let Some(l) = hm.row_labels.get(i) {
+            painter.text(
+                origin + Vec2::new(-4.0, (i as f32 + 0.5) * cell),
+                egui::Align2::RIGHT_CENTER,
+                l,
+                font.clone(),
+                text_col,
+            );
+        }
+        for (j, &v) in row.iter().enumerate() {
+            let r = egui::Rect::from_min_size(
+                origin + Vec2::new(j as f32 * cell, i as f32 * cell),
+                Vec2::splat(cell - 1.0),
+            );
+            let c = colormap(v);
+            painter.rect_filled(r, 0.0, colour(c));
+            if let Some(t) = hm.text.get(i).and_then(|r| r.get(j)) {
+                let luminance = 0.3 * c[0] as f32 + 0.6 * c[1] as f32 + 0.1 * c[2] as f32;
+                let tc = if luminance > 140.0 {
+                    Color32::BLACK
+                } else {
+                    Color32::WHITE
+                };
+                painter.text(r.center(), egui::Align2::CENTER_CENTER, t, font.clone(), tc);
+            }
+        }
+    }
+    painter.text(
+        rect.left_bottom() + Vec2::new(0.0, -4.0),
+        egui::Align2::LEFT_BOTTOM,
+        &hm.y_label,
+        font,
+        text_col,
+    );
+}

@@ -1,0 +1,591 @@
+//! The desktop workbench (eframe/egui): a thin layer of panels over [`session::Session`].
+//!
+//! `App::logic` polls the running job, applies the commands the panels pushed during the last
+//! frame, advances playback and handles shortcuts and dropped files; `App::ui` draws. Panels
+//! never call the pipeline themselves. `--screenshot` drives the same app through the stages a
+//! panel needs, renders it in a real window and saves what the window shows.
+
+mod figure_view;
+mod panels;
+pub mod session;
+mod view;
+
+use crate::error::{Error, Result};
+use figure_view::ShownFigure;
+use serde::{Deserialize, Serialize};
+use session::{Command, Level, Session, Settings};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use view::{Display, MovieView};
+
+/// The workbench's panels, one per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Movie,
+    GroundTruth,
+    Augment,
+    Train,
+    Detect,
+    Classes,
+    Time,
+    Pca,
+    Export,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::Movie,
+        Stage::GroundTruth,
+        Stage::Augment,
+        Stage::Train,
+        Stage::Detect,
+        Stage::Classes,
+        Stage::Time,
+        Stage::Pca,
+        Stage::Export,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Stage::Movie => "Movie",
+            Stage::GroundTruth => "Ground truth",
+            Stage::Augment => "Augmentation",
+            Stage::Train => "Training",
+            Stage::Detect => "Detection",
+            Stage::Classes => "Classes",
+            Stage::Time => "Time",
+            Stage::Pca => "PCA",
+            Stage::Export => "Export",
+        }
+    }
+
+    /// The name used on the command line (`--panel`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Stage::Movie => "movie",
+            Stage::GroundTruth => "ground-truth",
+            Stage::Augment => "augment",
+            Stage::Train => "train",
+            Stage::Detect => "detect",
+            Stage::Classes => "classes",
+            Stage::Time => "time",
+            Stage::Pca => "pca",
+            Stage::Export => "export",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|p| p.slug() == s)
+    }
+
+    /// How far the analysis must have got for this panel to show something.
+    fn needs(self) -> Need {
+        match self {
+            Stage::Movie | Stage::GroundTruth | Stage::Augment => Need::Labels,
+            Stage::Train => Need::Model,
+            Stage::Detect => Need::Detections,
+            Stage::Classes | Stage::Time | Stage::Pca | Stage::Export => Need::Analysis,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    Labels,
+    Model,
+    Detections,
+    Analysis,
+}
+
+/// What the window starts with.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// A movie file or project folder; `None` = the built-in demo movie.
+    pub open: Option<PathBuf>,
+    /// Render these panels to these PNG files, then quit.
+    pub screenshots: Vec<(Stage, PathBuf)>,
+}
+
+/// UI state persisted between runs (besides the session's settings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct UiState {
+    stage: Stage,
+    display: Display,
+    brush_radius: f32,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        UiState {
+            stage: Stage::Movie,
+            display: Display::default(),
+            brush_radius: 3.0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct Persisted {
+    settings: Settings,
+    ui: UiState,
+}
+
+const STORAGE_KEY: &str = "defectscope";
+
+/// Detections as drawn: the analysed ones (with classes) or the filtered detections.
+struct Shown {
+    key: (usize, usize, session::DetectionFilter),
+    list: Arc<Vec<crate::detect::Detection>>,
+    by_frame: Vec<Vec<usize>>,
+    classified: bool,
+}
+
+/// A screenshot run in progress.
+struct ScreenshotRun {
+    plan: VecDeque<(Stage, PathBuf)>,
+    settle: u32,
+    requested: bool,
+    image: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+pub struct App {
+    session: Session,
+    ui: UiState,
+    frame: usize,
+    playing: bool,
+    play_clock: f64,
+    view: MovieView,
+    commands: Vec<Command>,
+    /// Figures of the current analysis, by name, with the analysis they came from.
+    figures: HashMap<String, (usize, ShownFigure)>,
+    shown: Option<Shown>,
+    fft: Option<(usize, egui::TextureHandle)>,
+    augment: Option<panels::AugmentPreview>,
+    /// Some(true) paints, Some(false) erases the training mask.
+    brush: Option<bool>,
+    mask_version: u64,
+    /// Index into the shown detections.
+    selected: Option<usize>,
+    browse_class: Option<usize>,
+    relabel_to: usize,
+    merge: (usize, usize),
+    pca_class: usize,
+    hover: Option<([f32; 2], f32)>,
+    /// Time to build each of the last frames, ms.
+    frame_ms: VecDeque<f32>,
+    screenshot: Option<ScreenshotRun>,
+    persist: bool,
+}
+
+impl App {
+    /// The app without a window (tests drive it through egui_kittest). Settings are the
+    /// defaults; nothing is persisted.
+    pub fn new(ctx: &egui::Context, settings: Settings) -> Self {
+        let c = ctx.clone();
+        let session = Session::new(settings, Arc::new(move || c.request_repaint()));
+        App {
+            session,
+            ui: UiState::default(),
+            frame: 0,
+            playing: false,
+            play_clock: 0.0,
+            view: MovieView::default(),
+            commands: Vec::new(),
+            figures: HashMap::new(),
+            shown: None,
+            fft: None,
+            augment: None,
+            brush: None,
+            mask_version: 0,
+            selected: None,
+            browse_class: None,
+            relabel_to: 0,
+            merge: (1, 0),
+            pca_class: 0,
+            hover: None,
+            frame_ms: VecDeque::new(),
+            screenshot: None,
+            persist: false,
+        }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.ui.stage
+    }
+
+    pub fn set_stage(&mut self, s: Stage) {
+        self.ui.stage = s;
+    }
+
+    pub fn current_frame(&self) -> usize {
+        self.frame
+    }
+
+    pub fn selected(&self) -> Option<usize> {
+        self.selected
+    }
+
+    /// Queue a command as a panel would.
+    pub fn push(&mut self, c: Command) {
+        self.commands.push(c);
+    }
+
+    /// Poll the job and apply queued commands (what `logic` does each frame, without input).
+    pub fn tick(&mut self) {
+        if self.session.poll() {
+            self.mask_version += 1;
+        }
+        for c in std::mem::take(&mut self.commands) {
+            if matches!(c, Command::Paint { .. } | Command::ResetMask) {
+                self.mask_version += 1;
+            }
+            self.session.apply(c);
+        }
+        let frames = self.session.movie.as_ref().map_or(1, |m| m.frames.len());
+        if self.frame >= frames {
+            self.frame = frames - 1;
+            self.view.reset();
+        }
+    }
+
+    /// Wait for the running job to finish and apply its result.
+    pub fn wait(&mut self) {
+        self.session.wait();
+        self.mask_version += 1;
+        self.tick();
+    }
+
+    /// One whole frame without a window: input, commands, drawing (what `logic` then `ui` do;
+    /// egui_kittest drives this).
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.handle_input(&ctx);
+        self.tick();
+        self.draw(ui);
+    }
+
+    fn draw(&mut self, ui: &mut egui::Ui) {
+        let t = Instant::now();
+        panels::draw(self, ui);
+        self.frame_ms.push_back(t.elapsed().as_secs_f32() * 1e3);
+        if self.frame_ms.len() > 120 {
+            self.frame_ms.pop_front();
+        }
+    }
+
+    /// Mean and largest time to build a frame over the last 120 frames, ms.
+    pub fn frame_times_ms(&self) -> Option<(f32, f32)> {
+        (!self.frame_ms.is_empty()).then(|| {
+            let mean = self.frame_ms.iter().sum::<f32>() / self.frame_ms.len() as f32;
+            (mean, self.frame_ms.iter().copied().fold(0.0, f32::max))
+        })
+    }
+
+    fn frames(&self) -> usize {
+        self.session.movie.as_ref().map_or(0, |m| m.frames.len())
+    }
+
+    /// The detections drawn and listed, refreshed when their source changes.
+    fn shown(&mut self) -> Option<&Shown> {
+        let det = self.session.detected.as_ref()?;
+        let a = self
+            .session
+            .analysis
+            .as_ref()
+            .map_or(0, |a| Arc::as_ptr(a) as usize);
+        let key = (Arc::as_ptr(det) as usize, a, self.session.settings.filter);
+        if self.shown.as_ref().is_none_or(|s| s.key != key) {
+            let (list, classified) = if a != 0 {
+                (self.session.analysed.clone(), true)
+            } else {
+                (Arc::new(self.session.filtered()), false)
+            };
+            let mut by_frame = vec![Vec::new(); self.frames().max(1)];
+            for (i, d) in list.iter().enumerate() {
+                if let Some(f) = by_frame.get_mut(d.frame) {
+                    f.push(i);
+                }
+            }
+            self.selected = None;
+            self.shown = Some(Shown {
+                key,
+                list,
+                by_frame,
+                classified,
+            });
+        }
+        self.shown.as_ref()
+    }
+
+    /// A figure of the current analysis, built and uploaded once.
+    fn figure(
+        &mut self,
+        ctx: &egui::Context,
+        name: &str,
+        build: impl FnOnce(&crate::analysis::DefectAnalysis) -> Option<crate::export::figure::Figure>,
+    ) -> Option<&ShownFigure> {
+        let a = self.session.analysis.clone()?;
+        let key = Arc::as_ptr(&a) as usize;
+        if self.figures.get(name).is_none_or(|(k, _)| *k != key) {
+            let fig = build(&a)?;
+            self.figures
+                .insert(name.to_string(), (key, ShownFigure::new(ctx, fig)));
+        }
+        self.figures.get(name).map(|(_, f)| f)
+    }
+
+    fn handle_input(&mut self, ctx: &egui::Context) {
+        let frames = self.frames();
+        let typing = ctx.egui_wants_keyboard_input();
+        ctx.input(|i| {
+            if !typing && frames > 0 {
+                if i.key_pressed(egui::Key::ArrowRight) {
+                    self.frame = (self.frame + 1).min(frames - 1);
+                }
+                if i.key_pressed(egui::Key::ArrowLeft) {
+                    self.frame = self.frame.saturating_sub(1);
+                }
+                if i.key_pressed(egui::Key::Home) {
+                    self.frame = 0;
+                }
+                if i.key_pressed(egui::Key::End) {
+                    self.frame = frames - 1;
+                }
+                if i.key_pressed(egui::Key::Space) {
+                    self.playing = !self.playing;
+                }
+            }
+            if i.key_pressed(egui::Key::Escape)
+                && let Some(j) = &self.session.job
+            {
+                j.cancel();
+            }
+            for f in &i.raw.dropped_files {
+                let p = f.path().to_path_buf();
+                if !p.as_os_str().is_empty() {
+                    self.commands.push(open_command(p));
+                }
+            }
+        });
+        if self.playing && frames > 1 {
+            let now = ctx.input(|i| i.time);
+            let step = 1.0 / self.ui.display.fps.max(0.1) as f64;
+            if now - self.play_clock >= step {
+                self.play_clock = now;
+                self.frame = (self.frame + 1) % frames;
+            }
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(step));
+        }
+    }
+
+    fn drive_screenshot(&mut self, ctx: &egui::Context) {
+        if let Some(mut run) = self.screenshot.take() {
+            self.screenshot_step(&mut run, ctx);
+            self.screenshot = Some(run);
+        }
+    }
+
+    fn screenshot_step(&mut self, run: &mut ScreenshotRun, ctx: &egui::Context) {
+        ctx.request_repaint();
+        if let Some(n) = self
+            .session
+            .notices
+            .iter()
+            .find(|n| n.level == Level::Error)
+        {
+            if let Ok(mut e) = run.error.lock() {
+                *e = Some(n.text.clone());
+            }
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        let Some((stage, path)) = run.plan.front().cloned() else {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        };
+        if self.session.busy() {
+            return;
+        }
+        let s = &self.session;
+        let have = if s.movie.is_none() || s.labels.is_none() {
+            None
+        } else if s.model.is_none() {
+            Some(Need::Labels)
+        } else if s.detected.is_none() {
+            Some(Need::Model)
+        } else if s.analysis.is_none() {
+            Some(Need::Detections)
+        } else {
+            Some(Need::Analysis)
+        };
+        let need = stage.needs();
+        if have.is_none_or(|h| h < need) {
+            let next = match have {
+                None if s.movie.is_some() => Command::Label,
+                None => return,
+                Some(Need::Labels) => Command::Train,
+                Some(Need::Model) => Command::Detect,
+                _ => Command::Analyse,
+            };
+            self.commands.push(next);
+            return;
+        }
+        if self.ui.stage != stage {
+            run.settle = 0;
+            run.requested = false;
+            self.ui.stage = stage;
+            let frames = self.frames();
+            self.frame = match stage {
+                Stage::Movie | Stage::GroundTruth | Stage::Augment | Stage::Train => 0,
+                _ => frames / 2,
+            };
+            if stage == Stage::Detect {
+                self.selected = self
+                    .shown()
+                    .and_then(|s| s.by_frame.get(frames / 2)?.first().copied());
+            }
+            return;
+        }
+        // Let layout and textures settle for a few frames, then take the picture.
+        run.settle += 1;
+        if run.settle < 8 {
+            return;
+        }
+        if !run.requested {
+            run.requested = true;
+            let slot = run.image.clone();
+            ctx.request_screenshot(move |img| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(img);
+                }
+            });
+            return;
+        }
+        let taken = run.image.lock().ok().and_then(|mut s| s.take());
+        if let Some(img) = taken {
+            if let Err(e) = save_rgba_png(&path, &img) {
+                if let Ok(mut slot) = run.error.lock() {
+                    *slot = Some(e.to_string());
+                }
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                return;
+            }
+            eprintln!("screenshot: {} → {}", stage.slug(), path.display());
+            run.plan.pop_front();
+        }
+    }
+}
+
+fn open_command(p: PathBuf) -> Command {
+    if p.join("project.json").is_file() {
+        Command::OpenProject(p)
+    } else {
+        Command::OpenMovie(p)
+    }
+}
+
+fn save_rgba_png(path: &Path, img: &egui::ColorImage) -> Result<()> {
+    let rgb: Vec<u8> = img
+        .pixels
+        .iter()
+        .flat_map(|c| [c.r(), c.g(), c.b()])
+        .collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::export::ensure_dir(dir)?;
+    }
+    let png = crate::export::png_rgb(img.width(), img.height(), rgb)?;
+    crate::export::atomic_write(path, &png)
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.handle_input(ctx);
+        self.tick();
+        self.drive_screenshot(ctx);
+        if self.session.busy() {
+            // Progress bars move with the job's wake-ups; this keeps elapsed times ticking.
+            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            let p = Persisted {
+                settings: self.session.settings.clone(),
+                ui: self.ui.clone(),
+            };
+            eframe::set_value(storage, STORAGE_KEY, &p);
+        }
+    }
+}
+
+/// Open the workbench window. Returns when it is closed; with screenshots, fails if one could
+/// not be made.
+pub fn run(opts: StartOptions) -> Result<()> {
+    let screenshot = !opts.screenshots.is_empty();
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("defectscope")
+            .with_inner_size([1600.0, 1000.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_drag_and_drop(true),
+        // Screenshots show the defaults, not whatever the last session left.
+        persist_window: !screenshot,
+        ..Default::default()
+    };
+    let error = Arc::new(Mutex::new(None));
+    let err = error.clone();
+    let outcome = eframe::run_native(
+        "defectscope",
+        native,
+        Box::new(move |cc| {
+            let persisted: Persisted = if screenshot {
+                Persisted::default()
+            } else {
+                cc.storage
+                    .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+                    .unwrap_or_default()
+            };
+            let mut app = App::new(&cc.egui_ctx, persisted.settings);
+            app.ui = persisted.ui;
+            app.persist = !screenshot;
+            app.push(match opts.open {
+                Some(p) => open_command(p),
+                None => Command::OpenDemo,
+            });
+            if screenshot {
+                app.screenshot = Some(ScreenshotRun {
+                    plan: opts.screenshots.into_iter().collect(),
+                    settle: 0,
+                    requested: false,
+                    image: Arc::new(Mutex::new(None)),
+                    error: err,
+                });
+            }
+            Ok(Box::new(app))
+        }),
+    );
+    outcome.map_err(|e| Error::invalid(format!("could not open the window: {e}")))?;
+    let failed = error.lock().ok().and_then(|mut e| e.take());
+    match failed {
+        Some(e) => Err(Error::invalid(format!("screenshot failed: {e}"))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,1094 @@
+//! The workbench's data store and job runner, free of GUI types: what has been loaded and
+//! computed, the settings each stage runs with, the one background job, and notifications.
+//!
+//! Panels read a [`Session`] and push [`Command`]s; the app applies them once per frame with
+//! [`Session::apply`] and polls the running job with [`Session::poll`]. Every stage is a call
+//! into the library on a job thread, exactly as the CLI makes it.
+
+use crate::analysis::{self, AnalysisConfig, DefectAnalysis};
+use crate::detect::{Detection, LocalizeConfig, detect_all_with_maps, detections_csv};
+use crate::error::{Error, Result};
+use crate::export::figure::Figure;
+use crate::export::{atomic_write, ensure_dir};
+use crate::jobs::{self, Event, JobHandle, Progress};
+use crate::lattice::{LabelMethod, Labels, label};
+use crate::model::{
+    CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
+    select_device,
+};
+use crate::movie::{self, Movie};
+use crate::raster::Raster;
+use crate::synth::{self, TruthDefect};
+use crate::train::{TrainConfig, train};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Probability maps are kept for the overlay while they fit in this many bytes (1 byte/pixel).
+const MAP_BUDGET_BYTES: usize = 512 << 20;
+/// Recent files remembered.
+const RECENT: usize = 8;
+
+/// Which detections the later stages use: live filters on score and blob size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectionFilter {
+    pub min_score: f32,
+    pub min_area_px: usize,
+    /// 0 = no upper limit.
+    pub max_area_px: usize,
+}
+
+impl Default for DetectionFilter {
+    fn default() -> Self {
+        DetectionFilter {
+            min_score: 0.5,
+            min_area_px: 0,
+            max_area_px: 0,
+        }
+    }
+}
+
+impl DetectionFilter {
+    pub fn keeps(&self, d: &Detection) -> bool {
+        d.score >= self.min_score
+            && d.area >= self.min_area_px
+            && (self.max_area_px == 0 || d.area <= self.max_area_px)
+    }
+}
+
+/// Every setting of every stage: persisted between runs and saved in projects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub label: LabelMethod,
+    pub train: TrainConfig,
+    pub localize: LocalizeConfig,
+    pub filter: DetectionFilter,
+    pub inference_batch: usize,
+    pub analysis: AnalysisConfig,
+    pub augment_preview_seed: u64,
+    /// Where figures and tables are exported.
+    pub export_dir: PathBuf,
+    /// Exported figure size in CSS pixels (1/96 inch) is scaled to this resolution.
+    pub export_dpi: f64,
+    pub recent: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            label: LabelMethod::default(),
+            train: TrainConfig::default(),
+            localize: LocalizeConfig::default(),
+            filter: DetectionFilter::default(),
+            inference_batch: 2,
+            analysis: AnalysisConfig::default(),
+            augment_preview_seed: 0,
+            export_dir: PathBuf::from("results/gui"),
+            export_dpi: 300.0,
+            recent: Vec::new(),
+        }
+    }
+}
+
+/// A trained or loaded network, ready for inference.
+pub struct Model {
+    pub net: Net,
+    pub device: Device,
+    pub device_name: String,
+    pub config: ModelConfig,
+    pub mask_radius_px: f32,
+    /// "trained here" or the folder it was loaded from.
+    pub source: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("device", &self.device_name)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Detections in every frame, with the probability maps when they fit in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Detected {
+    pub all: Vec<Detection>,
+    /// One map per frame, probability × 255 (empty when the movie was too large to keep them).
+    pub maps: Vec<Vec<u8>>,
+    pub warnings: Vec<String>,
+}
+
+/// The kinds of background job; one runs at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Open,
+    Label,
+    Train,
+    LoadModel,
+    Detect,
+    Analyse,
+    Export,
+    SaveProject,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Open => "opening",
+            JobKind::Label => "labelling frame 0",
+            JobKind::Train => "training",
+            JobKind::LoadModel => "loading the model",
+            JobKind::Detect => "detecting",
+            JobKind::Analyse => "analysing",
+            JobKind::Export => "exporting",
+            JobKind::SaveProject => "saving the project",
+        }
+    }
+}
+
+/// What a finished job hands back.
+enum Output {
+    Opened(Box<Opened>),
+    Labelled(Labels),
+    Model(Box<Model>),
+    Detected(Detected),
+    Analysed(Box<DefectAnalysis>, Vec<Detection>),
+    Wrote(String),
+}
+
+/// A movie with whatever a project brought along.
+struct Opened {
+    movie: Movie,
+    path: Option<PathBuf>,
+    truth: Option<Vec<TruthDefect>>,
+    project: Option<ProjectParts>,
+}
+
+struct ProjectParts {
+    settings: Settings,
+    labels: Option<Labels>,
+    mask: Option<Vec<bool>>,
+    model: Option<Model>,
+    detected: Option<Detected>,
+    analysis: Option<(DefectAnalysis, Vec<Detection>)>,
+}
+
+/// The running job.
+pub struct Job {
+    pub kind: JobKind,
+    pub started: Instant,
+    handle: JobHandle<Output>,
+}
+
+impl Job {
+    pub fn progress(&self) -> Progress {
+        self.handle.ctx.progress()
+    }
+
+    pub fn cancel(&self) {
+        self.handle.ctx.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.handle.ctx.is_cancelled()
+    }
+}
+
+/// How bad a notification is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub level: Level,
+    pub text: String,
+}
+
+/// What a panel asks the session to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    OpenDemo,
+    OpenMovie(PathBuf),
+    OpenProject(PathBuf),
+    SaveProject(PathBuf),
+    /// Label frame 0 with the current settings (rethresholding when only thresholds changed).
+    Label,
+    /// Set (true) or clear a disk of the training mask: centre x, y and radius in px.
+    Paint {
+        x: f32,
+        y: f32,
+        radius: f32,
+        on: bool,
+    },
+    /// Throw away the hand edits of the mask.
+    ResetMask,
+    Train,
+    SaveModel(PathBuf),
+    LoadModel(PathBuf),
+    Detect,
+    Analyse,
+    /// Reclassify one detection by hand (its class as currently numbered; one past the last
+    /// class starts a new one), then analyse again.
+    Relabel {
+        detection: usize,
+        class: usize,
+    },
+    Merge {
+        from: usize,
+        into: usize,
+    },
+    UndoEdit,
+    /// Every table and figure of the analysis into the export folder.
+    ExportAll,
+    /// One figure as `<name>.svg` and `<name>.png` (at the export resolution) into the export
+    /// folder.
+    ExportFigure(String, Box<Figure>),
+    Cancel,
+    DismissNotice(usize),
+}
+
+/// The data store.
+pub struct Session {
+    pub settings: Settings,
+    pub movie: Option<Arc<Movie>>,
+    /// Where the movie came from (a path, or the built-in demo).
+    pub movie_path: Option<PathBuf>,
+    pub truth: Option<Arc<Vec<TruthDefect>>>,
+    pub labels: Option<Labels>,
+    /// The training mask of frame 0: the labels plus hand edits.
+    pub mask: Vec<bool>,
+    pub mask_edited: bool,
+    pub model: Option<Arc<Model>>,
+    pub losses: Vec<[f64; 2]>,
+    pub validation: Vec<[f64; 2]>,
+    pub detected: Option<Arc<Detected>>,
+    pub analysis: Option<Arc<DefectAnalysis>>,
+    /// The detections the analysis ran on (the filtered ones).
+    pub analysed: Arc<Vec<Detection>>,
+    pub job: Option<Job>,
+    pub notices: Vec<Notice>,
+    /// Seconds the last finished job of each kind took.
+    pub last_job_seconds: Vec<(JobKind, f64)>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Session {
+    /// An empty session; `wake` is called from job threads when there is news (the GUI passes
+    /// its repaint request).
+    pub fn new(settings: Settings, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Session {
+            settings,
+            movie: None,
+            movie_path: None,
+            truth: None,
+            labels: None,
+            mask: Vec::new(),
+            mask_edited: false,
+            model: None,
+            losses: Vec::new(),
+            validation: Vec::new(),
+            detected: None,
+            analysis: None,
+            analysed: Arc::new(Vec::new()),
+            job: None,
+            notices: Vec::new(),
+            last_job_seconds: Vec::new(),
+            wake,
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    pub fn running(&self, kind: JobKind) -> bool {
+        self.job.as_ref().is_some_and(|j| j.kind == kind)
+    }
+
+    pub fn notify(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        // The same message twice in a row is one notification.
+        if self.notices.last().is_some_and(|n| n.text == text) {
+            return;
+        }
+        self.notices.push(Notice { level, text });
+    }
+
+    /// Detections passing the live filter.
+    pub fn filtered(&self) -> Vec<Detection> {
+        self.detected.as_ref().map_or_else(Vec::new, |d| {
+            d.all
+                .iter()
+                .filter(|x| self.settings.filter.keeps(x))
+                .copied()
+                .collect()
+        })
+    }
+
+    /// The class of each analysed detection, by index into [`Self::analysed`].
+    pub fn class_of(&self, i: usize) -> Option<usize> {
+        self.analysis
+            .as_ref()
+            .and_then(|a| a.class.get(i).copied().flatten())
+    }
+
+    fn remember(&mut self, path: &Path) {
+        self.settings.recent.retain(|p| p != path);
+        self.settings.recent.insert(0, path.to_path_buf());
+        self.settings.recent.truncate(RECENT);
+    }
+
+    fn start<F>(&mut self, kind: JobKind, work: F)
+    where
+        F: FnOnce(&jobs::JobCtx) -> Result<Output> + Send + 'static,
+    {
+        if let Some(j) = &self.job {
+            let msg = format!("{} is still running; wait or cancel it", j.kind.name());
+            self.notify(Level::Warning, msg);
+            return;
+        }
+        let wake = self.wake.clone();
+        match jobs::spawn(kind.name(), Box::new(move || wake()), work) {
+            Ok(handle) => {
+                self.job = Some(Job {
+                    kind,
+                    started: Instant::now(),
+                    handle,
+                })
+            }
+            Err(e) => self.notify(Level::Error, e.to_string()),
+        }
+    }
+
+    fn need_movie(&mut self) -> Option<Arc<Movie>> {
+        if self.movie.is_none() {
+            self.notify(Level::Warning, "open a movie first");
+        }
+        self.movie.clone()
+    }
+
+    /// Carry out one command.
+    pub fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::OpenDemo => self.start(JobKind::Open, |ctx| {
+                ctx.begin("generating the demo movie", 1);
+                let s = synth::generate(&synth::demo_config())?;
+                Ok(Output::Opened(Box::new(Opened {
+                    movie: s.movie,
+                    path: None,
+                    truth: Some(s.truth),
+                    project: None,
+                })))
+            }),
+            Command::OpenMovie(path) => self.start(JobKind::Open, move |ctx| {
+                ctx.begin("reading the movie", 1);
+                let movie = movie::load(&path)?;
+                Ok(Output::Opened(Box::new(Opened {
+                    movie,
+                    path: Some(path),
+                    truth: None,
+                    project: None,
+                })))
+            }),
+            Command::OpenProject(dir) => self.start(JobKind::Open, move |ctx| {
+                Ok(Output::Opened(Box::new(open_project(&dir, ctx)?)))
+            }),
+            Command::SaveProject(dir) => self.save_project(dir),
+            Command::Label => self.label(),
+            Command::Paint { x, y, radius, on } => self.paint(x, y, radius, on),
+            Command::ResetMask => {
+                if let Some(l) = &self.labels {
+                    self.mask = l.mask.clone();
+                    self.mask_edited = false;
+                }
+            }
+            Command::Train => self.train(),
+            Command::SaveModel(dir) => match &self.model {
+                Some(m) => {
+                    let meta = CheckpointMeta {
+                        format_version: CHECKPOINT_VERSION,
+                        model: m.config,
+                        iterations: self.losses.len(),
+                        mask_radius_px: m.mask_radius_px,
+                    };
+                    match save_checkpoint(&m.net, &meta, &dir) {
+                        Ok(()) => {
+                            self.notify(Level::Info, format!("model saved to {}", dir.display()))
+                        }
+                        Err(e) => self.notify(Level::Error, e.to_string()),
+                    }
+                }
+                None => self.notify(Level::Warning, "no model to save yet: train or load one"),
+            },
+            Command::LoadModel(dir) => {
+                let choice = self.settings.train.device;
+                self.start(JobKind::LoadModel, move |ctx| {
+                    ctx.begin("loading the model", 1);
+                    Ok(Output::Model(Box::new(load_model(&dir, choice)?)))
+                })
+            }
+            Command::Detect => self.detect(),
+            Command::Analyse => self.analyse(),
+            Command::Relabel { detection, class } => {
+                self.settings
+                    .analysis
+                    .edits
+                    .push(analysis::classify::ManualEdit::Relabel { detection, class });
+                self.analyse();
+            }
+            Command::Merge { from, into } => {
+                self.settings
+                    .analysis
+                    .edits
+                    .push(analysis::classify::ManualEdit::Merge { from, into });
+                self.analyse();
+            }
+            Command::UndoEdit => {
+                if self.settings.analysis.edits.pop().is_some() {
+                    self.analyse();
+                }
+            }
+            Command::ExportAll => self.export_all(),
+            Command::ExportFigure(name, fig) => {
+                let dir = self.settings.export_dir.clone();
+                let scale = self.settings.export_dpi / 96.0;
+                self.start(JobKind::Export, move |ctx| {
+                    ctx.begin("writing the figure", 1);
+                    ensure_dir(&dir)?;
+                    let svg = fig.to_svg()?;
+                    atomic_write(&dir.join(format!("{name}.svg")), svg.as_bytes())?;
+                    let png = crate::export::figure::svg_to_png(&svg, scale)?;
+                    atomic_write(&dir.join(format!("{name}.png")), &png)?;
+                    Ok(Output::Wrote(format!(
+                        "{name}.svg and {name}.png written to {}",
+                        dir.display()
+                    )))
+                });
+            }
+            Command::Cancel => {
+                if let Some(j) = &self.job {
+                    j.cancel();
+                }
+            }
+            Command::DismissNotice(i) => {
+                if i < self.notices.len() {
+                    self.notices.remove(i);
+                }
+            }
+        }
+    }
+
+    fn label(&mut self) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        let method = self.settings.label.clone();
+        if let Some(l) = &mut self.labels {
+            match l.rethreshold(&method) {
+                Ok(true) => {
+                    if !self.mask_edited {
+                        self.mask = l.mask.clone();
+                    }
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.notify(Level::Error, e.to_string());
+                    return;
+                }
+            }
+        }
+        self.start(JobKind::Label, move |ctx| {
+            ctx.begin("labelling frame 0", 1);
+            let l = label(&movie.frames[0], &method)?;
+            ctx.step(1)?;
+            Ok(Output::Labelled(l))
+        });
+    }
+
+    fn paint(&mut self, x: f32, y: f32, radius: f32, on: bool) {
+        let Some(movie) = &self.movie else { return };
+        let (w, h) = (movie.width(), movie.height());
+        if self.mask.len() != w * h {
+            self.mask = vec![false; w * h];
+        }
+        let r = radius.max(0.5);
+        let (x0, x1) = ((x - r).floor().max(0.0), (x + r).ceil().min(w as f32 - 1.0));
+        let (y0, y1) = ((y - r).floor().max(0.0), (y + r).ceil().min(h as f32 - 1.0));
+        if x0 > x1 || y0 > y1 {
+            return;
+        }
+        for py in y0 as usize..=y1 as usize {
+            for px in x0 as usize..=x1 as usize {
+                if (px as f32 - x).powi(2) + (py as f32 - y).powi(2) <= r * r {
+                    self.mask[py * w + px] = on;
+                }
+            }
+        }
+        self.mask_edited = true;
+    }
+
+    /// Mask disk radius the detector is trained to draw.
+    fn mask_radius(&self) -> f32 {
+        let Some(l) = &self.labels else { return 3.0 };
+        match (&l.method, &l.lattice) {
+            (
+                LabelMethod::Columns {
+                    disk_radius_frac, ..
+                },
+                Some(f),
+            ) => disk_radius_frac * f.nearest_column_px,
+            _ => 3.0,
+        }
+    }
+
+    fn train(&mut self) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        if self.mask.is_empty() {
+            self.notify(
+                Level::Warning,
+                "label frame 0 first: training learns from its mask",
+            );
+            return;
+        }
+        let mask = self.mask.clone();
+        let radius = self.mask_radius();
+        let cfg = self.settings.train.clone();
+        self.losses.clear();
+        self.validation.clear();
+        self.start(JobKind::Train, move |ctx| {
+            let t = train(&movie.frames[0], &mask, radius, &cfg, None, ctx)?;
+            Ok(Output::Model(Box::new(Model {
+                net: t.net,
+                device: t.device,
+                device_name: t.device_name,
+                config: cfg.model,
+                mask_radius_px: radius,
+                source: "trained here".into(),
+            })))
+        });
+    }
+
+    fn detect(&mut self) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        let Some(model) = self.model.clone() else {
+            self.notify(Level::Warning, "train or load a model first");
+            return;
+        };
+        let cfg = self.settings.localize.clone();
+        let batch = self.settings.inference_batch.max(1);
+        self.start(JobKind::Detect, move |ctx| {
+            let (w, h) = (movie.width(), movie.height());
+            let keep_maps = movie.frames.len() * w * h <= MAP_BUDGET_BYTES;
+            let mut maps = Vec::new();
+            let max_area = cfg.max_area(model.mask_radius_px);
+            let (all, dropped) = detect_all_with_maps(
+                &model.net,
+                &model.config,
+                &model.device,
+                &movie.frames,
+                batch,
+                &cfg,
+                max_area,
+                ctx,
+                &mut |_, map: &Raster| {
+                    if keep_maps {
+                        maps.push(
+                            map.data
+                                .iter()
+                                .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
+                                .collect(),
+                        );
+                    }
+                },
+            )?;
+            let mut warnings = Vec::new();
+            if !keep_maps {
+                warnings.push(format!(
+                    "the movie is too large to keep every probability map ({} MB); the overlay is off",
+                    (movie.frames.len() * w * h) >> 20
+                ));
+            }
+            let lost = dropped.too_small + dropped.too_large + dropped.near_edge;
+            if lost > 0 {
+                warnings.push(format!(
+                    "{lost} blobs were dropped: {} too small, {} too large, {} at the edge",
+                    dropped.too_small, dropped.too_large, dropped.near_edge
+                ));
+            }
+            Ok(Output::Detected(Detected {
+                all,
+                maps,
+                warnings,
+            }))
+        });
+    }
+
+    fn analyse(&mut self) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        if self.detected.is_none() {
+            self.notify(Level::Warning, "detect defects first");
+            return;
+        }
+        let detections = self.filtered();
+        let lattice = self.labels.as_ref().and_then(|l| l.lattice.clone());
+        let cfg = self.settings.analysis.clone();
+        self.start(JobKind::Analyse, move |ctx| {
+            let a = analysis::run(&movie, &detections, lattice.as_ref(), &cfg, ctx)?;
+            Ok(Output::Analysed(Box::new(a), detections))
+        });
+    }
+
+    fn export_all(&mut self) {
+        let (Some(movie), Some(a)) = (self.movie.clone(), self.analysis.clone()) else {
+            self.notify(
+                Level::Warning,
+                "nothing to export yet: analyse the defects first",
+            );
+            return;
+        };
+        let dets = self.analysed.clone();
+        let dir = self.settings.export_dir.clone();
+        self.start(JobKind::Export, move |ctx| {
+            ctx.begin("writing tables and figures", 1);
+            let files = analysis::output::write(&dir, &a, &dets, &movie.frames[0])?;
+            atomic_write(&dir.join("defects.csv"), detections_csv(&dets).as_bytes())?;
+            Ok(Output::Wrote(format!(
+                "{} files written to {}",
+                files.len() + 1,
+                dir.display()
+            )))
+        });
+    }
+
+    fn save_project(&mut self, dir: PathBuf) {
+        let Some(movie) = self.movie.clone() else {
+            self.notify(Level::Warning, "nothing to save: open a movie first");
+            return;
+        };
+        let file = ProjectFile {
+            format_version: PROJECT_VERSION,
+            movie: self.movie_path.clone(),
+            demo: self.movie_path.is_none() && self.truth.is_some(),
+            settings: self.settings.clone(),
+            mask_edited: self.mask_edited,
+            model: self.model.as_ref().map(|m| m.source.clone()),
+            detections: self.detected.is_some(),
+            analysed: self.analysis.is_some(),
+        };
+        let mask = self.mask_edited.then(|| self.mask.clone());
+        let model = self.model.clone();
+        let iterations = self.losses.len();
+        let all = self.detected.as_ref().map(|d| d.all.clone());
+        let analysed = self.analysis.as_ref().map(|_| self.analysed.clone());
+        let (w, h) = (movie.width(), movie.height());
+        self.start(JobKind::SaveProject, move |ctx| {
+            ctx.begin("saving the project", 1);
+            ensure_dir(&dir)?;
+            if let Some(m) = &model {
+                let meta = CheckpointMeta {
+                    format_version: CHECKPOINT_VERSION,
+                    model: m.config,
+                    iterations,
+                    mask_radius_px: m.mask_radius_px,
+                };
+                save_checkpoint(&m.net, &meta, &dir.join("model"))?;
+            }
+            if let Some(mask) = &mask {
+                let bytes: Vec<u8> = mask.iter().map(|&m| if m { 255 } else { 0 }).collect();
+                let img = Raster::from_vec(w, h, bytes.iter().map(|&b| b as f32).collect())?;
+                atomic_write(&dir.join("mask.png"), &crate::export::grey_png(&img)?)?;
+            }
+            if let Some(all) = &all {
+                atomic_write(&dir.join("detections.csv"), detections_csv(all).as_bytes())?;
+            }
+            if let Some(a) = &analysed {
+                atomic_write(&dir.join("analysed.csv"), detections_csv(a).as_bytes())?;
+            }
+            let json = serde_json::to_vec_pretty(&file)
+                .map_err(|e| Error::invalid(format!("project file: {e}")))?;
+            // Written last: a folder without project.json is not a project, never half a one.
+            atomic_write(&dir.join(PROJECT_FILE), &json)?;
+            Ok(Output::Wrote(format!("project saved to {}", dir.display())))
+        });
+    }
+
+    /// Drain the running job's events; take its result when it has finished. Returns true when
+    /// something changed.
+    pub fn poll(&mut self) -> bool {
+        self.collect(false)
+    }
+
+    /// Block until the running job has finished and take its result (tests and scripts; the
+    /// GUI polls).
+    pub fn wait(&mut self) {
+        self.collect(true);
+    }
+
+    fn collect(&mut self, block: bool) -> bool {
+        let Some(job) = &self.job else { return false };
+        let mut changed = false;
+        let events: Vec<Event> = job.handle.events.try_iter().collect();
+        for e in events {
+            changed = true;
+            self.on_event(e);
+        }
+        if !block && !self.job.as_ref().is_some_and(|j| j.handle.is_finished()) {
+            return changed;
+        }
+        let Some(job) = self.job.take() else {
+            return changed;
+        };
+        let kind = job.kind;
+        let seconds = job.started.elapsed().as_secs_f64();
+        let (result, late) = job.handle.join_with_events();
+        for e in late {
+            self.on_event(e);
+        }
+        match result {
+            Ok(out) => {
+                self.last_job_seconds.retain(|(k, _)| *k != kind);
+                self.last_job_seconds.push((kind, seconds));
+                self.finish(out);
+            }
+            Err(Error::Cancelled) => {
+                self.notify(Level::Info, format!("{} cancelled", kind.name()));
+            }
+            Err(e) => self.notify(Level::Error, format!("{} failed: {e}", kind.name())),
+        }
+        true
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::TrainStep { iteration, loss } => {
+                self.losses.push([iteration as f64, loss as f64])
+            }
+            Event::Validation { iteration, iou } => {
+                self.validation.push([iteration as f64, iou as f64])
+            }
+            Event::Warning(w) => self.notify(Level::Warning, w),
+            Event::Info(_) => {}
+        }
+    }
+
+    fn finish(&mut self, out: Output) {
+        match out {
+            Output::Opened(o) => {
+                let Opened {
+                    movie,
+                    path,
+                    truth,
+                    project,
+                } = *o;
+                if let Some(p) = &path {
+                    self.remember(p);
+                }
+                self.movie = Some(Arc::new(movie));
+                self.movie_path = path;
+                self.truth = truth.map(Arc::new);
+                self.labels = None;
+                self.mask.clear();
+                self.mask_edited = false;
+                self.model = None;
+                self.losses.clear();
+                self.validation.clear();
+                self.detected = None;
+                self.analysis = None;
+                self.analysed = Arc::new(Vec::new());
+                match project {
+                    Some(p) => self.restore(p),
+                    None => self.label(),
+                }
+            }
+            Output::Labelled(l) => {
+                if !self.mask_edited || self.mask.len() != l.mask.len() {
+                    self.mask = l.mask.clone();
+                    self.mask_edited = false;
+                }
+                if !l.mask.iter().any(|&m| m) {
+                    self.notify(
+                        Level::Warning,
+                        "the labels mark no defects in frame 0: lower the threshold or paint the mask",
+                    );
+                }
+                self.labels = Some(l);
+            }
+            Output::Model(m) => {
+                self.notify(Level::Info, format!("model ready on {}", m.device_name));
+                self.model = Some(Arc::from(m));
+            }
+            Output::Detected(d) => {
+                for w in &d.warnings {
+                    self.notify(Level::Warning, w.clone());
+                }
+                self.detected = Some(Arc::new(d));
+                self.analysis = None;
+            }
+            Output::Analysed(a, dets) => {
+                self.analysis = Some(Arc::from(a));
+                self.analysed = Arc::new(dets);
+            }
+            Output::Wrote(msg) => self.notify(Level::Info, msg),
+        }
+    }
+
+    fn restore(&mut self, p: ProjectParts) {
+        let recent = std::mem::take(&mut self.settings.recent);
+        self.settings = p.settings;
+        self.settings.recent = recent;
+        if let Some(l) = p.labels {
+            self.mask = l.mask.clone();
+            self.labels = Some(l);
+        }
+        if let Some(m) = p.mask
+            && m.len() == self.mask.len()
+        {
+            self.mask = m;
+            self.mask_edited = true;
+        }
+        self.model = p.model.map(Arc::new);
+        self.detected = p.detected.map(Arc::new);
+        if let Some((a, dets)) = p.analysis {
+            self.analysis = Some(Arc::new(a));
+            self.analysed = Arc::new(dets);
+        }
+    }
+}
+
+const PROJECT_FILE: &str = "project.json";
+const PROJECT_VERSION: u32 = 1;
+
+/// `project.json`: the settings and what else the folder holds. Results that are quick and
+/// deterministic to recompute (labels, the analysis) are recomputed on opening from the saved
+/// inputs; the model, hand-painted mask and detections are stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProjectFile {
+    format_version: u32,
+    /// The movie file; `None` with `demo` = the built-in demo movie.
+    movie: Option<PathBuf>,
+    demo: bool,
+    settings: Settings,
+    mask_edited: bool,
+    /// Where the model came from, when the project holds one (in `model/`).
+    model: Option<String>,
+    detections: bool,
+    analysed: bool,
+}
+
+fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
+    let selected = select_device(choice)?;
+    let (net, meta) = load_checkpoint(dir, &selected.device)?;
+    Ok(Model {
+        net,
+        device: selected.device,
+        device_name: selected.name,
+        config: meta.model,
+        mask_radius_px: meta.mask_radius_px,
+        source: dir.display().to_string(),
+    })
+}
+
+fn read_csv_detections(path: &Path) -> Result<Vec<Detection>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io("could not read detections", path, e))?;
+    crate::detect::parse_detections_csv(&text)
+}
+
+fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
+    let path = dir.join(PROJECT_FILE);
+    let text =
+        std::fs::read(&path).map_err(|e| Error::io("could not read the project", &path, e))?;
+    let file: ProjectFile = serde_json::from_slice(&text).map_err(|e| {
+        Error::invalid(format!(
+            "not a defectscope project ({e}): {}",
+            path.display()
+        ))
+    })?;
+    if file.format_version != PROJECT_VERSION {
+        return Err(Error::invalid(format!(
+            "project format {} is not supported (this version reads {PROJECT_VERSION}): {}",
+            file.format_version,
+            path.display()
+        )));
+    }
+    ctx.begin("reading the movie", 1);
+    let (movie, truth) = match (&file.movie, file.demo) {
+        (Some(p), _) => (movie::load(p)?, None),
+        (None, true) => {
+            let s = synth::generate(&synth::demo_config())?;
+            (s.movie, Some(s.truth))
+        }
+        (None, false) => return Err(Error::invalid("the project names no movie")),
+    };
+    movie.validate()?;
+    let (w, h) = (movie.width(), movie.height());
+    ctx.begin("labelling frame 0", 1);
+    let labels = label(&movie.frames[0], &file.settings.label).ok();
+    let mask = if file.mask_edited {
+        let img = movie::load(&dir.join("mask.png"))?;
+        let f = &img.frames[0];
+        if (f.width, f.height) != (w, h) {
+            return Err(Error::invalid(
+                "the project's mask.png does not fit its movie",
+            ));
+        }
+        Some(f.data.iter().map(|&v| v > 0.5 * f.min_max().1).collect())
+    } else {
+        None
+    };
+    let model = match file.model {
+        Some(source) => {
+            ctx.begin("loading the model", 1);
+            let mut m = load_model(&dir.join("model"), file.settings.train.device)?;
+            m.source = source;
+            Some(m)
+        }
+        None => None,
+    };
+    let detected = if file.detections {
+        let all = read_csv_detections(&dir.join("detections.csv"))?;
+        if let Some(d) = all.iter().find(|d| d.frame >= movie.frames.len()) {
+            return Err(Error::invalid(format!(
+                "the project's detections refer to frame {} of a {}-frame movie",
+                d.frame,
+                movie.frames.len()
+            )));
+        }
+        Some(Detected {
+            all,
+            maps: Vec::new(),
+            warnings: Vec::new(),
+        })
+    } else {
+        None
+    };
+    let analysis = if file.analysed {
+        let dets = read_csv_detections(&dir.join("analysed.csv"))?;
+        let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
+        let a = analysis::run(&movie, &dets, lattice, &file.settings.analysis, ctx)?;
+        Some((a, dets))
+    } else {
+        None
+    };
+    Ok(Opened {
+        movie,
+        path: file.movie.clone(),
+        truth,
+        project: Some(ProjectParts {
+            settings: file.settings,
+            labels,
+            mask,
+            model,
+            detected,
+            analysis,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(Settings::default(), Arc::new(|| {}))
+    }
+
+    #[test]
+    fn painting_sets_and_clears_a_disk() {
+        let mut s = session();
+        s.movie = Some(Arc::new(Movie {
+            frames: vec![Raster::zeros(20, 10)],
+            calibration: Default::default(),
+            source: PathBuf::from("test"),
+            format: "test".into(),
+        }));
+        s.apply(Command::Paint {
+            x: 5.0,
+            y: 5.0,
+            radius: 2.0,
+            on: true,
+        });
+        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 13);
+        assert!(s.mask_edited);
+        s.apply(Command::Paint {
+            x: 5.0,
+            y: 5.0,
+            radius: 1.0,
+            on: false,
+        });
+        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 8);
+        // Off the frame: nothing happens, nothing panics.
+        s.apply(Command::Paint {
+            x: -50.0,
+            y: 500.0,
+            radius: 3.0,
+            on: true,
+        });
+        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 8);
+    }
+
+    #[test]
+    fn stages_out_of_order_are_notices_not_jobs() {
+        let mut s = session();
+        for c in [
+            Command::Label,
+            Command::Train,
+            Command::Detect,
+            Command::Analyse,
+        ] {
+            s.apply(c);
+            assert!(!s.busy());
+        }
+        assert_eq!(s.notices.len(), 1, "one notice, not four: {:?}", s.notices);
+    }
+
+    #[test]
+    fn a_bad_movie_is_one_error_notice() {
+        let mut s = session();
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("broken.tif");
+        std::fs::write(&p, b"II*\0garbage").expect("write");
+        s.apply(Command::OpenMovie(p));
+        s.wait();
+        assert!(s.movie.is_none());
+        assert_eq!(s.notices.len(), 1);
+        assert_eq!(s.notices[0].level, Level::Error);
+        assert!(s.notices[0].text.contains("broken.tif"), "{:?}", s.notices);
+    }
+
+    #[test]
+    fn filter_keeps_by_score_and_area() {
+        let f = DetectionFilter {
+            min_score: 0.6,
+            min_area_px: 5,
+            max_area_px: 20,
+        };
+        let d = |score, area| Detection {
+            frame: 0,
+            x: 1.0,
+            y: 1.0,
+            area,
+            score,
+        };
+        assert!(f.keeps(&d(0.7, 10)));
+        assert!(!f.keeps(&d(0.5, 10)));
+        assert!(!f.keeps(&d(0.7, 4)));
+        assert!(!f.keeps(&d(0.7, 21)));
+    }
+}

@@ -1,0 +1,391 @@
+//! The movie view: one frame with zoom and pan, contrast and colour map, a scale bar, the pixel
+//! under the cursor, and overlay layers (training mask, probability map, defect markers,
+//! trajectories, true positions) all drawn with one image→screen transform.
+
+use super::figure_view::colour;
+use crate::export::figure::{class_colour, colormap};
+use crate::raster::Raster;
+use egui::{Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Colormap {
+    Grey,
+    Viridis,
+}
+
+/// How frames and overlays are shown (persisted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Display {
+    pub colormap: Colormap,
+    /// Contrast from percentiles of the frame (true) or fixed limits.
+    pub auto_contrast: bool,
+    pub low_percentile: f32,
+    pub high_percentile: f32,
+    pub min: f32,
+    pub max: f32,
+    pub show_mask: bool,
+    pub mask_opacity: f32,
+    pub show_probability: bool,
+    pub probability_opacity: f32,
+    pub show_markers: bool,
+    pub marker_radius: f32,
+    pub show_tracks: bool,
+    /// Frames of trajectory drawn behind each defect.
+    pub tail_frames: usize,
+    pub show_truth: bool,
+    pub fps: f32,
+}
+
+impl Default for Display {
+    fn default() -> Self {
+        Display {
+            colormap: Colormap::Grey,
+            auto_contrast: true,
+            low_percentile: 0.5,
+            high_percentile: 99.5,
+            min: 0.0,
+            max: 1.0,
+            show_mask: true,
+            mask_opacity: 0.45,
+            show_probability: false,
+            probability_opacity: 0.6,
+            show_markers: true,
+            marker_radius: 6.0,
+            show_tracks: true,
+            tail_frames: 10,
+            show_truth: false,
+            fps: 5.0,
+        }
+    }
+}
+
+/// The contrast limits of `frame` under `d`.
+pub fn limits(frame: &Raster, d: &Display) -> (f32, f32) {
+    if !d.auto_contrast {
+        return (d.min, d.max);
+    }
+    let mut v: Vec<f32> = frame
+        .data
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    let pick = |p: f32, v: &mut Vec<f32>| {
+        let k = ((p / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f32).round() as usize;
+        crate::raster::nth_smallest(v, k)
+    };
+    let lo = pick(d.low_percentile, &mut v);
+    let hi = pick(d.high_percentile, &mut v);
+    if hi > lo { (lo, hi) } else { (lo, lo + 1.0) }
+}
+
+fn frame_image(frame: &Raster, lo: f32, hi: f32, cmap: Colormap) -> ColorImage {
+    let span = hi - lo;
+    let px = frame
+        .data
+        .iter()
+        .map(|&v| {
+            let t = if v.is_finite() {
+                ((v - lo) / span).clamp(0.0, 1.0)
+            } else {
+                f32::NAN
+            };
+            match cmap {
+                Colormap::Grey => {
+                    let g = if t.is_nan() { 0 } else { (t * 255.0) as u8 };
+                    Color32::from_gray(g)
+                }
+                Colormap::Viridis => colour(colormap(t as f64)),
+            }
+        })
+        .collect();
+    ColorImage::new([frame.width, frame.height], px)
+}
+
+/// What is drawn over the frame this time.
+pub struct Overlays<'a> {
+    /// Training mask (frame 0 only).
+    pub mask: Option<&'a [bool]>,
+    /// Probability map of this frame, × 255.
+    pub probability: Option<&'a [u8]>,
+    /// Markers: position and class.
+    pub markers: Vec<([f32; 2], Option<usize>)>,
+    /// Polylines (trajectory tails) with their class.
+    pub tracks: Vec<(Vec<[f32; 2]>, Option<usize>)>,
+    /// True defect positions (synthetic movies).
+    pub truth: Vec<[f32; 2]>,
+    pub selected: Option<[f32; 2]>,
+}
+
+/// What the user did in the view.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ViewResponse {
+    /// Image coordinates of a click (no drag).
+    pub clicked: Option<[f32; 2]>,
+    /// Image coordinates being brushed (primary drag while painting).
+    pub brushed: Option<[f32; 2]>,
+    /// Image coordinates and value under the cursor.
+    pub hover: Option<([f32; 2], f32)>,
+}
+
+/// Runtime state of the view: zoom, pan and cached textures.
+#[derive(Default)]
+pub struct MovieView {
+    /// Image point at the centre of the view.
+    centre: Option<Pos2>,
+    /// Screen points per image pixel; `None` = fit the frame.
+    zoom: Option<f32>,
+    frames: HashMap<usize, (u64, TextureHandle)>,
+    mask: Option<(u64, TextureHandle)>,
+    probability: Option<(usize, u64, TextureHandle)>,
+}
+
+const TEXTURE_CACHE: usize = 64;
+
+fn key(lo: f32, hi: f32, cmap: Colormap) -> u64 {
+    (lo.to_bits() as u64) << 32 ^ hi.to_bits() as u64 ^ (cmap as u64) << 63
+}
+
+impl MovieView {
+    /// Back to the whole frame.
+    pub fn reset(&mut self) {
+        self.centre = None;
+        self.zoom = None;
+        self.frames.clear();
+        self.mask = None;
+        self.probability = None;
+    }
+
+    fn frame_texture(
+        &mut self,
+        ctx: &egui::Context,
+        index: usize,
+        frame: &Raster,
+        d: &Display,
+    ) -> TextureHandle {
+        let (lo, hi) = limits(frame, d);
+        let k = key(lo, hi, d.colormap);
+        if let Some((kk, t)) = self.frames.get(&index)
+            && *kk == k
+        {
+            return t.clone();
+        }
+        if self.frames.len() >= TEXTURE_CACHE {
+            self.frames.clear();
+        }
+        let t = ctx.load_texture(
+            format!("frame-{index}"),
+            frame_image(frame, lo, hi, d.colormap),
+            TextureOptions::NEAREST,
+        );
+        self.frames.insert(index, (k, t.clone()));
+        t
+    }
+
+    /// Draw frame `index` with `overlays`, filling the available space. `brush` turns primary
+    /// drags into painting instead of panning. `mask_version` changes whenever the mask does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        index: usize,
+        frame: &Raster,
+        pixel_size_nm: Option<f64>,
+        d: &Display,
+        overlays: &Overlays,
+        mask_version: u64,
+        brush: bool,
+    ) -> ViewResponse {
+        let ctx = ui.ctx().clone();
+        let tex = self.frame_texture(&ctx, index, frame, d);
+        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+        let (w, h) = (frame.width as f32, frame.height as f32);
+        let fit = (rect.width() / w).min(rect.height() / h);
+        let zoom = self.zoom.unwrap_or(fit);
+        let mut centre = self.centre.unwrap_or(Pos2::new(w / 2.0, h / 2.0));
+        let mut out = ViewResponse::default();
+
+        // Zoom around the cursor; pan by dragging.
+        if let Some(p) = response.hover_pos() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                let img = centre + (p - rect.center()) / zoom;
+                let nz = (zoom * (scroll * 0.002).exp()).clamp(0.05, 64.0);
+                centre = img - (p - rect.center()) / nz;
+                self.zoom = Some(nz);
+            }
+        }
+        let zoom = self.zoom.unwrap_or(fit);
+        let painting = brush && response.dragged_by(egui::PointerButton::Primary);
+        if response.dragged() && !painting {
+            centre -= response.drag_delta() / zoom;
+        }
+        let image_from_screen = |p: Pos2| centre + (p - rect.center()) / zoom;
+        if painting && let Some(p) = response.interact_pointer_pos() {
+            let q = image_from_screen(p);
+            out.brushed = Some([q.x, q.y]);
+        }
+        if response.clicked()
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            let q = image_from_screen(p);
+            if brush {
+                out.brushed = Some([q.x, q.y]);
+            } else {
+                out.clicked = Some([q.x, q.y]);
+            }
+        }
+        if response.double_clicked() {
+            self.zoom = None;
+            self.centre = None;
+        } else {
+            self.centre = Some(centre);
+        }
+        let screen_from_image = |x: f32, y: f32| rect.center() + (Pos2::new(x, y) - centre) * zoom;
+        let image_rect = Rect::from_min_max(
+            screen_from_image(-0.5, -0.5),
+            screen_from_image(w - 0.5, h - 0.5),
+        );
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(20));
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        painter.image(tex.id(), image_rect, uv, Color32::WHITE);
+
+        if let Some(p) = overlays.probability {
+            let k = p.as_ptr() as u64;
+            let stale = self
+                .probability
+                .as_ref()
+                .is_none_or(|(i, kk, _)| *i != index || *kk != k);
+            if stale {
+                let img = ColorImage::new(
+                    [frame.width, frame.height],
+                    p.iter()
+                        .map(|&v| {
+                            let c = colormap(v as f64 / 255.0);
+                            Color32::from_rgba_unmultiplied(c[0], c[1], c[2], v)
+                        })
+                        .collect(),
+                );
+                let t = ctx.load_texture("probability", img, TextureOptions::NEAREST);
+                self.probability = Some((index, k, t));
+            }
+            if let Some((_, _, t)) = &self.probability {
+                painter.image(
+                    t.id(),
+                    image_rect,
+                    uv,
+                    Color32::from_white_alpha((d.probability_opacity * 255.0) as u8),
+                );
+            }
+        }
+        if let Some(m) = overlays.mask
+            && m.len() == frame.width * frame.height
+        {
+            if self.mask.as_ref().is_none_or(|(v, _)| *v != mask_version) {
+                let img = ColorImage::new(
+                    [frame.width, frame.height],
+                    m.iter()
+                        .map(|&on| {
+                            if on {
+                                Color32::from_rgb(255, 60, 40)
+                            } else {
+                                Color32::TRANSPARENT
+                            }
+                        })
+                        .collect(),
+                );
+                let t = ctx.load_texture("mask", img, TextureOptions::NEAREST);
+                self.mask = Some((mask_version, t));
+            }
+            if let Some((_, t)) = &self.mask {
+                painter.image(
+                    t.id(),
+                    image_rect,
+                    uv,
+                    Color32::from_white_alpha((d.mask_opacity * 255.0) as u8),
+                );
+            }
+        }
+        let class_col =
+            |c: Option<usize>| c.map_or(Color32::from_gray(200), |c| colour(class_colour(c)));
+        for (line, c) in &overlays.tracks {
+            let pts: Vec<Pos2> = line.iter().map(|p| screen_from_image(p[0], p[1])).collect();
+            painter.add(egui::Shape::line(pts, Stroke::new(1.5, class_col(*c))));
+        }
+        let r = d.marker_radius;
+        for (p, c) in &overlays.markers {
+            let s = screen_from_image(p[0], p[1]);
+            if rect.contains(s) {
+                painter.circle_stroke(s, r, Stroke::new(2.0, class_col(*c)));
+            }
+        }
+        for p in &overlays.truth {
+            let s = screen_from_image(p[0], p[1]);
+            let k = r * 0.6;
+            let st = Stroke::new(1.5, Color32::from_rgb(80, 255, 80));
+            painter.line_segment([s - Vec2::new(k, 0.0), s + Vec2::new(k, 0.0)], st);
+            painter.line_segment([s - Vec2::new(0.0, k), s + Vec2::new(0.0, k)], st);
+        }
+        if let Some(p) = overlays.selected {
+            let s = screen_from_image(p[0], p[1]);
+            painter.circle_stroke(s, r + 4.0, Stroke::new(2.5, Color32::YELLOW));
+        }
+
+        if let Some(p) = response.hover_pos() {
+            let q = image_from_screen(p);
+            let (x, y) = (q.x.round(), q.y.round());
+            if x >= 0.0 && y >= 0.0 && x < w && y < h {
+                out.hover = Some(([q.x, q.y], frame.get(x as usize, y as usize)));
+            }
+        }
+        scale_bar(&painter, rect, zoom, pixel_size_nm);
+        out
+    }
+}
+
+/// A bar of a round length (in nm when calibrated, px otherwise) at the bottom left.
+fn scale_bar(painter: &egui::Painter, rect: Rect, zoom: f32, pixel_size_nm: Option<f64>) {
+    let (unit, per_px) = match pixel_size_nm {
+        Some(p) => ("nm", p),
+        None => ("px", 1.0),
+    };
+    // About a fifth of the view, rounded to 1, 2 or 5 × 10^k.
+    let target = (rect.width() / 5.0 / zoom) as f64 * per_px;
+    if !(target.is_finite() && target > 0.0) {
+        return;
+    }
+    let mag = 10f64.powf(target.log10().floor());
+    let len = [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|&l| l <= target)
+        .unwrap_or(mag);
+    let bar = (len / per_px) as f32 * zoom;
+    let base = rect.left_bottom() + Vec2::new(16.0, -16.0);
+    painter.rect_filled(
+        Rect::from_min_max(
+            base + Vec2::new(-6.0, -26.0),
+            base + Vec2::new(bar + 6.0, 6.0),
+        ),
+        3.0,
+        Color32::from_black_alpha(150),
+    );
+    painter.line_segment(
+        [base, base + Vec2::new(bar, 0.0)],
+        Stroke::new(4.0, Color32::WHITE),
+    );
+    painter.text(
+        base + Vec2::new(bar / 2.0, -6.0),
+        egui::Align2::CENTER_BOTTOM,
+        format!("{len} {unit}"),
+        egui::FontId::proportional(13.0),
+        Color32::WHITE,
+    );
+}

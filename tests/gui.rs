@@ -1,0 +1,285 @@
+//! The workbench driven through its widgets (egui_kittest, no GPU, no window): open the demo
+//! movie, train a small model, detect, classify, export; cancel; bad input.
+#![cfg(feature = "gui")]
+
+use defectscope::gui::session::{Command, Level, Settings};
+use defectscope::gui::{App, Stage};
+use defectscope::model::DeviceChoice;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness(settings: Settings) -> Harness<'static, App> {
+    let app = App::new(&egui::Context::default(), settings);
+    Harness::builder()
+        .with_size(egui::Vec2::new(1500.0, 950.0))
+        // Sliders and drag values carry their meaning in neighbouring labels.
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut App| app.frame_ui(ui), app)
+}
+
+/// Small, quick training on the CPU.
+fn quick_settings() -> Settings {
+    let mut s = Settings::default();
+    s.train.iterations = 120;
+    s.train.batch = 4;
+    s.train.crop = 64;
+    s.train.validate_every = 40;
+    s.train.device = DeviceChoice::Cpu;
+    s
+}
+
+/// Run frames until the running job is done (blocking on it, then one more frame).
+fn finish(h: &mut Harness<'static, App>) {
+    h.run_steps(2);
+    h.state_mut().wait();
+    h.run_steps(2);
+}
+
+fn click_stage(h: &mut Harness<'static, App>, stage: Stage) {
+    h.get_by_label(stage.title()).click();
+    h.run_steps(2);
+    assert_eq!(h.state().stage(), stage);
+}
+
+fn errors(app: &App) -> Vec<String> {
+    app.session()
+        .notices
+        .iter()
+        .filter(|n| n.level == Level::Error)
+        .map(|n| n.text.clone())
+        .collect()
+}
+
+#[test]
+fn demo_to_exported_tables_through_the_panels() {
+    let mut h = harness(quick_settings());
+    h.run_steps(1);
+    // File → Open demo movie.
+    h.get_by_label("File").click();
+    h.run_steps(3);
+    h.get_by_label("Open demo movie").click();
+    finish(&mut h); // generating the movie
+    finish(&mut h); // labelling frame 0 starts by itself
+    {
+        let s = h.state().session();
+        let m = s.movie.as_ref().expect("demo movie open");
+        assert_eq!(m.frames.len(), 10);
+        let l = s.labels.as_ref().expect("frame 0 labelled");
+        assert_eq!(s.mask.len(), 256 * 256);
+        assert!(l.mask.iter().any(|&v| v), "the demo has defects in frame 0");
+    }
+
+    // Frame stepping with the keyboard.
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(1);
+    assert_eq!(h.state().current_frame(), 1);
+    h.key_press(egui::Key::Home);
+    h.run_steps(1);
+    assert_eq!(h.state().current_frame(), 0);
+
+    // Ground truth: a live threshold change re-flags columns without a new labelling job.
+    click_stage(&mut h, Stage::GroundTruth);
+    let before = h.state().session().mask.clone();
+    h.state_mut().session_mut().settings.label = defectscope::lattice::LabelMethod::Columns {
+        z_threshold: 2.0,
+        disk_radius_frac: 0.3,
+        min_site_fraction: 0.05,
+    };
+    h.state_mut().push(Command::Label);
+    h.run_steps(1);
+    assert!(!h.state().session().busy(), "thresholds apply at once");
+    let lowered = h.state().session().mask.clone();
+    assert!(
+        lowered.iter().filter(|&&v| v).count() > before.iter().filter(|&&v| v).count(),
+        "a lower z threshold flags more"
+    );
+    h.state_mut().session_mut().settings.label = defectscope::lattice::LabelMethod::default();
+    h.state_mut().push(Command::Label);
+    h.run_steps(1);
+    assert_eq!(h.state().session().mask, before);
+
+    // Augmentation preview draws without error.
+    click_stage(&mut h, Stage::Augment);
+    assert!(
+        h.query_by_label_contains("training crops of 64 px")
+            .is_some()
+    );
+
+    // Training, with a live loss curve.
+    click_stage(&mut h, Stage::Train);
+    h.get_by_label("Train").click();
+    h.run_steps(2);
+    assert!(
+        h.state()
+            .session()
+            .running(defectscope::gui::session::JobKind::Train),
+        "{:?}",
+        h.state().session().notices
+    );
+    finish(&mut h);
+    {
+        let s = h.state().session();
+        assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+        let m = s.model.as_ref().expect("a trained model");
+        assert!(m.device_name.contains("cpu"));
+        assert_eq!(
+            s.losses.len(),
+            120,
+            "every iteration's loss reached the plot"
+        );
+        assert!(!s.validation.is_empty());
+        let first = s.losses[..10].iter().map(|p| p[1]).sum::<f64>();
+        let last = s.losses[110..].iter().map(|p| p[1]).sum::<f64>();
+        assert!(last < first, "the loss falls: {first} → {last}");
+    }
+
+    // Detection in every frame, with probability maps for the overlay.
+    click_stage(&mut h, Stage::Detect);
+    h.get_by_label("Detect in all frames").click();
+    finish(&mut h);
+    let n = {
+        let s = h.state().session();
+        let d = s.detected.as_ref().expect("detections");
+        assert_eq!(d.maps.len(), 10);
+        d.all.len()
+    };
+    assert!(n >= 10, "a short training still finds defects: {n}");
+    // The live filter hides low-probability detections at once.
+    h.state_mut().session_mut().settings.filter.min_score = 0.99;
+    h.run_steps(1);
+    assert!(h.state().session().filtered().len() < n);
+    h.state_mut().session_mut().settings.filter.min_score = 0.5;
+    h.run_steps(1);
+
+    // Classes (fixed number: a short training gives a noisy BIC).
+    click_stage(&mut h, Stage::Classes);
+    h.state_mut().session_mut().settings.analysis.classes =
+        defectscope::analysis::classify::ClassCount::Fixed(2);
+    h.get_by_label("Classify and track").click();
+    finish(&mut h);
+    let classes = {
+        let s = h.state().session();
+        assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+        s.analysis.as_ref().expect("analysis").classes()
+    };
+    assert_eq!(classes, 2);
+    assert!(
+        h.query_by_label("Click a class in the gallery to see its members.")
+            .is_some()
+    );
+
+    // A manual merge leaves one class; undo brings two back.
+    h.state_mut().push(Command::Merge { from: 1, into: 0 });
+    finish(&mut h);
+    assert_eq!(
+        h.state().session().analysis.as_ref().map(|a| a.classes()),
+        Some(1)
+    );
+    h.state_mut().push(Command::UndoEdit);
+    finish(&mut h);
+    assert_eq!(
+        h.state().session().analysis.as_ref().map(|a| a.classes()),
+        Some(2)
+    );
+
+    // The time and PCA panels draw.
+    click_stage(&mut h, Stage::Time);
+    click_stage(&mut h, Stage::Pca);
+
+    // Export everything into a temporary folder.
+    let dir = tempfile::tempdir().expect("dir");
+    click_stage(&mut h, Stage::Export);
+    h.state_mut().session_mut().settings.export_dir = dir.path().to_path_buf();
+    h.get_by_label("Export all tables and figures").click();
+    finish(&mut h);
+    for f in ["classes.csv", "tracks.csv", "timeseries.csv", "defects.csv"] {
+        let p = dir.path().join(f);
+        let text = std::fs::read_to_string(&p).expect(f);
+        assert!(text.lines().count() > 1, "{f} has rows");
+    }
+    let defects = std::fs::read_to_string(dir.path().join("defects.csv")).expect("csv");
+    assert_eq!(
+        defects.lines().count() - 1,
+        h.state().session().analysed.len()
+    );
+    // One figure, annotated frame, as SVG and PNG.
+    h.get_by_label("Annotated frame 0").click();
+    finish(&mut h);
+    let svg = std::fs::read_to_string(dir.path().join("frame_0000.svg")).expect("svg");
+    assert!(svg.contains("<svg"));
+    let png = std::fs::read(dir.path().join("frame_0000.png")).expect("png");
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Save the project and open it again: same detections and classes.
+    let proj = tempfile::tempdir().expect("dir");
+    h.state_mut()
+        .push(Command::SaveProject(proj.path().to_path_buf()));
+    finish(&mut h);
+    assert!(proj.path().join("project.json").is_file());
+    assert!(proj.path().join("model").join("weights.bpk").is_file());
+    let (all, analysed) = {
+        let s = h.state().session();
+        (s.detected.as_ref().map(|d| d.all.len()), s.analysed.len())
+    };
+    h.state_mut()
+        .push(Command::OpenProject(proj.path().to_path_buf()));
+    finish(&mut h);
+    let s = h.state().session();
+    assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+    assert_eq!(s.detected.as_ref().map(|d| d.all.len()), all);
+    assert_eq!(s.analysed.len(), analysed);
+    assert_eq!(s.analysis.as_ref().map(|a| a.classes()), Some(2));
+    assert!(s.model.is_some());
+}
+
+#[test]
+fn training_cancels_from_the_button() {
+    let mut s = quick_settings();
+    s.train.iterations = 100_000;
+    let mut h = harness(s);
+    h.state_mut().push(Command::OpenDemo);
+    finish(&mut h);
+    finish(&mut h);
+    click_stage(&mut h, Stage::Train);
+    h.get_by_label("Train").click();
+    h.run_steps(2);
+    assert!(h.state().session().busy());
+    // The top bar and the panel both offer Cancel; either will do.
+    h.get_all_by_label("Cancel")
+        .next()
+        .expect("a cancel button")
+        .click();
+    finish(&mut h);
+    let s = h.state().session();
+    assert!(!s.busy());
+    assert!(s.model.is_none());
+    assert!(s.losses.len() < 100_000);
+    assert!(
+        s.notices.iter().any(|n| n.text == "training cancelled"),
+        "{:?}",
+        s.notices
+    );
+    assert!(errors(h.state()).is_empty());
+}
+
+#[test]
+fn a_missing_file_is_one_readable_error_and_the_app_goes_on() {
+    let mut h = harness(Settings::default());
+    h.state_mut()
+        .push(Command::OpenMovie("/no/such/movie.tif".into()));
+    finish(&mut h);
+    let e = errors(h.state());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("/no/such/movie.tif"), "{e:?}");
+    assert!(
+        h.query_by_label_contains("/no/such/movie.tif").is_some(),
+        "shown"
+    );
+    // Dismiss it; then the demo still opens.
+    h.get_by_label("×").click();
+    h.run_steps(2);
+    assert!(h.state().session().notices.is_empty());
+    h.state_mut().push(Command::OpenDemo);
+    finish(&mut h);
+    assert!(h.state().session().movie.is_some());
+}
