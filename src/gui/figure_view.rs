@@ -243,16 +243,21 @@ fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
     let label_w = 70.0;
     let avail = ui.available_size();
     let cell = ((avail.x - label_w) / cols as f32)
-        .min((avail.y - 50.0) / rows as f32)
-        .max(12.0);
+        .min((avail.y - 60.0) / rows as f32)
+        .clamp(12.0, 90.0);
+    // Top: the x label, then the column labels; bottom: the y label.
+    let (top, bottom) = (36.0, 20.0);
     let (rect, _) = ui.allocate_exact_size(
-        Vec2::new(label_w + cell * cols as f32, 40.0 + cell * rows as f32),
+        Vec2::new(
+            label_w + cell * cols as f32,
+            top + bottom + cell * rows as f32,
+        ),
         egui::Sense::hover(),
     );
     let painter = ui.painter_at(rect);
     let font = egui::FontId::proportional(12.0);
     let text_col = ui.visuals().text_color();
-    let origin = rect.min + Vec2::new(label_w, 20.0);
+    let origin = rect.min + Vec2::new(label_w, top);
     painter.text(
         rect.min + Vec2::new(label_w + cell * cols as f32 / 2.0, 0.0),
         egui::Align2::CENTER_TOP,
@@ -293,7 +298,15 @@ fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
                 } else {
                     Color32::WHITE
                 };
-                painter.text(r.center(), egui::Align2::CENTER_CENTER, t, font.clone(), tc);
+                // Shrink the text to fit its cell.
+                let size = (1.7 * cell / t.chars().count().max(1) as f32).clamp(7.0, 13.0);
+                painter.text(
+                    r.center(),
+                    egui::Align2::CENTER_CENTER,
+                    t,
+                    egui::FontId::proportional(size),
+                    tc,
+                );
             }
         }
     }

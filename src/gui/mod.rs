@@ -135,6 +135,8 @@ struct Persisted {
 }
 
 const STORAGE_KEY: &str = "defectscope";
+/// Information notices disappear after this many seconds.
+const INFO_SECONDS: f64 = 8.0;
 
 /// Detections as drawn: the analysed ones (with classes) or the filtered detections.
 struct Shown {
@@ -168,7 +170,6 @@ pub struct App {
     augment: Option<panels::AugmentPreview>,
     /// Some(true) paints, Some(false) erases the training mask.
     brush: Option<bool>,
-    mask_version: u64,
     /// Index into the shown detections.
     selected: Option<usize>,
     browse_class: Option<usize>,
@@ -186,8 +187,13 @@ impl App {
     /// The app without a window (tests drive it through egui_kittest). Settings are the
     /// defaults; nothing is persisted.
     pub fn new(ctx: &egui::Context, settings: Settings) -> Self {
+        // Light: the figures use the colours of their white-paper exports.
+        ctx.set_theme(egui::Theme::Light);
         let c = ctx.clone();
-        let session = Session::new(settings, Arc::new(move || c.request_repaint()));
+        // Jobs wake the window at most 4 times a second: a training step or a detected frame
+        // every few milliseconds must not make it redraw flat out.
+        let wake = move || c.request_repaint_after(std::time::Duration::from_millis(250));
+        let session = Session::new(settings, Arc::new(wake));
         App {
             session,
             ui: UiState::default(),
@@ -201,7 +207,6 @@ impl App {
             fft: None,
             augment: None,
             brush: None,
-            mask_version: 0,
             selected: None,
             browse_class: None,
             relabel_to: 0,
@@ -245,13 +250,9 @@ impl App {
 
     /// Poll the job and apply queued commands (what `logic` does each frame, without input).
     pub fn tick(&mut self) {
-        if self.session.poll() {
-            self.mask_version += 1;
-        }
+        self.session.expire_info(INFO_SECONDS);
+        self.session.poll();
         for c in std::mem::take(&mut self.commands) {
-            if matches!(c, Command::Paint { .. } | Command::ResetMask) {
-                self.mask_version += 1;
-            }
             self.session.apply(c);
         }
         let frames = self.session.movie.as_ref().map_or(1, |m| m.frames.len());
@@ -264,7 +265,6 @@ impl App {
     /// Wait for the running job to finish and apply its result.
     pub fn wait(&mut self) {
         self.session.wait();
-        self.mask_version += 1;
         self.tick();
     }
 
@@ -399,7 +399,11 @@ impl App {
     }
 
     fn screenshot_step(&mut self, run: &mut ScreenshotRun, ctx: &egui::Context) {
-        ctx.request_repaint();
+        // Between jobs, keep frames coming; during one, its wake-ups do (a software renderer
+        // drawing flat out would take the CPU from the job).
+        if !self.session.busy() {
+            ctx.request_repaint();
+        }
         if let Some(n) = self
             .session
             .notices
@@ -452,6 +456,9 @@ impl App {
                 Stage::Movie | Stage::GroundTruth | Stage::Augment | Stage::Train => 0,
                 _ => frames / 2,
             };
+            if stage == Stage::Classes {
+                self.browse_class = Some(0);
+            }
             if stage == Stage::Detect {
                 self.selected = self
                     .shown()
@@ -516,8 +523,8 @@ impl eframe::App for App {
         self.tick();
         self.drive_screenshot(ctx);
         if self.session.busy() {
-            // Progress bars move with the job's wake-ups; this keeps elapsed times ticking.
-            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+            // Progress bars move with the job's wake-ups; this keeps the elapsed time ticking.
+            ctx.request_repaint_after(std::time::Duration::from_secs(1));
         }
     }
 

@@ -41,7 +41,7 @@ pub(super) fn draw(app: &mut App, ui: &mut egui::Ui) {
         if app.session.movie.is_none() {
             ui.centered_and_justified(|ui| {
                 if app.session.busy() {
-                    ui.spinner();
+                    ui.label("Opening…");
                 } else {
                     ui.label("Open a movie (File > Open movie…, or drop a file here).");
                 }
@@ -123,7 +123,8 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                 } else {
                     0.0
                 };
-                ui.spinner();
+                // No spinner: it animates at full frame rate, and with a software renderer
+                // that takes a core from the job. The bar moves with the job's progress.
                 ui.add(
                     egui::ProgressBar::new(frac)
                         .desired_width(220.0)
@@ -955,8 +956,12 @@ fn export_controls(app: &mut App, ui: &mut egui::Ui) {
             s.export_dir = p;
         }
     });
+    ui.add(egui::Slider::new(&mut s.export_width_mm, 40.0..=300.0).text("PNG width (mm)"));
     ui.add(egui::Slider::new(&mut s.export_dpi, 72.0..=1200.0).text("PNG resolution (dpi)"));
-    ui.small("Figures are sized for a page column (about 6.7 in wide); SVG keeps vectors.");
+    ui.small(format!(
+        "A single figure's PNG is {:.0} px wide; SVGs stay vector. 85 mm = one journal column, 170 mm = two.",
+        s.export_width_mm / 25.4 * s.export_dpi
+    ));
     ui.separator();
     run_button(
         app,
@@ -1156,7 +1161,7 @@ fn movie_view(app: &mut App, ui: &mut egui::Ui) {
         m.calibration.pixel_size_nm,
         &d,
         &ov,
-        app.mask_version,
+        app.session.mask_generation,
         brush,
     );
     app.hover = r.hover;
@@ -1198,26 +1203,32 @@ fn truth_side(app: &mut App, ui: &mut egui::Ui) {
     ui.label(RichText::new("Power spectrum of frame 0").strong());
     let side = ui.available_width().min(ui.available_height() * 0.55);
     if let Some((_, t)) = &app.fft {
+        // The central half of the spectrum (up to ±0.25 cycles/px), where the Bragg peaks are.
+        const SHOWN: f32 = 0.5;
         let (rect, _) = ui.allocate_exact_size(Vec2::splat(side), egui::Sense::hover());
-        let uv = egui::Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(1.0, 1.0));
-        ui.painter().image(t.id(), rect, uv, Color32::WHITE);
+        let uv = egui::Rect::from_min_max(
+            egui::pos2(0.5 - SHOWN / 2.0, 0.5 - SHOWN / 2.0),
+            egui::pos2(0.5 + SHOWN / 2.0, 0.5 + SHOWN / 2.0),
+        );
+        let painter = ui.painter_at(rect);
+        painter.image(t.id(), rect, uv, Color32::WHITE);
+        // Screen points per cycle/px.
+        let scale = side / SHOWN;
         if let LabelMethod::FftResidual {
             cutoff_cycles_per_px,
             ..
         } = app.session.settings.label
         {
-            // Frequencies below the cut-off are removed; the circle shows it.
-            let r = cutoff_cycles_per_px * side;
-            ui.painter().circle_stroke(
+            painter.circle_stroke(
                 rect.center(),
-                r,
+                cutoff_cycles_per_px * scale,
                 egui::Stroke::new(1.5, Color32::from_rgb(255, 80, 60)),
             );
-            ui.small("Red circle: the low frequencies removed (cut-off).");
+            ui.small("Red circle: the low frequencies removed (cut-off). Shown: ±0.25 cycles/px.");
         } else if let Some(l) = &app.session.labels
             && let Some(fit) = &l.lattice
         {
-            // Bragg positions of the fitted lattice: reciprocal vectors.
+            // Bragg positions of the fitted lattice: the reciprocal vectors.
             let (a1, a2) = (fit.a1, fit.a2);
             let det = a1[0] * a2[1] - a1[1] * a2[0];
             if det.abs() > 1e-6 {
@@ -1232,14 +1243,13 @@ fn truth_side(app: &mut App, ui: &mut egui::Ui) {
                     (-1.0, 1.0),
                 ] {
                     let q = [i * b1[0] + j * b2[0], i * b1[1] + j * b2[1]];
-                    let p = rect.center() + Vec2::new(q[0], q[1]) * side;
-                    ui.painter().circle_stroke(
-                        p,
-                        6.0,
+                    painter.circle_stroke(
+                        rect.center() + Vec2::new(q[0], q[1]) * scale,
+                        7.0,
                         egui::Stroke::new(1.5, Color32::from_rgb(80, 220, 255)),
                     );
                 }
-                ui.small("Blue rings: first-order Bragg peaks of the fitted lattice.");
+                ui.small("Blue rings: first-order Bragg peaks of the fitted lattice. Shown: ±0.25 cycles/px.");
             }
         }
     }
@@ -1298,7 +1308,7 @@ fn augment_view(app: &mut App, ui: &mut egui::Ui) {
     let key = (
         app.session.settings.train.clone(),
         app.session.settings.augment_preview_seed,
-        app.mask_version,
+        app.session.mask_generation,
     );
     if app.augment.as_ref().is_none_or(|p| p.key != key) {
         let n = 12;
@@ -1528,7 +1538,14 @@ fn time_plots(app: &mut App, ui: &mut egui::Ui) {
     }
     let ctx = ui.ctx().clone();
     let h = (ui.available_height() - 40.0) / 2.0;
-    let f = app.frame as f64;
+    // The concentration plot's time axis: seconds when calibrated, frames otherwise.
+    let dt = app
+        .session
+        .analysis
+        .as_ref()
+        .and_then(|a| a.frame_interval_s)
+        .unwrap_or(1.0);
+    let f = app.frame as f64 * dt;
     egui::ScrollArea::vertical().show(ui, |ui| {
         if let Some(fig) = app.figure(&ctx, "concentration", |a| Some(figures::concentration(a))) {
             figure_view::show(ui, "concentration", fig, h, Some(f));
@@ -1537,14 +1554,13 @@ fn time_plots(app: &mut App, ui: &mut egui::Ui) {
             if let Some(fig) = app.figure(&ctx, "msd", |a| Some(figures::msd(a))) {
                 figure_view::show(&mut cols[0], "msd", fig, h, None);
             }
-            if let Some(fig) =
-                app.figure(&ctx, "transitions", |a| Some(figures::transition_matrix(a)))
-            {
-                figure_view::show(&mut cols[1], "transitions", fig, h, None);
+            if let Some(fig) = app.figure(&ctx, "coupling", figures::coupling) {
+                figure_view::show(&mut cols[1], "coupling", fig, h, None);
             }
         });
-        if let Some(fig) = app.figure(&ctx, "coupling", figures::coupling) {
-            figure_view::show(ui, "coupling", fig, h, Some(f));
+        if let Some(fig) = app.figure(&ctx, "transitions", |a| Some(figures::transition_matrix(a)))
+        {
+            figure_view::show(ui, "transitions", fig, h, None);
         }
     });
 }
@@ -1631,9 +1647,10 @@ fn notices(app: &mut App, ui: &mut egui::Ui) {
     }
     let mut dismiss = None;
     egui::Area::new(egui::Id::unique("notices"))
-        .anchor(egui::Align2::RIGHT_TOP, Vec2::new(-12.0, 60.0))
+        // Over the bottom of the controls column, which is mostly empty, not over the data.
+        .anchor(egui::Align2::LEFT_BOTTOM, Vec2::new(8.0, -44.0))
         .show(ui.ctx(), |ui| {
-            ui.set_max_width(420.0);
+            ui.set_width(320.0);
             for (i, n) in app.session.notices.iter().enumerate().rev().take(5) {
                 let (fill, title) = match n.level {
                     Level::Info => (Color32::from_rgb(30, 60, 90), "Info:"),
@@ -1641,11 +1658,17 @@ fn notices(app: &mut App, ui: &mut egui::Ui) {
                     Level::Error => (Color32::from_rgb(120, 25, 25), "Error:"),
                 };
                 egui::Frame::popup(ui.style()).fill(fill).show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.colored_label(Color32::WHITE, format!("{title} {}", n.text));
+                    ui.set_width(300.0);
+                    ui.horizontal_top(|ui| {
                         if ui.small_button("×").clicked() {
                             dismiss = Some(i);
                         }
+                        ui.add(
+                            egui::Label::new(
+                                RichText::new(format!("{title} {}", n.text)).color(Color32::WHITE),
+                            )
+                            .wrap(),
+                        );
                     });
                 });
             }

@@ -72,7 +72,9 @@ pub struct Settings {
     pub augment_preview_seed: u64,
     /// Where figures and tables are exported.
     pub export_dir: PathBuf,
-    /// Exported figure size in CSS pixels (1/96 inch) is scaled to this resolution.
+    /// PNG exports: printed width of a figure in millimetres, and the resolution, so a figure
+    /// is `export_width_mm / 25.4 × export_dpi` pixels wide. SVG exports keep their own size.
+    pub export_width_mm: f64,
     pub export_dpi: f64,
     pub recent: Vec<PathBuf>,
 }
@@ -88,6 +90,7 @@ impl Default for Settings {
             analysis: AnalysisConfig::default(),
             augment_preview_seed: 0,
             export_dir: PathBuf::from("results/gui"),
+            export_width_mm: 170.0,
             export_dpi: 300.0,
             recent: Vec::new(),
         }
@@ -211,6 +214,7 @@ pub enum Level {
 pub struct Notice {
     pub level: Level,
     pub text: String,
+    pub at: Instant,
 }
 
 /// What a panel asks the session to do.
@@ -266,6 +270,8 @@ pub struct Session {
     pub labels: Option<Labels>,
     /// The training mask of frame 0: the labels plus hand edits.
     pub mask: Vec<bool>,
+    /// Changes whenever `mask` does (views cache its texture by it).
+    pub mask_generation: u64,
     pub mask_edited: bool,
     pub model: Option<Arc<Model>>,
     pub losses: Vec<[f64; 2]>,
@@ -292,6 +298,7 @@ impl Session {
             truth: None,
             labels: None,
             mask: Vec::new(),
+            mask_generation: 0,
             mask_edited: false,
             model: None,
             losses: Vec::new(),
@@ -304,6 +311,17 @@ impl Session {
             last_job_seconds: Vec::new(),
             wake,
         }
+    }
+
+    /// Drop information notices older than `seconds` (warnings and errors stay until dismissed).
+    pub fn expire_info(&mut self, seconds: f64) {
+        self.notices
+            .retain(|n| n.level != Level::Info || n.at.elapsed().as_secs_f64() < seconds);
+    }
+
+    fn set_mask(&mut self, mask: Vec<bool>) {
+        self.mask = mask;
+        self.mask_generation += 1;
     }
 
     pub fn busy(&self) -> bool {
@@ -320,7 +338,11 @@ impl Session {
         if self.notices.last().is_some_and(|n| n.text == text) {
             return;
         }
-        self.notices.push(Notice { level, text });
+        self.notices.push(Notice {
+            level,
+            text,
+            at: Instant::now(),
+        });
     }
 
     /// Detections passing the live filter.
@@ -407,7 +429,7 @@ impl Session {
             Command::Paint { x, y, radius, on } => self.paint(x, y, radius, on),
             Command::ResetMask => {
                 if let Some(l) = &self.labels {
-                    self.mask = l.mask.clone();
+                    self.set_mask(l.mask.clone());
                     self.mask_edited = false;
                 }
             }
@@ -460,7 +482,8 @@ impl Session {
             Command::ExportAll => self.export_all(),
             Command::ExportFigure(name, fig) => {
                 let dir = self.settings.export_dir.clone();
-                let scale = self.settings.export_dpi / 96.0;
+                let px = self.settings.export_width_mm / 25.4 * self.settings.export_dpi;
+                let scale = px / fig.width.max(1.0);
                 self.start(JobKind::Export, move |ctx| {
                     ctx.begin("writing the figure", 1);
                     ensure_dir(&dir)?;
@@ -495,8 +518,9 @@ impl Session {
         if let Some(l) = &mut self.labels {
             match l.rethreshold(&method) {
                 Ok(true) => {
+                    let mask = l.mask.clone();
                     if !self.mask_edited {
-                        self.mask = l.mask.clone();
+                        self.set_mask(mask);
                     }
                     return;
                 }
@@ -519,7 +543,7 @@ impl Session {
         let Some(movie) = &self.movie else { return };
         let (w, h) = (movie.width(), movie.height());
         if self.mask.len() != w * h {
-            self.mask = vec![false; w * h];
+            self.set_mask(vec![false; w * h]);
         }
         let r = radius.max(0.5);
         let (x0, x1) = ((x - r).floor().max(0.0), (x + r).ceil().min(w as f32 - 1.0));
@@ -534,6 +558,7 @@ impl Session {
                 }
             }
         }
+        self.mask_generation += 1;
         self.mask_edited = true;
     }
 
@@ -646,6 +671,16 @@ impl Session {
             return;
         }
         let detections = self.filtered();
+        // Corrections name detections by their place in the analysed list; on another list
+        // (new detections, another filter) they would hit the wrong defects.
+        if !self.settings.analysis.edits.is_empty() && detections != *self.analysed {
+            let n = self.settings.analysis.edits.len();
+            self.settings.analysis.edits.clear();
+            self.notify(
+                Level::Warning,
+                format!("{n} manual corrections were made on other detections and were dropped"),
+            );
+        }
         let lattice = self.labels.as_ref().and_then(|l| l.lattice.clone());
         let cfg = self.settings.analysis.clone();
         self.start(JobKind::Analyse, move |ctx| {
@@ -803,7 +838,7 @@ impl Session {
                 self.movie_path = path;
                 self.truth = truth.map(Arc::new);
                 self.labels = None;
-                self.mask.clear();
+                self.set_mask(Vec::new());
                 self.mask_edited = false;
                 self.model = None;
                 self.losses.clear();
@@ -818,7 +853,7 @@ impl Session {
             }
             Output::Labelled(l) => {
                 if !self.mask_edited || self.mask.len() != l.mask.len() {
-                    self.mask = l.mask.clone();
+                    self.set_mask(l.mask.clone());
                     self.mask_edited = false;
                 }
                 if !l.mask.iter().any(|&m| m) {
@@ -853,13 +888,13 @@ impl Session {
         self.settings = p.settings;
         self.settings.recent = recent;
         if let Some(l) = p.labels {
-            self.mask = l.mask.clone();
+            self.set_mask(l.mask.clone());
             self.labels = Some(l);
         }
         if let Some(m) = p.mask
             && m.len() == self.mask.len()
         {
-            self.mask = m;
+            self.set_mask(m);
             self.mask_edited = true;
         }
         self.model = p.model.map(Arc::new);

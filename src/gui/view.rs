@@ -389,3 +389,35 @@ fn scale_bar(painter: &egui::Painter, rect: Rect, zoom: f32, pixel_size_nm: Opti
         Color32::WHITE,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contrast_limits_follow_percentiles_and_ignore_nan() {
+        let mut data: Vec<f32> = (0..=100).map(|v| v as f32).collect();
+        data.push(f32::NAN);
+        data.push(f32::INFINITY);
+        let f = Raster {
+            width: data.len(),
+            height: 1,
+            data,
+        };
+        let mut d = Display {
+            low_percentile: 10.0,
+            high_percentile: 90.0,
+            ..Display::default()
+        };
+        assert_eq!(limits(&f, &d), (10.0, 90.0));
+        d.auto_contrast = false;
+        d.min = -1.0;
+        d.max = 3.0;
+        assert_eq!(limits(&f, &d), (-1.0, 3.0));
+        // A constant frame still gets a usable range.
+        d.auto_contrast = true;
+        let flat = Raster::zeros(4, 4);
+        let (lo, hi) = limits(&flat, &d);
+        assert!(hi > lo);
+    }
+}
