@@ -265,8 +265,21 @@ fn training_cancels_from_the_button() {
 #[test]
 fn a_missing_file_is_one_readable_error_and_the_app_goes_on() {
     let mut h = harness(Settings::default());
-    h.state_mut()
-        .push(Command::OpenMovie("/no/such/movie.tif".into()));
+    // Typed into File → Path, as on a system without a file-dialog portal.
+    h.get_by_label("File").click();
+    h.run_steps(3);
+    h.get_by_role(egui::accesskit::Role::TextInput).focus();
+    h.run_steps(1);
+    h.get_by_role(egui::accesskit::Role::TextInput)
+        .type_text("/no/such/movie.tif");
+    h.run_steps(1);
+    assert_eq!(
+        h.get_by_role(egui::accesskit::Role::TextInput)
+            .value()
+            .as_deref(),
+        Some("/no/such/movie.tif")
+    );
+    h.get_by_label("Open").click();
     finish(&mut h);
     let e = errors(h.state());
     assert_eq!(e.len(), 1, "{e:?}");

@@ -158,6 +158,8 @@ struct ScreenshotRun {
 pub struct App {
     session: Session,
     ui: UiState,
+    /// The path typed into File → Open path (for systems without a file-dialog portal).
+    typed_path: String,
     frame: usize,
     playing: bool,
     play_clock: f64,
@@ -197,6 +199,7 @@ impl App {
         App {
             session,
             ui: UiState::default(),
+            typed_path: String::new(),
             frame: 0,
             playing: false,
             play_clock: 0.0,

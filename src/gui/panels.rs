@@ -72,6 +72,20 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                 if ui.button("Open demo movie").clicked() {
                     app.push(Command::OpenDemo);
                 }
+                // Typed paths work where no file-dialog portal runs (remote sessions, bare X).
+                ui.horizontal(|ui| {
+                    ui.label("Path");
+                    let r = ui.add(
+                        egui::TextEdit::singleline(&mut app.typed_path)
+                            .hint_text("movie file, image folder or project")
+                            .desired_width(260.0),
+                    );
+                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    if (ui.button("Open").clicked() || enter) && !app.typed_path.trim().is_empty() {
+                        let p = std::path::PathBuf::from(app.typed_path.trim());
+                        app.push(super::open_command(p));
+                    }
+                });
                 ui.menu_button("Recent", |ui| {
                     if app.session.settings.recent.is_empty() {
                         ui.label("(none)");
