@@ -592,7 +592,11 @@ pub fn run(opts: StartOptions) -> Result<()> {
             Ok(Box::new(app))
         }),
     );
-    outcome.map_err(|e| Error::invalid(format!("could not open the window: {e}")))?;
+    outcome.map_err(|e| {
+        Error::invalid(format!(
+            "could not open the window ({e}); without a display, the headless commands do the same work (defectscope --help)"
+        ))
+    })?;
     let failed = error.lock().ok().and_then(|mut e| e.take());
     match failed {
         Some(e) => Err(Error::invalid(format!("screenshot failed: {e}"))),
