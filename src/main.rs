@@ -86,6 +86,13 @@ enum Command {
         #[command(flatten)]
         analysis: AnalysisArgs,
     },
+    /// Print what a movie file holds: format, frames, frame size, value range, calibration.
+    Info {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate the built-in demo movie and analyze it, scoring against its known truth.
     Demo {
         #[arg(long, default_value = "results/demo")]
@@ -306,6 +313,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Synth { .. } => "synth",
         Command::Analyze { .. } => "analyze",
         Command::Study { .. } => "study",
+        Command::Info { .. } => "info",
         Command::Demo { .. } => "demo",
     }
 }
@@ -373,8 +381,56 @@ fn run_headless(command: Command) -> Result<()> {
             input,
             analysis,
         } => run_study(&movie, &defects, &out, &input, &analysis),
+        Command::Info { file, json } => run_info(&file, json),
         Command::Demo { out, opts } => run_demo(&out, &opts),
     }
+}
+
+fn run_info(file: &Path, json: bool) -> Result<()> {
+    let m = movie::load(file)?;
+    let (lo, hi) = m
+        .frames
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), f| {
+            let (x, y) = f.min_max();
+            (a.min(x), b.max(y))
+        });
+    let info = serde_json::json!({
+        "file": file.display().to_string(),
+        "format": m.format,
+        "frames": m.frames.len(),
+        "width": m.width(),
+        "height": m.height(),
+        "min": lo,
+        "max": hi,
+        "pixel_size_nm": m.calibration.pixel_size_nm,
+        "frame_interval_s": m.calibration.frame_interval_s,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        let or_none = |v: Option<f64>, unit: &str| {
+            v.map_or("not in the file".to_string(), |v| format!("{v} {unit}"))
+        };
+        println!("{}", file.display());
+        println!("  format       {}", m.format);
+        println!(
+            "  frames       {} of {} × {} px",
+            m.frames.len(),
+            m.width(),
+            m.height()
+        );
+        println!("  values       {lo} to {hi}");
+        println!(
+            "  pixel size   {}",
+            or_none(m.calibration.pixel_size_nm, "nm")
+        );
+        println!(
+            "  frame time   {}",
+            or_none(m.calibration.frame_interval_s, "s")
+        );
+    }
+    Ok(())
 }
 
 fn run_synth(cfg: &SynthConfig, out: &Path) -> Result<SynthMovie> {

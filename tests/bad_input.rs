@@ -219,3 +219,28 @@ fn synth_writes_movie_truth_and_masks() {
         assert!(masks.frames[t.frame].get(x, y) > 0.0);
     }
 }
+
+#[test]
+fn info_describes_a_movie_and_refuses_unknown_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    // 2 frames of 3 × 2 float32 values 0..11.
+    let data: Vec<u8> = (0..12).flat_map(|v| (v as f32).to_le_bytes()).collect();
+    let p = dir.path().join("m.npy");
+    std::fs::write(&p, npy("<f4", "(2, 2, 3)", &data)).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_defectscope"))
+        .args(["info", p.to_str().expect("utf8"), "--json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["frames"], 2);
+    assert_eq!(v["width"], 3);
+    assert_eq!(v["height"], 2);
+    assert_eq!(v["max"], 11.0);
+    assert!(v["pixel_size_nm"].is_null());
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"not a movie at all").expect("write");
+    let (ok, err) = run(&["info", junk.to_str().expect("utf8")]);
+    assert!(!ok);
+    assert!(err.contains("DM3/DM4") && err.contains("junk.bin"), "{err}");
+}

@@ -1,13 +1,16 @@
-//! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders and NPY.
+//! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders, NPY and
+//! Gatan DigitalMicrograph (DM3/DM4) files.
 //!
 //! The format is chosen by content (magic bytes), not by extension. Every reader checks sizes
 //! against the file length before allocating, so a lying header gives an error, not a huge
 //! allocation. Loaded movies are validated: equal frame sizes, at least 2×2 pixels, finite values.
 
+mod dm;
 mod npy;
 pub mod register;
 mod tiff_io;
 
+pub use dm::read_dm;
 pub use npy::{read_npy, write_npy_f32};
 pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
 
@@ -98,7 +101,8 @@ impl Movie {
 
 /// The formats we read, for error messages.
 pub const SUPPORTED: &str = "multi-page TIFF (8/16/32-bit integer, 32/64-bit float), \
-NPY arrays (T,H,W) or (H,W), PNG, or a folder of single-page TIFF/PNG frames";
+NPY arrays (T,H,W) or (H,W), Gatan DM3/DM4 images and stacks, PNG, or a folder of single-page \
+TIFF/PNG frames";
 
 /// Load a movie from a file or a folder of frames and validate it.
 pub fn load(path: &Path) -> Result<Movie> {
@@ -125,6 +129,8 @@ fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
         read_tiff(path, bytes)
     } else if bytes.starts_with(b"\x93NUMPY") {
         read_npy(path, bytes)
+    } else if dm::looks_like_dm(bytes) {
+        read_dm(path, bytes)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Ok(Movie {
             frames: vec![read_png(path, bytes)?],
