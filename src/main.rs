@@ -92,6 +92,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the frames as a float32 NPY array (T,H,W), e.g. to compare with other readers.
+        #[arg(long)]
+        npy: Option<PathBuf>,
     },
     /// Generate the built-in demo movie and analyze it, scoring against its known truth.
     Demo {
@@ -381,13 +384,16 @@ fn run_headless(command: Command) -> Result<()> {
             input,
             analysis,
         } => run_study(&movie, &defects, &out, &input, &analysis),
-        Command::Info { file, json } => run_info(&file, json),
+        Command::Info { file, json, npy } => run_info(&file, json, npy.as_deref()),
         Command::Demo { out, opts } => run_demo(&out, &opts),
     }
 }
 
-fn run_info(file: &Path, json: bool) -> Result<()> {
+fn run_info(file: &Path, json: bool, npy: Option<&Path>) -> Result<()> {
     let m = movie::load(file)?;
+    if let Some(out) = npy {
+        atomic_write(out, &write_npy_f32(&m.frames))?;
+    }
     let (lo, hi) = m
         .frames
         .iter()

@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 use crate::raster::Raster;
 use std::path::Path;
 
+/// `DataType` of RGB images (thumbnails, colour overlays).
+const RGB: i64 = 23;
+
 /// Deepest tag nesting accepted (real files use fewer than 20 levels).
 const MAX_DEPTH: usize = 64;
 
@@ -71,9 +74,19 @@ impl Tag {
         }
     }
 
-    fn text(&self) -> Option<&str> {
+    /// A string: type 18, or (as DigitalMicrograph writes most strings) an array of UTF-16
+    /// units in `bytes`.
+    fn text(&self, bytes: &[u8], little: bool) -> Option<String> {
         match self {
-            Tag::Data(Value::Text(s)) => Some(s),
+            Tag::Data(Value::Text(s)) => Some(s.clone()),
+            Tag::Data(Value::Array {
+                elem: 4,
+                start,
+                len,
+            }) => {
+                let raw = bytes.get(*start..start.checked_add(len.checked_mul(2)?)?)?;
+                Some(utf16(raw, little))
+            }
             _ => None,
         }
     }
@@ -99,7 +112,8 @@ fn simple_name(code: u64) -> &'static str {
         6 => "32-bit float",
         7 => "64-bit float",
         8 => "boolean",
-        9 | 10 => "8-bit integer",
+        9 => "8-bit signed integer",
+        10 => "8-bit unsigned integer",
         11 => "64-bit signed integer",
         12 => "64-bit unsigned integer",
         _ => "unknown",
@@ -213,17 +227,7 @@ impl<'a> Reader<'a> {
                         .checked_mul(2)
                         .ok_or_else(|| self.bad("string too long"))?,
                 )?;
-                let chars: Vec<u16> = raw
-                    .chunks_exact(2)
-                    .map(|c| {
-                        if self.little {
-                            u16::from_le_bytes([c[0], c[1]])
-                        } else {
-                            u16::from_be_bytes([c[0], c[1]])
-                        }
-                    })
-                    .collect();
-                Ok(Value::Text(String::from_utf16_lossy(&chars)))
+                Ok(Value::Text(utf16(raw, self.little)))
             }
             15 => {
                 // name length, field count, then (name length, type) per field.
@@ -282,6 +286,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn utf16(raw: &[u8], little: bool) -> String {
+    let units: Vec<u16> = raw
+        .chunks_exact(2)
+        .map(|c| {
+            if little {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        })
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
 fn decode(code: u64, b: &[u8], little: bool) -> f64 {
     let mut a = [0u8; 8];
     a[..b.len()].copy_from_slice(b);
@@ -300,6 +318,27 @@ fn decode(code: u64, b: &[u8], little: bool) -> f64 {
         11 => i64::from_le_bytes(a) as f64,
         12 => u64::from_le_bytes(a) as f64,
         _ => f64::NAN,
+    }
+}
+
+/// DigitalMicrograph's `DataType` codes, for messages.
+fn data_type_name(t: i64) -> String {
+    match t {
+        1 => "16-bit signed".into(),
+        2 => "32-bit float".into(),
+        3 => "complex (2 × 32-bit)".into(),
+        5 => "packed complex".into(),
+        6 => "8-bit unsigned".into(),
+        7 => "32-bit signed".into(),
+        8 => "RGB".into(),
+        9 => "8-bit signed".into(),
+        10 => "16-bit unsigned".into(),
+        11 => "32-bit unsigned".into(),
+        12 => "64-bit float".into(),
+        13 => "complex (2 × 64-bit)".into(),
+        14 => "binary".into(),
+        23 => "RGBA".into(),
+        t => format!("type {t}"),
     }
 }
 
@@ -363,27 +402,50 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let images = root
         .get("ImageList")
         .ok_or_else(|| Error::format(path, "the DM file holds no ImageList"))?;
-    // The largest image: the first is usually a thumbnail.
-    let (data, elem, start, len) = images
+    // The largest single-channel image. The first entry is usually an RGB thumbnail of the
+    // window, which may be larger than the image itself.
+    let candidates: Vec<(&Tag, u64, usize, usize, i64)> = images
         .children()
         .iter()
         .filter_map(|(_, img)| {
             let data = img.get("ImageData")?;
+            let data_type = data.get("DataType").and_then(Tag::number).unwrap_or(0.0) as i64;
             match data.get("Data")? {
-                Tag::Data(Value::Array { elem, start, len }) => Some((data, *elem, *start, *len)),
+                Tag::Data(Value::Array { elem, start, len }) => {
+                    Some((data, *elem, *start, *len, data_type))
+                }
                 _ => None,
             }
         })
-        .max_by_key(|(_, _, _, len)| *len)
-        .ok_or_else(|| Error::format(path, "the DM file holds no image data"))?;
-    let data_type = data.get("DataType").and_then(Tag::number).unwrap_or(0.0) as i64;
+        .collect();
+    let Some(&(data, elem, start, len, data_type)) =
+        candidates.iter().filter(|c| c.4 != RGB).max_by_key(|c| c.3)
+    else {
+        let found: Vec<String> = images
+            .children()
+            .iter()
+            .filter_map(|(_, img)| img.path(&["ImageData", "DataType"])?.number())
+            .map(|t| data_type_name(t as i64))
+            .collect();
+        return Err(Error::format(
+            path,
+            format!(
+                "the DM file holds no single-channel real-valued image (images found: {})",
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
+            ),
+        ));
+    };
     if matches!(data_type, 3 | 13) {
         return Err(Error::format(
             path,
             "complex-valued DM images are not supported",
         ));
     }
-    if data_type == 23 {
+    if data_type == RGB {
         return Err(Error::format(
             path,
             "RGB DM images are not supported (STEM images are single-channel)",
@@ -440,7 +502,9 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
                 .map(|(_, a)| {
                     (
                         a.get("Scale").and_then(Tag::number).unwrap_or(f64::NAN),
-                        a.get("Units").and_then(Tag::text).unwrap_or("").to_string(),
+                        a.get("Units")
+                            .and_then(|u| u.text(bytes, r.little))
+                            .unwrap_or_default(),
                     )
                 })
                 .collect()
@@ -450,6 +514,17 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .first()
         .and_then(|(s, u)| Some(s * nm_per(u)?))
         .filter(|v| v.is_finite() && *v > 0.0);
+    if let Some((_, unit)) = axes.get(2).filter(|(_, u)| !u.trim().is_empty())
+        && s_per(unit).is_none()
+    {
+        return Err(Error::format(
+            path,
+            format!(
+                "the third axis of this DM stack is in {unit}, not time: a spectrum image or \
+                 series, not a movie"
+            ),
+        ));
+    }
     let frame_interval_s = axes
         .get(2)
         .and_then(|(s, u)| Some(s * s_per(u)?))
@@ -678,6 +753,65 @@ pub(crate) mod tests {
                     assert_eq!(m.calibration.frame_interval_s, Some(0.25));
                     assert!(m.format.starts_with(if dm4 { "DM4" } else { "DM3" }));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_spectrum_image_is_not_taken_for_a_movie_and_rgb_alone_is_refused() {
+        let si = W::Group(vec![(
+            "ImageList",
+            W::Group(vec![(
+                "",
+                image(
+                    6,
+                    2.0,
+                    &[2.0, 2.0, 3.0],
+                    vec![1.0; 12],
+                    vec![axis(1.0, "nm"), axis(1.0, "nm"), axis(0.5, "eV")],
+                ),
+            )]),
+        )]);
+        let b = Writer {
+            dm4: true,
+            little: true,
+        }
+        .file(&si);
+        let e = read_dm(Path::new("si.dm4"), &b).expect_err("spectrum image");
+        assert!(e.to_string().contains("eV, not time"), "{e}");
+        let rgb = W::Group(vec![(
+            "ImageList",
+            W::Group(vec![(
+                "",
+                image(5, 23.0, &[2.0, 2.0], vec![1.0; 4], vec![]),
+            )]),
+        )]);
+        let b = Writer {
+            dm4: false,
+            little: true,
+        }
+        .file(&rgb);
+        let e = read_dm(Path::new("rgb.dm3"), &b).expect_err("rgb");
+        assert!(e.to_string().contains("RGBA"), "{e}");
+    }
+
+    #[test]
+    fn mutated_files_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for dm4 in [false, true] {
+            let (good, _) = stack_file(dm4, true, 2);
+            for _ in 0..3000 {
+                let mut b = good.clone();
+                for _ in 0..rng.random_range(1..6) {
+                    let i = rng.random_range(0..b.len());
+                    b[i] = rng.random();
+                }
+                if rng.random_bool(0.2) {
+                    b.truncate(rng.random_range(0..b.len()));
+                }
+                // Ok or a clear error; a panic fails the test.
+                let _ = read_dm(Path::new("m.dm"), &b);
             }
         }
     }
