@@ -1,5 +1,5 @@
-//! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders, NPY and
-//! Gatan DigitalMicrograph (DM3/DM4) files.
+//! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders, NPY,
+//! Gatan DigitalMicrograph (DM3/DM4) and FEI/Thermo Fisher TIA (SER) files.
 //!
 //! The format is chosen by content (magic bytes), not by extension. Every reader checks sizes
 //! against the file length before allocating, so a lying header gives an error, not a huge
@@ -8,10 +8,12 @@
 mod dm;
 mod npy;
 pub mod register;
+mod ser;
 mod tiff_io;
 
 pub use dm::read_dm;
 pub use npy::{read_npy, write_npy_f32};
+pub use ser::read_ser;
 pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
 
 use crate::error::{Error, Result};
@@ -101,8 +103,8 @@ impl Movie {
 
 /// The formats we read, for error messages.
 pub const SUPPORTED: &str = "multi-page TIFF (8/16/32-bit integer, 32/64-bit float), \
-NPY arrays (T,H,W) or (H,W), Gatan DM3/DM4 images and stacks, PNG, or a folder of single-page \
-TIFF/PNG frames";
+NPY arrays (T,H,W) or (H,W), Gatan DM3/DM4 images and stacks, FEI/Thermo Fisher TIA SER image \
+series, PNG, or a folder of single-page TIFF/PNG frames";
 
 /// Load a movie from a file or a folder of frames and validate it.
 pub fn load(path: &Path) -> Result<Movie> {
@@ -131,6 +133,8 @@ fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
         read_npy(path, bytes)
     } else if dm::looks_like_dm(bytes) {
         read_dm(path, bytes)
+    } else if ser::looks_like_ser(bytes) {
+        read_ser(path, bytes)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Ok(Movie {
             frames: vec![read_png(path, bytes)?],
