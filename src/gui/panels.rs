@@ -59,7 +59,10 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
             ui.menu_button("File", |ui| {
                 if ui.button("Open movie…").clicked()
                     && let Some(p) = rfd::FileDialog::new()
-                        .add_filter("movies", &["tif", "tiff", "npy", "png", "dm3", "dm4", "ser"])
+                        .add_filter(
+                            "movies",
+                            &["tif", "tiff", "npy", "png", "dm3", "dm4", "ser"],
+                        )
                         .pick_file()
                 {
                     app.push(Command::OpenMovie(p));
