@@ -17,7 +17,7 @@
 //! Every length is checked against the bytes left before anything is allocated, nesting is
 //! limited, and arrays are read in place (only the image array is decoded).
 
-use super::{Calibration, Movie};
+use super::{Calibration, Movie, nm_per_unit};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 use std::path::Path;
@@ -342,19 +342,6 @@ fn data_type_name(t: i64) -> String {
     }
 }
 
-/// Length unit → nanometres.
-fn nm_per(unit: &str) -> Option<f64> {
-    match unit.trim() {
-        "nm" => Some(1.0),
-        "pm" => Some(1e-3),
-        "Å" | "A" | "Angstrom" | "angstrom" => Some(0.1),
-        "µm" | "um" | "μm" => Some(1e3),
-        "mm" => Some(1e6),
-        "m" => Some(1e9),
-        _ => None,
-    }
-}
-
 /// Time unit → seconds.
 fn s_per(unit: &str) -> Option<f64> {
     match unit.trim() {
@@ -512,7 +499,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .unwrap_or_default();
     let pixel_size_nm = axes
         .first()
-        .and_then(|(s, u)| Some(s * nm_per(u)?))
+        .and_then(|(s, u)| Some(s * nm_per_unit(u)?))
         .filter(|v| v.is_finite() && *v > 0.0);
     if let Some((_, unit)) = axes.get(2).filter(|(_, u)| !u.trim().is_empty())
         && s_per(unit).is_none()

@@ -220,6 +220,19 @@ fn read_folder(dir: &Path) -> Result<Movie> {
     })
 }
 
+/// Nanometres per length unit, for the unit names microscope files and ImageJ write.
+pub(crate) fn nm_per_unit(unit: &str) -> Option<f64> {
+    match unit.trim().to_lowercase().as_str() {
+        "nm" | "nanometer" | "nanometre" => Some(1.0),
+        "pm" | "picometer" | "picometre" => Some(1e-3),
+        "a" | "å" | "angstrom" | "\\u00c5" => Some(0.1),
+        "um" | "µm" | "μm" | "micron" | "microns" | "\\u00b5m" => Some(1e3),
+        "mm" => Some(1e6),
+        "m" => Some(1e9),
+        _ => None,
+    }
+}
+
 /// Compare strings so that embedded numbers sort by value.
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (mut a, mut b) = (a.chars().peekable(), b.chars().peekable());

@@ -1,5 +1,6 @@
 //! TIFF stacks: reading (grey 8/16/32/64-bit integer and float, ImageJ calibration) and writing.
 
+use super::nm_per_unit;
 use super::{Calibration, Movie};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
@@ -29,6 +30,9 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
         .ok()
         .flatten();
+    if let Some(d) = &description {
+        imagej_layout(d).map_err(|msg| Error::format(path, msg))?;
+    }
     let calibration = calibration_from_tags(description.as_deref(), x_resolution, unit);
     let mut frames = Vec::new();
     let mut last_kind;
@@ -86,16 +90,33 @@ fn rational_value(v: tiff::decoder::ifd::Value) -> Option<f64> {
     }
 }
 
-/// Nanometres per unit for the unit names ImageJ writes.
-fn nm_per_unit(unit: &str) -> Option<f64> {
-    match unit.trim().to_lowercase().as_str() {
-        "nm" | "nanometer" | "nanometre" => Some(1.0),
-        "pm" | "picometer" | "picometre" => Some(1e-3),
-        "a" | "å" | "angstrom" | "\\u00c5" => Some(0.1),
-        "um" | "µm" | "μm" | "micron" | "microns" | "\\u00b5m" => Some(1e3),
-        "mm" => Some(1e6),
-        _ => None,
+/// Refuse ImageJ hyperstacks that are not one image series: several channels, or z slices and
+/// time frames at once (their pages would be taken for frames).
+fn imagej_layout(description: &str) -> std::result::Result<(), String> {
+    if !description.starts_with("ImageJ=") {
+        return Ok(());
     }
+    let field = |key: &str| {
+        description.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().parse::<usize>().ok())?
+        })
+    };
+    let channels = field("channels").unwrap_or(1);
+    if channels > 1 {
+        return Err(format!(
+            "an ImageJ hyperstack with {channels} channels; save one channel as its own stack \
+             (Image > Color > Split Channels)"
+        ));
+    }
+    let (slices, frames) = (field("slices").unwrap_or(1), field("frames").unwrap_or(1));
+    if slices > 1 && frames > 1 {
+        return Err(format!(
+            "an ImageJ hyperstack of {slices} z slices × {frames} frames; save one slice's time \
+             series (Image > Stacks > Reslice or Duplicate)"
+        ));
+    }
+    Ok(())
 }
 
 fn calibration_from_tags(
@@ -211,6 +232,18 @@ mod tests {
         let p = m.calibration.pixel_size_nm.expect("pixel size read back");
         assert!((p - 0.0125).abs() < 1e-6, "{p}");
         assert_eq!(m.calibration.frame_interval_s, Some(0.25));
+    }
+
+    #[test]
+    fn imagej_hyperstacks_of_one_series_only() {
+        assert!(imagej_layout("ImageJ=1.54f\nimages=30\nframes=30\nunit=nm\n").is_ok());
+        assert!(imagej_layout("ImageJ=1.54f\nimages=30\nslices=30\n").is_ok());
+        assert!(imagej_layout("not imagej\nchannels=3\n").is_ok());
+        let e = imagej_layout("ImageJ=1.54f\nimages=60\nchannels=2\nframes=30\nhyperstack=true\n")
+            .expect_err("channels");
+        assert!(e.contains("2 channels"), "{e}");
+        let e = imagej_layout("ImageJ=1.54f\nimages=60\nslices=2\nframes=30\n").expect_err("4-D");
+        assert!(e.contains("2 z slices × 30 frames"), "{e}");
     }
 
     #[test]
