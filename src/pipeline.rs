@@ -121,15 +121,6 @@ pub fn analyze(
         seconds: t.elapsed().as_secs_f64(),
     });
     ctx.step(1)?;
-    let mask_radius = labels.as_ref().and_then(|l| {
-        let frac = match l.method {
-            LabelMethod::Columns {
-                disk_radius_frac, ..
-            } => disk_radius_frac,
-            LabelMethod::FftResidual { .. } => return None,
-        };
-        l.lattice.as_ref().map(|f| frac * f.nearest_column_px)
-    });
 
     let t = Instant::now();
     let (net, device, device_name, model_cfg, mask_radius_px, model_source, training) =
@@ -154,8 +145,7 @@ pub fn analyze(
                 let labels = labels
                     .as_ref()
                     .ok_or_else(|| Error::invalid("frame 0 has no labels to train on"))?;
-                // FFT labels have no natural disk size: use the blob size the mask actually has.
-                let radius = mask_radius.unwrap_or(3.0);
+                let radius = labels.mask_radius_px();
                 let trained = train(
                     frame0,
                     &labels.mask,
@@ -203,6 +193,7 @@ pub fn analyze(
         &cfg.localize,
         max_area,
         ctx,
+        &mut |_, _| {},
     )?;
     timings.push(StageTime {
         stage: "detect".into(),

@@ -173,23 +173,33 @@ pub fn trajectories(a: &DefectAnalysis, frame0: &Raster, detections: &[Detection
             vec![],
         ));
     }
-    let (w, h) = (frame0.width as f64, frame0.height as f64);
-    let side = 640.0;
-    Figure {
-        title: format!(
+    frame_figure(
+        format!(
             "Trajectories ({} tracks of ≥ 2 frames)",
             a.tracks.tracks.iter().filter(|t| t.len() > 1).count()
         ),
+        "on frame 0, drift removed",
+        frame0,
+        series,
+    )
+}
+
+/// A frame as an image in pixel coordinates (y down) with `series` drawn over it.
+fn frame_figure(title: String, subtitle: &str, image: &Raster, series: Vec<Series>) -> Figure {
+    let (w, h) = (image.width as f64, image.height as f64);
+    let side = 640.0;
+    Figure {
+        title,
         width: side,
         height: side * h / w + 80.0,
         columns: 1,
         panels: vec![Panel::Plot(Plot {
-            title: "on frame 0, drift removed".into(),
+            title: subtitle.into(),
             x_label: "x (px)".into(),
             y_label: "y (px)".into(),
             series,
             background: Some(Background {
-                image: frame0.clone(),
+                image: image.clone(),
                 extent: (-0.5, -0.5, w - 0.5, h - 0.5),
             }),
             y_down: true,
@@ -229,28 +239,7 @@ pub fn annotated_frame(
             }
         })
         .collect();
-    let (w, h) = (image.width as f64, image.height as f64);
-    let side = 640.0;
-    Figure {
-        title: format!("Frame {frame}: {n} defects"),
-        width: side,
-        height: side * h / w + 80.0,
-        columns: 1,
-        panels: vec![Panel::Plot(Plot {
-            title: String::new(),
-            x_label: "x (px)".into(),
-            y_label: "y (px)".into(),
-            series,
-            background: Some(Background {
-                image: image.clone(),
-                extent: (-0.5, -0.5, w - 0.5, h - 0.5),
-            }),
-            y_down: true,
-            x_range: Some((-0.5, w - 0.5)),
-            y_range: Some((-0.5, h - 0.5)),
-            legend: true,
-        })],
-    }
+    frame_figure(format!("Frame {frame}: {n} defects"), "", image, series)
 }
 
 /// Transition matrix as a heat map: probability and count in each cell.

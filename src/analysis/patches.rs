@@ -48,6 +48,18 @@ pub fn raster_from_row(values: impl Iterator<Item = f64>, size: usize) -> Raster
     }
 }
 
+/// The `size`×`size` window of `frame` centred on (x, y), bilinearly sampled.
+pub fn window(frame: &Raster, x: f32, y: f32, size: usize) -> Raster {
+    let half = (size as f32 - 1.0) / 2.0;
+    let mut out = Raster::zeros(size, size);
+    for j in 0..size {
+        for i in 0..size {
+            out.set(i, j, frame.sample(x - half + i as f32, y - half + j as f32));
+        }
+    }
+    out
+}
+
 /// Cut a `size`×`size` window around every detection.
 pub fn extract(frames: &[Raster], detections: &[Detection], size: usize) -> Result<Patches> {
     if size < 4 {
@@ -95,12 +107,12 @@ pub fn extract(frames: &[Raster], detections: &[Detection], size: usize) -> Resu
         let (mean, std) = stats[d.frame];
         let inv = if std > 0.0 { 1.0 / std } else { 0.0 };
         let start = rows.len();
-        for j in 0..size {
-            for i in 0..size {
-                let v = frame.sample(x0 + i as f32, y0 + j as f32);
-                rows.push(((v - mean) * inv) as f64);
-            }
-        }
+        rows.extend(
+            window(frame, d.x, d.y, size)
+                .data
+                .iter()
+                .map(|&v| ((v - mean) * inv) as f64),
+        );
         if rows[start..].iter().any(|v| !v.is_finite()) {
             rows.truncate(start);
             skipped_nonfinite += 1;

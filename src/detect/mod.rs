@@ -147,35 +147,10 @@ pub fn probability_maps(
 }
 
 /// Detect defects in every frame, streaming `batch` frames at a time through the network so that
-/// only one batch of probability maps is held in memory.
+/// only one batch of probability maps is held in memory. Each frame's map is handed to
+/// `on_map(frame, map)` as it is made (the GUI keeps them for its overlay; others pass a no-op).
 #[allow(clippy::too_many_arguments)]
 pub fn detect_all(
-    net: &Net,
-    model: &ModelConfig,
-    device: &Device,
-    frames: &[Raster],
-    batch: usize,
-    cfg: &LocalizeConfig,
-    max_area: usize,
-    ctx: &JobCtx,
-) -> Result<(Vec<Detection>, Dropped)> {
-    detect_all_with_maps(
-        net,
-        model,
-        device,
-        frames,
-        batch,
-        cfg,
-        max_area,
-        ctx,
-        &mut |_, _| {},
-    )
-}
-
-/// [`detect_all`], handing each frame's probability map to `on_map(frame, map)` as it is made
-/// (the GUI keeps them for its overlay).
-#[allow(clippy::too_many_arguments)]
-pub fn detect_all_with_maps(
     net: &Net,
     model: &ModelConfig,
     device: &Device,

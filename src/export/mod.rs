@@ -58,21 +58,27 @@ pub fn png_rgb(width: usize, height: usize, rgb: Vec<u8>) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Grey PNG of an image, stretched min–max (non-finite pixels black).
-pub fn grey_png(img: &Raster) -> Result<Vec<u8>> {
+/// An image as grey levels, one byte per pixel, stretched min–max (non-finite pixels black).
+pub fn grey_bytes(img: &Raster) -> Vec<u8> {
     let (lo, hi) = img.min_max();
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let rgb = img
-        .data
+    img.data
         .iter()
-        .flat_map(|&v| {
-            let g = if v.is_finite() {
+        .map(|&v| {
+            if v.is_finite() {
                 ((v - lo) * scale).clamp(0.0, 255.0) as u8
             } else {
                 0
-            };
-            [g, g, g]
+            }
         })
+        .collect()
+}
+
+/// Grey PNG of an image, stretched min–max (non-finite pixels black).
+pub fn grey_png(img: &Raster) -> Result<Vec<u8>> {
+    let rgb = grey_bytes(img)
+        .into_iter()
+        .flat_map(|g| [g, g, g])
         .collect();
     png_rgb(img.width, img.height, rgb)
 }

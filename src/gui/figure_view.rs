@@ -9,20 +9,9 @@ pub fn colour(c: Rgb) -> Color32 {
     Color32::from_rgb(c[0], c[1], c[2])
 }
 
-/// A raster as a grey image, min–max scaled (NaN black).
+/// A raster as a grey image, min–max scaled (NaN black), as the PNG exports draw it.
 pub fn grey_image(r: &Raster) -> ColorImage {
-    let (lo, hi) = r.min_max();
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    ColorImage::from_gray_iter(
-        [r.width, r.height],
-        r.data.iter().map(|&v| {
-            if v.is_finite() {
-                (((v - lo) / span) * 255.0).round() as u8
-            } else {
-                0
-            }
-        }),
-    )
+    ColorImage::from_gray([r.width, r.height], &crate::export::grey_bytes(r))
 }
 
 pub fn texture(ctx: &egui::Context, name: &str, img: ColorImage) -> TextureHandle {

@@ -161,6 +161,8 @@ pub struct App {
     /// The path typed into File → Open path (for systems without a file-dialog portal).
     typed_path: String,
     frame: usize,
+    /// Identity of the movie shown (its `Arc` address), to notice a new one.
+    movie_key: usize,
     playing: bool,
     play_clock: f64,
     view: MovieView,
@@ -201,6 +203,7 @@ impl App {
             ui: UiState::default(),
             typed_path: String::new(),
             frame: 0,
+            movie_key: 0,
             playing: false,
             play_clock: 0.0,
             view: MovieView::default(),
@@ -258,9 +261,15 @@ impl App {
         for c in std::mem::take(&mut self.commands) {
             self.session.apply(c);
         }
-        let frames = self.session.movie.as_ref().map_or(1, |m| m.frames.len());
-        if self.frame >= frames {
-            self.frame = frames - 1;
+        // A new movie: back to its first frame, whole, with nothing cached from the last one.
+        let movie = self
+            .session
+            .movie
+            .as_ref()
+            .map_or(0, |m| Arc::as_ptr(m) as usize);
+        if movie != self.movie_key {
+            self.movie_key = movie;
+            self.frame = 0;
             self.view.reset();
         }
     }

@@ -2,13 +2,14 @@
 
 use super::figure_view::{self, ShownFigure, colour, grey_image, texture};
 use super::session::{Command, JobKind, Level};
-use super::view::{Colormap, Overlays, limits};
+use super::view::{Colormap, Overlays};
 use super::{App, Stage};
 use crate::analysis::classify::{ClassCount, ClusterMethod};
 use crate::analysis::figures;
+use crate::analysis::patches::window;
 use crate::augment::Op;
 use crate::export::figure::class_colour;
-use crate::lattice::LabelMethod;
+use crate::lattice::{LabelMethod, Labels};
 use crate::model::{Architecture, DeviceChoice};
 use crate::raster::Raster;
 use crate::train::{PixelLoss, TrainConfig, preview_samples};
@@ -281,11 +282,12 @@ fn movie_controls(app: &mut App, ui: &mut egui::Ui) {
             ui.end_row();
         });
         ui.separator();
-        display_controls(app, ui, &m.frames[app.frame.min(m.frames.len() - 1)]);
+        let index = app.frame.min(m.frames.len() - 1);
+        display_controls(app, ui, index, &m.frames[index]);
     }
 }
 
-fn display_controls(app: &mut App, ui: &mut egui::Ui, frame: &Raster) {
+fn display_controls(app: &mut App, ui: &mut egui::Ui, index: usize, frame: &Raster) {
     let d = &mut app.ui.display;
     ui.label(RichText::new("Display").strong());
     ui.horizontal(|ui| {
@@ -302,7 +304,7 @@ fn display_controls(app: &mut App, ui: &mut egui::Ui, frame: &Raster) {
         ui.add(egui::Slider::new(&mut d.min, lo..=hi).text("min"));
         ui.add(egui::Slider::new(&mut d.max, lo..=hi).text("max"));
     }
-    let (lo, hi) = limits(frame, d);
+    let (lo, hi) = app.view.limits(index, frame, d);
     if d.auto_contrast {
         d.min = lo;
         d.max = hi;
@@ -695,19 +697,6 @@ fn detect_controls(app: &mut App, ui: &mut egui::Ui) {
     selected_details(app, ui);
 }
 
-/// A `size`² patch of `frame` around (x, y), edges clamped.
-fn patch(frame: &Raster, x: f32, y: f32, size: usize) -> Raster {
-    let mut p = Raster::zeros(size, size);
-    let h = size as f32 / 2.0;
-    for j in 0..size {
-        for i in 0..size {
-            let v = frame.sample(x - h + i as f32 + 0.5, y - h + j as f32 + 0.5);
-            p.set(i, j, v);
-        }
-    }
-    p
-}
-
 fn selected_details(app: &mut App, ui: &mut egui::Ui) {
     let Some(i) = app.selected else { return };
     let Some(shown) = app.shown() else { return };
@@ -750,7 +739,7 @@ fn selected_details(app: &mut App, ui: &mut egui::Ui) {
         ui.end_row();
     });
     if let Some(m) = &app.session.movie {
-        let p = patch(
+        let p = window(
             &m.frames[d.frame],
             d.x,
             d.y,
@@ -1014,28 +1003,31 @@ fn export_controls(app: &mut App, ui: &mut egui::Ui) {
         wanted = Some((format!("frame_{frame:04}"), fig));
     }
     if let Some(a) = app.session.analysis.clone() {
-        let m = app.session.movie.clone();
-        let dets = app.session.analysed.clone();
-        let mut items: Vec<(&str, Option<crate::export::figure::Figure>)> = vec![
-            ("dendrogram", figures::dendrogram(&a)),
-            ("class_gallery", Some(figures::class_gallery(&a))),
-            ("concentration", Some(figures::concentration(&a))),
-            ("msd", Some(figures::msd(&a))),
-            ("transition_matrix", Some(figures::transition_matrix(&a))),
-            ("coupling", figures::coupling(&a)),
+        // Listed without building: a figure is made only when its button is clicked.
+        type Build = fn(&crate::analysis::DefectAnalysis) -> Option<crate::export::figure::Figure>;
+        let items: [(&str, bool, Build); 6] = [
+            ("dendrogram", a.dendrogram.is_some(), figures::dendrogram),
+            ("class_gallery", true, |a| Some(figures::class_gallery(a))),
+            ("concentration", true, |a| Some(figures::concentration(a))),
+            ("msd", true, |a| Some(figures::msd(a))),
+            ("transition_matrix", true, |a| {
+                Some(figures::transition_matrix(a))
+            }),
+            ("coupling", a.coupling.is_some(), figures::coupling),
         ];
-        if let Some(m) = &m {
-            items.push((
-                "trajectories",
-                Some(figures::trajectories(&a, &m.frames[0], &dets)),
-            ));
-        }
-        for (name, fig) in items {
-            if let Some(fig) = fig
+        for (name, available, build) in items {
+            if available
                 && ui.button(name).clicked()
+                && let Some(fig) = build(&a)
             {
                 wanted = Some((name.to_string(), fig));
             }
+        }
+        if let Some(m) = app.session.movie.clone()
+            && ui.button("trajectories").clicked()
+        {
+            let fig = figures::trajectories(&a, &m.frames[0], &app.session.analysed);
+            wanted = Some(("trajectories".to_string(), fig));
         }
     }
     if let Some((name, fig)) = wanted {
@@ -1273,17 +1265,18 @@ fn truth_side(app: &mut App, ui: &mut egui::Ui) {
     ui.separator();
     let mut method = app.session.settings.label.clone();
     match (&mut method, &app.session.labels) {
-        (LabelMethod::FftResidual { lo, hi, .. }, Some(l)) if l.residual.is_some() => {
+        (
+            LabelMethod::FftResidual { lo, hi, .. },
+            Some(Labels {
+                residual: Some(res),
+                ..
+            }),
+        ) => {
             ui.label("Normalised residual: drag to move the nearer threshold");
-            let res = l
-                .residual
-                .as_ref()
-                .map(|r| r.data.clone())
-                .unwrap_or_default();
             if let Some(x) = histogram_plot(
                 ui,
                 "residual-hist",
-                &res,
+                &res.data,
                 100,
                 &[*lo as f64, *hi as f64],
                 140.0,
@@ -1515,7 +1508,7 @@ fn class_members(app: &mut App, ui: &mut egui::Ui) {
             .map(|&i| {
                 let d = dets[i];
                 crate::export::figure::Tile {
-                    image: patch(&m.frames[d.frame], d.x, d.y, size),
+                    image: window(&m.frames[d.frame], d.x, d.y, size),
                     caption: format!("#{i} f{}", d.frame),
                     frame: Some(class_colour(c)),
                 }
@@ -1634,7 +1627,7 @@ fn pca_view(app: &mut App, ui: &mut egui::Ui) {
                 && let Some(&di) = p.detections.get(row)
             {
                 let d = dets[di];
-                let img = patch(&m.frames[d.frame], d.x, d.y, a.config.patch_size);
+                let img = window(&m.frames[d.frame], d.x, d.y, a.config.patch_size);
                 let t = texture(&ctx, "pca-hover", grey_image(&img));
                 ui.label(format!(
                     "defect #{di}, frame {}, ({:.1}, {:.1}) px",

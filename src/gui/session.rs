@@ -6,12 +6,12 @@
 //! into the library on a job thread, exactly as the CLI makes it.
 
 use crate::analysis::{self, AnalysisConfig, DefectAnalysis};
-use crate::detect::{Detection, LocalizeConfig, detect_all_with_maps, detections_csv};
+use crate::detect::{Detection, LocalizeConfig, detect_all, detections_csv};
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
 use crate::jobs::{self, Event, JobHandle, Progress};
-use crate::lattice::{LabelMethod, Labels, label};
+use crate::lattice::{DEFAULT_MASK_RADIUS_PX, LabelMethod, Labels, label};
 use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
     select_device,
@@ -106,6 +106,19 @@ pub struct Model {
     pub mask_radius_px: f32,
     /// "trained here" or the folder it was loaded from.
     pub source: String,
+}
+
+impl Model {
+    /// Save as a checkpoint folder (reusable with `--model` and by projects).
+    fn save(&self, iterations: usize, dir: &Path) -> Result<()> {
+        let meta = CheckpointMeta {
+            format_version: CHECKPOINT_VERSION,
+            model: self.config,
+            iterations,
+            mask_radius_px: self.mask_radius_px,
+        };
+        save_checkpoint(&self.net, &meta, dir)
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -435,20 +448,10 @@ impl Session {
             }
             Command::Train => self.train(),
             Command::SaveModel(dir) => match &self.model {
-                Some(m) => {
-                    let meta = CheckpointMeta {
-                        format_version: CHECKPOINT_VERSION,
-                        model: m.config,
-                        iterations: self.losses.len(),
-                        mask_radius_px: m.mask_radius_px,
-                    };
-                    match save_checkpoint(&m.net, &meta, &dir) {
-                        Ok(()) => {
-                            self.notify(Level::Info, format!("model saved to {}", dir.display()))
-                        }
-                        Err(e) => self.notify(Level::Error, e.to_string()),
-                    }
-                }
+                Some(m) => match m.save(self.losses.len(), &dir) {
+                    Ok(()) => self.notify(Level::Info, format!("model saved to {}", dir.display())),
+                    Err(e) => self.notify(Level::Error, e.to_string()),
+                },
                 None => self.notify(Level::Warning, "no model to save yet: train or load one"),
             },
             Command::LoadModel(dir) => {
@@ -562,20 +565,6 @@ impl Session {
         self.mask_edited = true;
     }
 
-    /// Mask disk radius the detector is trained to draw.
-    fn mask_radius(&self) -> f32 {
-        let Some(l) = &self.labels else { return 3.0 };
-        match (&l.method, &l.lattice) {
-            (
-                LabelMethod::Columns {
-                    disk_radius_frac, ..
-                },
-                Some(f),
-            ) => disk_radius_frac * f.nearest_column_px,
-            _ => 3.0,
-        }
-    }
-
     fn train(&mut self) {
         let Some(movie) = self.need_movie() else {
             return;
@@ -588,7 +577,10 @@ impl Session {
             return;
         }
         let mask = self.mask.clone();
-        let radius = self.mask_radius();
+        let radius = self
+            .labels
+            .as_ref()
+            .map_or(DEFAULT_MASK_RADIUS_PX, Labels::mask_radius_px);
         let cfg = self.settings.train.clone();
         self.losses.clear();
         self.validation.clear();
@@ -620,7 +612,7 @@ impl Session {
             let keep_maps = movie.frames.len() * w * h <= MAP_BUDGET_BYTES;
             let mut maps = Vec::new();
             let max_area = cfg.max_area(model.mask_radius_px);
-            let (all, dropped) = detect_all_with_maps(
+            let (all, dropped) = detect_all(
                 &model.net,
                 &model.config,
                 &model.device,
@@ -736,13 +728,7 @@ impl Session {
             ctx.begin("saving the project", 1);
             ensure_dir(&dir)?;
             if let Some(m) = &model {
-                let meta = CheckpointMeta {
-                    format_version: CHECKPOINT_VERSION,
-                    model: m.config,
-                    iterations,
-                    mask_radius_px: m.mask_radius_px,
-                };
-                save_checkpoint(&m.net, &meta, &dir.join("model"))?;
+                m.save(iterations, &dir.join("model"))?;
             }
             if let Some(mask) = &mask {
                 let bytes: Vec<u8> = mask.iter().map(|&m| if m { 255 } else { 0 }).collect();

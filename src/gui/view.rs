@@ -142,24 +142,52 @@ pub struct MovieView {
     /// Screen points per image pixel; `None` = fit the frame.
     zoom: Option<f32>,
     frames: HashMap<usize, (u64, TextureHandle)>,
+    /// Contrast limits of the last frame asked for: (frame, display key) → limits. Percentiles
+    /// cost a copy and a selection of the whole frame, so once per frame and setting.
+    limits: Option<(LimitsKey, (f32, f32))>,
     mask: Option<(u64, TextureHandle)>,
     probability: Option<(usize, u64, TextureHandle)>,
 }
 
 const TEXTURE_CACHE: usize = 64;
 
+/// A frame and the display settings its contrast limits depend on.
+type LimitsKey = (usize, [u32; 3]);
+
 fn key(lo: f32, hi: f32, cmap: Colormap) -> u64 {
     (lo.to_bits() as u64) << 32 ^ hi.to_bits() as u64 ^ (cmap as u64) << 63
 }
 
 impl MovieView {
-    /// Back to the whole frame.
+    /// Back to the whole frame, with nothing cached (a new movie).
     pub fn reset(&mut self) {
         self.centre = None;
         self.zoom = None;
         self.frames.clear();
+        self.limits = None;
         self.mask = None;
         self.probability = None;
+    }
+
+    /// [`limits`] of frame `index`, computed once per frame and display setting.
+    pub fn limits(&mut self, index: usize, frame: &Raster, d: &Display) -> (f32, f32) {
+        // In auto mode min/max are outputs (the panel copies the limits into them), not inputs.
+        let key = if d.auto_contrast {
+            (
+                index,
+                [1, d.low_percentile.to_bits(), d.high_percentile.to_bits()],
+            )
+        } else {
+            (index, [0, d.min.to_bits(), d.max.to_bits()])
+        };
+        match self.limits {
+            Some((k, l)) if k == key => l,
+            _ => {
+                let l = limits(frame, d);
+                self.limits = Some((key, l));
+                l
+            }
+        }
     }
 
     fn frame_texture(
@@ -169,7 +197,7 @@ impl MovieView {
         frame: &Raster,
         d: &Display,
     ) -> TextureHandle {
-        let (lo, hi) = limits(frame, d);
+        let (lo, hi) = self.limits(index, frame, d);
         let k = key(lo, hi, d.colormap);
         if let Some((kk, t)) = self.frames.get(&index)
             && *kk == k

@@ -23,6 +23,9 @@ use fft::{fft2, signed_bin};
 use rustfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
+/// Mask disk radius (px) assumed where the labels give none (FFT labels, a hand-painted mask).
+pub const DEFAULT_MASK_RADIUS_PX: f32 = 3.0;
+
 /// How frame 0 is labelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
@@ -245,6 +248,21 @@ impl Labels {
         }
         self.method = method.clone();
         Ok(true)
+    }
+
+    /// Radius (px) of the defect disks in the mask, which the network learns to draw: the
+    /// columns method's disks; [`DEFAULT_MASK_RADIUS_PX`] for FFT labels, whose blobs have no
+    /// natural size.
+    pub fn mask_radius_px(&self) -> f32 {
+        match (&self.method, &self.lattice) {
+            (
+                LabelMethod::Columns {
+                    disk_radius_frac, ..
+                },
+                Some(f),
+            ) => disk_radius_frac * f.nearest_column_px,
+            _ => DEFAULT_MASK_RADIUS_PX,
+        }
     }
 
     /// Positions of flagged columns (Columns method).

@@ -17,6 +17,7 @@
 //! Every length is checked against the bytes left before anything is allocated, nesting is
 //! limited, and arrays are read in place (only the image array is decoded).
 
+use super::cursor::ByteCursor;
 use super::{Calibration, Movie, nm_per_unit};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
@@ -121,35 +122,18 @@ fn simple_name(code: u64) -> &'static str {
 }
 
 struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    c: ByteCursor<'a>,
     dm4: bool,
     little: bool,
-    path: &'a Path,
 }
 
 impl<'a> Reader<'a> {
     fn bad(&self, msg: impl Into<String>) -> Error {
-        Error::format(
-            self.path,
-            format!(
-                "corrupt DM{} file at byte {}: {}",
-                if self.dm4 { 4 } else { 3 },
-                self.pos,
-                msg.into()
-            ),
-        )
+        self.c.bad(msg)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| self.bad(format!("{n} bytes needed, the file ends first")))?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
+        self.c.take(n)
     }
 
     fn be(&mut self, n: usize) -> Result<u64> {
@@ -164,7 +148,7 @@ impl<'a> Reader<'a> {
     /// A count that must fit in what is left, at `min_bytes` per item.
     fn count(&mut self, min_bytes: usize) -> Result<usize> {
         let n = self.word()?;
-        let left = (self.bytes.len() - self.pos) as u64;
+        let left = self.c.left() as u64;
         if n > left / min_bytes.max(1) as u64 {
             return Err(self.bad(format!(
                 "a count of {n} does not fit in the {left} bytes left"
@@ -269,7 +253,7 @@ impl<'a> Reader<'a> {
                     .checked_mul(elem_size)
                     .filter(|_| len <= usize::MAX as u64)
                     .ok_or_else(|| self.bad("array too large"))?;
-                let start = self.pos;
+                let start = self.c.pos;
                 self.take(bytes)?;
                 Ok(if elem == 15 {
                     Value::Other
@@ -367,16 +351,17 @@ pub fn looks_like_dm(bytes: &[u8]) -> bool {
 /// Parse a DM3 or DM4 file.
 pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let mut r = Reader {
-        bytes,
-        pos: 0,
+        c: ByteCursor::new(bytes, path, "DM3"),
         dm4: false,
         little: true,
-        path,
     };
     let version = r.be(4)?;
     r.dm4 = match version {
         3 => false,
-        4 => true,
+        4 => {
+            r.c.format = "DM4";
+            true
+        }
         v => return Err(r.bad(format!("version {v} (expected 3 or 4)"))),
     };
     r.word()?; // root length

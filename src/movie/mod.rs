@@ -5,6 +5,7 @@
 //! against the file length before allocating, so a lying header gives an error, not a huge
 //! allocation. Loaded movies are validated: equal frame sizes, at least 2×2 pixels, finite values.
 
+mod cursor;
 mod dm;
 mod npy;
 pub mod register;

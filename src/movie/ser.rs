@@ -15,6 +15,7 @@
 //! Each valid element is a frame. Image calibrations are in metres. A series whose tags carry scan
 //! positions is a 4-D scan, not a movie, and is refused.
 
+use super::cursor::ByteCursor;
 use super::{Calibration, Movie};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
@@ -30,64 +31,24 @@ pub fn looks_like_ser(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x49, 0x49, 0x97, 0x01])
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    path: &'a Path,
+fn u16(c: &mut ByteCursor) -> Result<u16> {
+    Ok(u16::from_le_bytes(c.array()?))
 }
 
-impl<'a> Cursor<'a> {
-    fn bad(&self, msg: impl Into<String>) -> Error {
-        Error::format(
-            self.path,
-            format!("corrupt SER file at byte {}: {}", self.pos, msg.into()),
-        )
-    }
+fn u32(c: &mut ByteCursor) -> Result<u32> {
+    Ok(u32::from_le_bytes(c.array()?))
+}
 
-    fn at(&mut self, pos: u64) -> Result<()> {
-        if pos > self.bytes.len() as u64 {
-            return Err(self.bad(format!("an offset {pos} beyond the end of the file")));
-        }
-        self.pos = pos as usize;
-        Ok(())
-    }
+fn u64(c: &mut ByteCursor) -> Result<u64> {
+    Ok(u64::from_le_bytes(c.array()?))
+}
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| self.bad(format!("{n} bytes needed, the file ends first")))?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
+fn i32(c: &mut ByteCursor) -> Result<i32> {
+    Ok(i32::from_le_bytes(c.array()?))
+}
 
-    fn le<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.le()?))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.le()?))
-    }
-
-    fn i32(&mut self) -> Result<i32> {
-        Ok(i32::from_le_bytes(self.le()?))
-    }
-
-    fn f64(&mut self) -> Result<f64> {
-        Ok(f64::from_le_bytes(self.le()?))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.le()?))
-    }
+fn f64(c: &mut ByteCursor) -> Result<f64> {
+    Ok(f64::from_le_bytes(c.array()?))
 }
 
 /// Bytes per pixel and name of a SER data type.
@@ -120,29 +81,29 @@ fn pixel(t: i16, b: &[u8]) -> f32 {
 
 /// Parse a TIA series file.
 pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
-    let mut c = Cursor {
-        bytes,
-        pos: 0,
-        path,
-    };
+    let mut c = ByteCursor::new(bytes, path, "SER");
     if !looks_like_ser(bytes) {
         return Err(c.bad("not a SER file (no II 0x0197 signature)"));
     }
     c.take(4)?;
-    let version = c.u16()?;
+    let version = u16(&mut c)?;
     let wide = match version {
         0x210 => false,
         0x220 => true,
         v => return Err(c.bad(format!("version {v:#x} (0x210 and 0x220 are read)"))),
     };
-    let kind = c.u32()?;
-    let tag_kind = c.u32()?;
-    let total = c.u32()?;
-    let valid = c.u32()? as usize;
+    let kind = u32(&mut c)?;
+    let tag_kind = u32(&mut c)?;
+    let total = u32(&mut c)?;
+    let valid = u32(&mut c)? as usize;
     if valid as u64 > total as u64 {
         return Err(c.bad(format!("{valid} valid of {total} elements")));
     }
-    let offsets_at = if wide { c.u64()? } else { c.u32()? as u64 };
+    let offsets_at = if wide {
+        u64(&mut c)?
+    } else {
+        u32(&mut c)? as u64
+    };
     if kind == SPECTRA {
         return Err(Error::format(
             path,
@@ -170,15 +131,9 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
         return Err(c.bad(format!("{valid} elements do not fit in the file")));
     }
     c.at(offsets_at)?;
-    let read_offsets = |c: &mut Cursor, n: usize| -> Result<Vec<u64>> {
+    let read_offsets = |c: &mut ByteCursor, n: usize| -> Result<Vec<u64>> {
         (0..n)
-            .map(|_| {
-                if wide {
-                    c.u64()
-                } else {
-                    c.u32().map(u64::from)
-                }
-            })
+            .map(|_| if wide { u64(c) } else { u32(c).map(u64::from) })
             .collect()
     };
     let data_offsets = read_offsets(&mut c, valid)?;
@@ -192,10 +147,10 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let mut name = "";
     for (i, &off) in data_offsets.iter().enumerate() {
         c.at(off)?;
-        let (_x0, dx, _ex) = (c.f64()?, c.f64()?, c.i32()?);
-        let (_y0, _dy, _ey) = (c.f64()?, c.f64()?, c.i32()?);
-        let t = i16::from_le_bytes(c.le()?);
-        let (w, h) = (c.i32()?, c.i32()?);
+        let (_x0, dx, _ex) = (f64(&mut c)?, f64(&mut c)?, i32(&mut c)?);
+        let (_y0, _dy, _ey) = (f64(&mut c)?, f64(&mut c)?, i32(&mut c)?);
+        let t = i16::from_le_bytes(c.array()?);
+        let (w, h) = (i32(&mut c)?, i32(&mut c)?);
         let (size, n) = data_type(t).ok_or_else(|| {
             if matches!(t, 9 | 10) {
                 Error::format(path, "complex-valued SER images are not supported")
@@ -230,8 +185,8 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let mut times = Vec::with_capacity(valid);
     for &off in &tag_offsets {
         c.at(off)?;
-        let _kind = c.u16()?;
-        times.push(c.u32()? as f64);
+        let _kind = u16(&mut c)?;
+        times.push(u32(&mut c)? as f64);
     }
     let frame_interval_s = match (times.first(), times.last()) {
         (Some(a), Some(b)) if valid > 1 && b > a => Some((b - a) / (valid - 1) as f64),
