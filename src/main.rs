@@ -411,6 +411,7 @@ fn run_info(file: &Path, json: bool, npy: Option<&Path>) -> Result<()> {
         "max": hi,
         "pixel_size_nm": m.calibration.pixel_size_nm,
         "frame_interval_s": m.calibration.frame_interval_s,
+        "acquisition": m.acquisition,
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -435,6 +436,9 @@ fn run_info(file: &Path, json: bool, npy: Option<&Path>) -> Result<()> {
             "  frame time   {}",
             or_none(m.calibration.frame_interval_s, "s")
         );
+        for (k, v) in m.acquisition.lines() {
+            println!("  {k:<12} {v}");
+        }
     }
     Ok(())
 }

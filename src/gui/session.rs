@@ -1036,6 +1036,7 @@ mod tests {
         s.movie = Some(Arc::new(Movie {
             frames: vec![Raster::zeros(20, 10)],
             calibration: Default::default(),
+            acquisition: Default::default(),
             source: PathBuf::from("test"),
             format: "test".into(),
         }));

@@ -18,7 +18,7 @@
 //! limited, and arrays are read in place (only the image array is decoded).
 
 use super::cursor::ByteCursor;
-use super::{Calibration, Movie, nm_per_unit};
+use super::{Calibration, Movie, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 use std::path::Path;
@@ -327,16 +327,6 @@ fn data_type_name(t: i64) -> String {
 }
 
 /// Time unit → seconds.
-fn s_per(unit: &str) -> Option<f64> {
-    match unit.trim() {
-        "s" | "sec" => Some(1.0),
-        "ms" => Some(1e-3),
-        "µs" | "us" | "μs" => Some(1e-6),
-        "min" => Some(60.0),
-        _ => None,
-    }
-}
-
 /// Whether `bytes` start like a DM3 or DM4 file: version 3 or 4, then a byte-order flag of 0 or 1
 /// after the root length.
 pub fn looks_like_dm(bytes: &[u8]) -> bool {
@@ -487,7 +477,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .and_then(|(s, u)| Some(s * nm_per_unit(u)?))
         .filter(|v| v.is_finite() && *v > 0.0);
     if let Some((_, unit)) = axes.get(2).filter(|(_, u)| !u.trim().is_empty())
-        && s_per(unit).is_none()
+        && s_per_unit(unit).is_none()
     {
         return Err(Error::format(
             path,
@@ -499,7 +489,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
     }
     let frame_interval_s = axes
         .get(2)
-        .and_then(|(s, u)| Some(s * s_per(u)?))
+        .and_then(|(s, u)| Some(s * s_per_unit(u)?))
         .filter(|v| v.is_finite() && *v > 0.0);
     Ok(Movie {
         frames,
@@ -507,6 +497,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
             pixel_size_nm,
             frame_interval_s,
         },
+        acquisition: Default::default(),
         source: path.to_path_buf(),
         format: format!("DM{} ({})", if r.dm4 { 4 } else { 3 }, simple_name(elem)),
     })

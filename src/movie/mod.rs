@@ -1,5 +1,6 @@
 //! Movies: frames as f32 rasters plus calibration, read from TIFF stacks, image folders, NPY,
-//! Gatan DigitalMicrograph (DM3/DM4) and FEI/Thermo Fisher TIA (SER) files.
+//! Gatan DigitalMicrograph (DM3/DM4), FEI/Thermo Fisher TIA (SER), Velox and NCEM EMD, and Nion
+//! Swift (.ndata, .h5) files.
 //!
 //! The format is chosen by content (magic bytes), not by extension. Every reader checks sizes
 //! against the file length before allocating, so a lying header gives an error, not a huge
@@ -7,12 +8,16 @@
 
 mod cursor;
 mod dm;
+mod hdf5;
+mod nion;
 mod npy;
 pub mod register;
 mod ser;
 mod tiff_io;
 
 pub use dm::read_dm;
+pub use hdf5::read_hdf5;
+pub use nion::read_ndata;
 pub use npy::{read_npy, write_npy_f32};
 pub use ser::read_ser;
 pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
@@ -31,11 +36,90 @@ pub struct Calibration {
     pub frame_interval_s: Option<f64>,
 }
 
+/// What the file says about how the movie was recorded, where it says it. Shown by `info`, the
+/// GUI's Movie panel and written to `run.json`; none of it changes the analysis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Acquisition {
+    /// Microscope or camera, as named in the file.
+    pub instrument: Option<String>,
+    /// Detector or signal, e.g. "HAADF".
+    pub detector: Option<String>,
+    /// Beam (acceleration) energy in keV.
+    pub beam_energy_kev: Option<f64>,
+    /// Scan dwell time per pixel in microseconds.
+    pub dwell_time_us: Option<f64>,
+    /// Camera exposure per frame in seconds.
+    pub exposure_s: Option<f64>,
+    /// Start of the acquisition, ISO 8601 (UTC where the file stores Unix time).
+    pub started: Option<String>,
+    /// Time stamp of each frame in seconds after the first, where the file stores them.
+    pub frame_times_s: Vec<f64>,
+    /// Which dataset of the file was read, when it holds several (e.g. one per detector).
+    pub dataset: Option<String>,
+}
+
+impl Acquisition {
+    /// Label–value pairs of what is known, in a fixed order, for display.
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut put = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                out.push((k, v));
+            }
+        };
+        put("dataset", self.dataset.clone());
+        put("instrument", self.instrument.clone());
+        put("detector", self.detector.clone());
+        put(
+            "beam energy",
+            self.beam_energy_kev.map(|v| format!("{v} keV")),
+        );
+        put("dwell time", self.dwell_time_us.map(|v| format!("{v} µs")));
+        put("exposure", self.exposure_s.map(|v| format!("{v} s")));
+        put("started", self.started.clone());
+        if let (Some(first), Some(last)) = (self.frame_times_s.first(), self.frame_times_s.last()) {
+            put(
+                "time stamps",
+                Some(format!(
+                    "{} frames, {:.3} s to {:.3} s",
+                    self.frame_times_s.len(),
+                    first,
+                    last
+                )),
+            );
+        }
+        out
+    }
+}
+
+/// Unix time (seconds since 1970, UTC) as ISO 8601, e.g. "2017-03-06T10:36:41Z".
+pub(crate) fn iso_utc(unix_s: i64) -> String {
+    let days = unix_s.div_euclid(86_400);
+    let secs = unix_s.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// A loaded movie: frames of equal size with their calibration.
 #[derive(Debug, Clone)]
 pub struct Movie {
     pub frames: Vec<Raster>,
     pub calibration: Calibration,
+    pub acquisition: Acquisition,
     pub source: PathBuf,
     /// The detected format, e.g. "TIFF (32-bit float)".
     pub format: String,
@@ -105,7 +189,8 @@ impl Movie {
 /// The formats we read, for error messages.
 pub const SUPPORTED: &str = "multi-page TIFF (8/16/32-bit integer, 32/64-bit float), \
 NPY arrays (T,H,W) or (H,W), Gatan DM3/DM4 images and stacks, FEI/Thermo Fisher TIA SER image \
-series, PNG, or a folder of single-page TIFF/PNG frames";
+series, Velox EMD and NCEM EMD (HDF5), Nion Swift .ndata and .h5, PNG, or a folder of \
+single-page TIFF/PNG frames";
 
 /// Load a movie from a file or a folder of frames and validate it.
 pub fn load(path: &Path) -> Result<Movie> {
@@ -136,10 +221,15 @@ fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
         read_dm(path, bytes)
     } else if ser::looks_like_ser(bytes) {
         read_ser(path, bytes)
+    } else if hdf5::looks_like_hdf5(bytes) {
+        read_hdf5(path, bytes)
+    } else if nion::looks_like_ndata(bytes) {
+        read_ndata(path, bytes)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Ok(Movie {
             frames: vec![read_png(path, bytes)?],
             calibration: Calibration::default(),
+            acquisition: Default::default(),
             source: path.to_path_buf(),
             format: "PNG".into(),
         })
@@ -216,6 +306,7 @@ fn read_folder(dir: &Path) -> Result<Movie> {
     Ok(Movie {
         frames,
         calibration,
+        acquisition: Default::default(),
         source: dir.to_path_buf(),
         format: format!("folder of {} frames", files.len()),
     })
@@ -230,6 +321,17 @@ pub(crate) fn nm_per_unit(unit: &str) -> Option<f64> {
         "um" | "µm" | "μm" | "micron" | "microns" | "\\u00b5m" => Some(1e3),
         "mm" => Some(1e6),
         "m" => Some(1e9),
+        _ => None,
+    }
+}
+
+/// Seconds per time unit; `None` for units that are not times.
+pub(crate) fn s_per_unit(unit: &str) -> Option<f64> {
+    match unit.trim() {
+        "s" | "sec" => Some(1.0),
+        "ms" => Some(1e-3),
+        "µs" | "us" | "μs" => Some(1e-6),
+        "min" => Some(60.0),
         _ => None,
     }
 }
@@ -295,6 +397,7 @@ mod tests {
         let mut m = Movie {
             frames: vec![Raster::zeros(4, 4)],
             calibration: Calibration::default(),
+            acquisition: Default::default(),
             source: "m.npy".into(),
             format: "test".into(),
         };

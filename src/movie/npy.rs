@@ -7,6 +7,42 @@ use std::path::Path;
 
 /// Parse an NPY file of shape (T,H,W) or (H,W) with dtype u1/u2/i2/i4/u4/f4/f8 (either byte order).
 pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
+    let (shape, descr, values) = parse_npy(path, bytes)?;
+    let (t, h, w) = match shape.as_slice() {
+        [h, w] => (1, *h, *w),
+        [t, h, w] => (*t, *h, *w),
+        _ => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "NPY array has shape {shape:?}; expected (frames, height, width) or (height, width)"
+                ),
+            ));
+        }
+    };
+    let frames = if h * w == 0 {
+        vec![Raster::zeros(w, h); t]
+    } else {
+        values
+            .chunks_exact(h * w)
+            .map(|c| Raster {
+                width: w,
+                height: h,
+                data: c.to_vec(),
+            })
+            .collect()
+    };
+    Ok(Movie {
+        frames,
+        calibration: Calibration::default(),
+        acquisition: Default::default(),
+        source: path.to_path_buf(),
+        format: format!("NPY ({descr})"),
+    })
+}
+
+/// Any NPY array: its shape, dtype descriptor and values as f32 in C order.
+pub(super) fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, String, Vec<f32>)> {
     let bad = |msg: &str| Error::format(path, format!("corrupt NPY file: {msg}"));
     if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
         return Err(bad("missing NPY magic"));
@@ -52,18 +88,6 @@ pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
                 .map_err(|_| bad("shape is not a tuple of integers"))
         })
         .collect::<Result<_>>()?;
-    let (t, h, w) = match shape.as_slice() {
-        [h, w] => (1, *h, *w),
-        [t, h, w] => (*t, *h, *w),
-        _ => {
-            return Err(Error::format(
-                path,
-                format!(
-                    "NPY array has shape {shape:?}; expected (frames, height, width) or (height, width)"
-                ),
-            ));
-        }
-    };
     let (little, kind) = match descr.as_bytes().first() {
         Some(b'<') | Some(b'|') => (true, &descr[1..]),
         Some(b'>') => (false, &descr[1..]),
@@ -83,9 +107,9 @@ pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
         }
     };
     let data = &bytes[start + header_len..];
-    let n = t
-        .checked_mul(h)
-        .and_then(|v| v.checked_mul(w))
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad("shape is too large"))?;
     let need = n
         .checked_mul(item)
@@ -103,24 +127,7 @@ pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .chunks_exact(item)
         .map(|c| decode(kind, little, c))
         .collect();
-    let frames = if h * w == 0 {
-        vec![Raster::zeros(w, h); t]
-    } else {
-        values
-            .chunks_exact(h * w)
-            .map(|c| Raster {
-                width: w,
-                height: h,
-                data: c.to_vec(),
-            })
-            .collect()
-    };
-    Ok(Movie {
-        frames,
-        calibration: Calibration::default(),
-        source: path.to_path_buf(),
-        format: format!("NPY ({descr})"),
-    })
+    Ok((shape, descr.to_string(), values))
 }
 
 fn decode(kind: &str, little: bool, c: &[u8]) -> f32 {

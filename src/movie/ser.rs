@@ -198,6 +198,7 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
             pixel_size_nm,
             frame_interval_s,
         },
+        acquisition: Default::default(),
         source: path.to_path_buf(),
         format: format!("TIA SER ({name})"),
     })

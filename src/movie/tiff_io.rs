@@ -71,6 +71,7 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
     Ok(Movie {
         frames,
         calibration,
+        acquisition: Default::default(),
         source: path.to_path_buf(),
         format: format!("TIFF ({last_kind})"),
     })

@@ -540,6 +540,7 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthMovie> {
                 pixel_size_nm: Some(cfg.pixel_size_nm),
                 frame_interval_s: Some(cfg.frame_interval_s),
             },
+            acquisition: Default::default(),
             source: "synthetic".into(),
             format: "synthetic WS2".into(),
         },
