@@ -295,6 +295,7 @@ pub fn write_results(
             "width": movie.width(),
             "height": movie.height(),
             "calibration": movie.calibration,
+            "acquisition": movie.acquisition,
         },
         "config": cfg,
         "device": analysis.device,

@@ -280,6 +280,13 @@ fn movie_controls(app: &mut App, ui: &mut egui::Ui) {
                     .map_or("not calibrated".into(), |t| format!("{t:.3} s")),
             );
             ui.end_row();
+            for (key, value) in m.acquisition.lines() {
+                let mut label = key.to_string();
+                label[..1].make_ascii_uppercase();
+                ui.label(label);
+                ui.label(value);
+                ui.end_row();
+            }
         });
         ui.separator();
         let index = app.frame.min(m.frames.len() - 1);

@@ -18,7 +18,7 @@
 //! limited, and arrays are read in place (only the image array is decoded).
 
 use super::cursor::ByteCursor;
-use super::{Calibration, Movie, nm_per_unit, s_per_unit};
+use super::{Acquisition, Calibration, Movie, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 use std::path::Path;
@@ -366,7 +366,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         .ok_or_else(|| Error::format(path, "the DM file holds no ImageList"))?;
     // The largest single-channel image. The first entry is usually an RGB thumbnail of the
     // window, which may be larger than the image itself.
-    let candidates: Vec<(&Tag, u64, usize, usize, i64)> = images
+    let candidates: Vec<(&Tag, &Tag, u64, usize, usize, i64)> = images
         .children()
         .iter()
         .filter_map(|(_, img)| {
@@ -374,14 +374,14 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
             let data_type = data.get("DataType").and_then(Tag::number).unwrap_or(0.0) as i64;
             match data.get("Data")? {
                 Tag::Data(Value::Array { elem, start, len }) => {
-                    Some((data, *elem, *start, *len, data_type))
+                    Some((img, data, *elem, *start, *len, data_type))
                 }
                 _ => None,
             }
         })
         .collect();
-    let Some(&(data, elem, start, len, data_type)) =
-        candidates.iter().filter(|c| c.4 != RGB).max_by_key(|c| c.3)
+    let Some(&(image, data, elem, start, len, data_type)) =
+        candidates.iter().filter(|c| c.5 != RGB).max_by_key(|c| c.4)
     else {
         let found: Vec<String> = images
             .children()
@@ -497,10 +497,47 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
             pixel_size_nm,
             frame_interval_s,
         },
-        acquisition: Default::default(),
+        acquisition: acquisition(image, bytes, r.little),
         source: path.to_path_buf(),
         format: format!("DM{} ({})", if r.dm4 { 4 } else { 3 }, simple_name(elem)),
     })
+}
+
+/// What the image's tags say about the acquisition: `ImageTags` groups `Microscope Info`
+/// (Voltage in V, Name), `DataBar` (Signal or Device Name, Exposure Time (s), Acquisition Date
+/// and Time as DigitalMicrograph wrote them, in the computer's locale) and `DigiScan` (Sample
+/// Time in µs).
+fn acquisition(image: &Tag, bytes: &[u8], little: bool) -> Acquisition {
+    let tags = image.get("ImageTags");
+    let at = |p: &[&str]| tags.and_then(|t| t.path(p));
+    let number = |p: &[&str]| {
+        at(p)
+            .and_then(Tag::number)
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let text = |p: &[&str]| {
+        at(p)
+            .and_then(|t| t.text(bytes, little))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let started = match (
+        text(&["DataBar", "Acquisition Date"]),
+        text(&["DataBar", "Acquisition Time"]),
+    ) {
+        (Some(d), Some(t)) => Some(format!("{d} {t}")),
+        (d, t) => d.or(t),
+    };
+    Acquisition {
+        instrument: text(&["Microscope Info", "Name"])
+            .or_else(|| text(&["Microscope Info", "Microscope"])),
+        detector: text(&["DataBar", "Signal Name"]).or_else(|| text(&["DataBar", "Device Name"])),
+        beam_energy_kev: number(&["Microscope Info", "Voltage"]).map(|v| v / 1000.0),
+        dwell_time_us: number(&["DigiScan", "Sample Time"]),
+        exposure_s: number(&["DataBar", "Exposure Time (s)"]),
+        started,
+        ..Acquisition::default()
+    }
 }
 
 #[cfg(test)]
@@ -669,22 +706,44 @@ pub(crate) mod tests {
             4 | 5 | 10 | 12 => values.iter().map(|v| v.abs()).collect(),
             _ => values,
         };
+        let mut stack = image(
+            code,
+            1.0,
+            &[5.0, 4.0, 3.0],
+            values.clone(),
+            vec![axis(0.5, "Å"), axis(0.5, "Å"), axis(0.25, "s")],
+        );
+        // Acquisition tags; DigitalMicrograph writes most strings as arrays of UTF-16 units.
+        let utf16 = |s: &str| W::Array(4, s.encode_utf16().map(f64::from).collect());
+        if let W::Group(entries) = &mut stack {
+            entries.push((
+                "ImageTags",
+                W::Group(vec![
+                    (
+                        "Microscope Info",
+                        W::Group(vec![
+                            ("Voltage", W::Num(7, 200_000.0)),
+                            ("Name", utf16("ARM")),
+                        ]),
+                    ),
+                    (
+                        "DataBar",
+                        W::Group(vec![
+                            ("Device Name", utf16("DigiScan")),
+                            ("Acquisition Date", W::Text("8/8/2016")),
+                        ]),
+                    ),
+                    ("DigiScan", W::Group(vec![("Sample Time", W::Num(6, 3.5))])),
+                ]),
+            ));
+        }
         let root = W::Group(vec![
             ("ApplicationBounds", W::Array(3, vec![0.0, 0.0, 10.0, 10.0])),
             (
                 "ImageList",
                 W::Group(vec![
                     ("", image(10, 6.0, &[4.0, 4.0], vec![7.0; 16], vec![])),
-                    (
-                        "",
-                        image(
-                            code,
-                            1.0,
-                            &[5.0, 4.0, 3.0],
-                            values.clone(),
-                            vec![axis(0.5, "Å"), axis(0.5, "Å"), axis(0.25, "s")],
-                        ),
-                    ),
+                    ("", stack),
                 ]),
             ),
         ]);
@@ -715,6 +774,12 @@ pub(crate) mod tests {
                     assert!((px - 0.05).abs() < 1e-9, "{px}");
                     assert_eq!(m.calibration.frame_interval_s, Some(0.25));
                     assert!(m.format.starts_with(if dm4 { "DM4" } else { "DM3" }));
+                    let a = &m.acquisition;
+                    assert_eq!(a.beam_energy_kev, Some(200.0));
+                    assert_eq!(a.instrument.as_deref(), Some("ARM"));
+                    assert_eq!(a.detector.as_deref(), Some("DigiScan"));
+                    assert_eq!(a.dwell_time_us, Some(3.5));
+                    assert_eq!(a.started.as_deref(), Some("8/8/2016"));
                 }
             }
         }

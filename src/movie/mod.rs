@@ -70,12 +70,20 @@ impl Acquisition {
         put("dataset", self.dataset.clone());
         put("instrument", self.instrument.clone());
         put("detector", self.detector.clone());
-        put(
-            "beam energy",
-            self.beam_energy_kev.map(|v| format!("{v} keV")),
-        );
-        put("dwell time", self.dwell_time_us.map(|v| format!("{v} µs")));
-        put("exposure", self.exposure_s.map(|v| format!("{v} s")));
+        // Six significant digits: values stored as f32 print as 32.4, not 32.400001525878906.
+        let short = |v: f64, unit: &str| {
+            let decimals = (5 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+            let text = format!("{v:.decimals$}");
+            let text = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.')
+            } else {
+                &text
+            };
+            format!("{text} {unit}")
+        };
+        put("beam energy", self.beam_energy_kev.map(|v| short(v, "keV")));
+        put("dwell time", self.dwell_time_us.map(|v| short(v, "µs")));
+        put("exposure", self.exposure_s.map(|v| short(v, "s")));
         put("started", self.started.clone());
         if let (Some(first), Some(last)) = (self.frame_times_s.first(), self.frame_times_s.last()) {
             put(
@@ -375,6 +383,34 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_time_as_iso_8601() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_488_794_201), "2017-03-06T09:56:41Z");
+        assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso_utc(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn acquisition_lines_round_to_six_digits() {
+        let a = Acquisition {
+            dwell_time_us: Some(32.400001525878906),
+            exposure_s: Some(0.0625),
+            beam_energy_kev: Some(300.0),
+            ..Acquisition::default()
+        };
+        let lines = a.lines();
+        assert_eq!(
+            lines,
+            vec![
+                ("beam energy", "300 keV".to_string()),
+                ("dwell time", "32.4 µs".to_string()),
+                ("exposure", "0.0625 s".to_string()),
+            ]
+        );
+        assert!(Acquisition::default().lines().is_empty());
+    }
 
     #[test]
     fn natural_order() {

@@ -14,9 +14,18 @@
 //!
 //! Each valid element is a frame. Image calibrations are in metres. A series whose tags carry scan
 //! positions is a 4-D scan, not a movie, and is refused.
+//!
+//! # The EMI companion
+//! TIA writes `NAME.emi` beside `NAME_1.ser`, `NAME_2.ser`, …; it holds one `<ObjectInfo>` XML
+//! block per series, in the order of the numbers. From it: `AcceleratingVoltage` (V), the
+//! `Microscope` entry of the experimental description, `AcquireDate` (the instrument computer's
+//! local time), `CameraNamePath` (TEM camera), `DwellTimePath` (s: the scan dwell time, or a
+//! camera's exposure) and `FrameTime` (s, used when the whole-second time stamps cannot give
+//! the frame interval). Only that one file beside the series is read; without it, the series
+//! still loads.
 
 use super::cursor::ByteCursor;
-use super::{Calibration, Movie};
+use super::{Acquisition, Calibration, Movie, iso_utc};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 use std::path::Path;
@@ -188,25 +197,172 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
         let _kind = u16(&mut c)?;
         times.push(u32(&mut c)? as f64);
     }
+    let emi = emi_info(path);
     let frame_interval_s = match (times.first(), times.last()) {
         (Some(a), Some(b)) if valid > 1 && b > a => Some((b - a) / (valid - 1) as f64),
-        _ => None,
+        _ => emi
+            .as_ref()
+            .and_then(|e| e.frame_time_s)
+            .filter(|_| valid > 1),
     };
+    let mut acquisition = emi.map(|e| e.acquisition).unwrap_or_default();
+    if let Some(&first) = times.first() {
+        // Whole seconds: kept only when they tell the frames apart.
+        if times.iter().any(|&t| t != first) {
+            acquisition.frame_times_s = times.iter().map(|t| t - first).collect();
+        }
+        acquisition
+            .started
+            .get_or_insert_with(|| iso_utc(first as i64));
+    }
     Ok(Movie {
         frames,
         calibration: Calibration {
             pixel_size_nm,
             frame_interval_s,
         },
-        acquisition: Default::default(),
+        acquisition,
         source: path.to_path_buf(),
         format: format!("TIA SER ({name})"),
+    })
+}
+
+/// What the EMI file beside a series says about it.
+struct EmiInfo {
+    acquisition: Acquisition,
+    frame_time_s: Option<f64>,
+}
+
+/// The EMI companion of `NAME_N.ser` is `NAME.emi`, series N its N-th `<ObjectInfo>` block.
+fn emi_info(ser: &Path) -> Option<EmiInfo> {
+    let stem = ser.file_stem()?.to_str()?;
+    let (base, n) = stem.rsplit_once('_')?;
+    let index = n.parse::<usize>().ok()?.checked_sub(1)?;
+    let emi = ["emi", "EMI"]
+        .iter()
+        .map(|ext| ser.with_file_name(format!("{base}.{ext}")))
+        .find(|p| p.is_file())?;
+    // EMI files are small (headers and XML); a huge one is not an EMI.
+    if std::fs::metadata(&emi).ok()?.len() > 64 << 20 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&std::fs::read(&emi).ok()?).into_owned();
+    parse_emi(&text, index)
+}
+
+/// The text between the first `<name>` and the `</name>` after it.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))?;
+    Some(xml[start..start + end].trim())
+}
+
+fn parse_emi(text: &str, index: usize) -> Option<EmiInfo> {
+    let blocks: Vec<&str> = text
+        .split("<ObjectInfo>")
+        .skip(1)
+        .filter_map(|b| b.split("</ObjectInfo>").next())
+        .collect();
+    let block = blocks.get(index).or(blocks.first())?;
+    // The experimental description: <Data><Label>…</Label><Value>…</Value>…</Data>.
+    let described = |label: &str| {
+        block.split("<Data>").skip(1).find_map(|d| {
+            (element(d, "Label")? == label)
+                .then(|| element(d, "Value"))
+                .flatten()
+                .map(str::to_string)
+        })
+    };
+    let number = |name: &str| {
+        element(block, name)?
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
+    let camera = element(block, "CameraNamePath")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let dwell_or_exposure = number("DwellTimePath");
+    Some(EmiInfo {
+        acquisition: Acquisition {
+            instrument: described("Microscope").filter(|s| !s.is_empty()),
+            beam_energy_kev: number("AcceleratingVoltage").map(|v| v / 1000.0),
+            dwell_time_us: dwell_or_exposure
+                .filter(|_| camera.is_none())
+                .map(|s| s * 1e6),
+            exposure_s: dwell_or_exposure.filter(|_| camera.is_some()),
+            detector: camera,
+            started: element(block, "AcquireDate")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            ..Acquisition::default()
+        },
+        frame_time_s: number("FrameTime"),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emi_metadata_of_the_numbered_series() {
+        let block = |kv: u32, extra: &str| {
+            format!(
+                "<ObjectInfo><ExperimentalConditions><MicroscopeConditions><AcceleratingVoltage>\
+                 {kv}</AcceleratingVoltage></MicroscopeConditions></ExperimentalConditions>\
+                 <ExperimentalDescription><Root><Data><Label>Microscope</Label><Value>Titan \
+                 80-300</Value><Unit></Unit></Data><Data><Label>High tension</Label><Value>{}\
+                 </Value><Unit>kV</Unit></Data></Root></ExperimentalDescription><AcquireDate>\
+                 Sun Feb 21 17:53:06 2016</AcquireDate><AcquireInfo>{extra}</AcquireInfo>\
+                 </ObjectInfo>",
+                kv / 1000
+            )
+        };
+        let text = format!(
+            "binary\0{}\0more{}",
+            block(
+                300_000,
+                "<DwellTimePath>0.000048</DwellTimePath><FrameTime>0.5</FrameTime>"
+            ),
+            block(
+                80_000,
+                "<DwellTimePath>0.1</DwellTimePath><CameraNamePath>BM-Ceta</CameraNamePath>"
+            )
+        );
+        let stem = parse_emi(&text, 0).unwrap();
+        assert_eq!(stem.acquisition.beam_energy_kev, Some(300.0));
+        assert_eq!(stem.acquisition.instrument.as_deref(), Some("Titan 80-300"));
+        assert!((stem.acquisition.dwell_time_us.unwrap() - 48.0).abs() < 1e-9);
+        assert_eq!(stem.acquisition.exposure_s, None);
+        assert_eq!(stem.frame_time_s, Some(0.5));
+        assert_eq!(
+            stem.acquisition.started.as_deref(),
+            Some("Sun Feb 21 17:53:06 2016")
+        );
+        let tem = parse_emi(&text, 1).unwrap();
+        assert_eq!(tem.acquisition.beam_energy_kev, Some(80.0));
+        assert_eq!(tem.acquisition.detector.as_deref(), Some("BM-Ceta"));
+        assert_eq!(tem.acquisition.exposure_s, Some(0.1));
+        assert_eq!(tem.acquisition.dwell_time_us, None);
+        assert!(parse_emi("no xml here", 0).is_none());
+        assert!(parse_emi("<ObjectInfo><AcceleratingVoltage>", 0).is_some());
+    }
+
+    #[test]
+    fn the_emi_beside_a_series_is_found_by_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("scan.emi"),
+            "<ObjectInfo><AcceleratingVoltage>200000</AcceleratingVoltage></ObjectInfo>",
+        )
+        .unwrap();
+        let found = emi_info(&dir.path().join("scan_1.ser")).unwrap();
+        assert_eq!(found.acquisition.beam_energy_kev, Some(200.0));
+        assert!(emi_info(&dir.path().join("other_1.ser")).is_none());
+        assert!(emi_info(&dir.path().join("scan.ser")).is_none());
+    }
 
     /// A SER file of `frames` images of 3 × 2 16-bit signed values, 0.2 nm pixels, 2 s apart.
     fn ser(version: u16, frames: usize, tag: u32) -> Vec<u8> {
