@@ -11,6 +11,7 @@ use defectscope::jobs::{self, Event, JobHandle};
 use defectscope::lattice::LabelMethod;
 use defectscope::lattice::{LatticeFit, fit_lattice};
 use defectscope::model::{Architecture, DeviceChoice};
+use defectscope::movie::register::register;
 use defectscope::movie::{self, Movie, write_npy_f32, write_tiff_f32, write_tiff_u8};
 use defectscope::pipeline::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::raster::Raster;
@@ -154,6 +155,14 @@ struct AnalyzeArgs {
     /// Stop after detection: no classes, tracks or time series.
     #[arg(long)]
     no_analysis: bool,
+    /// Register the frames first: measure their drift (sub-pixel cross-correlation) and move
+    /// each onto frame 0, filling pixels no frame saw with the frame's mean. Writes
+    /// registration.csv and figures/registration.svg.
+    #[arg(long)]
+    register: bool,
+    /// Like --register, and crop every frame to the field of view all frames share.
+    #[arg(long)]
+    register_crop: bool,
     #[command(flatten)]
     analysis: AnalysisArgs,
 }
@@ -194,9 +203,9 @@ struct AnalysisArgs {
     /// Frames a defect may be missed and keep its track.
     #[arg(long)]
     max_gap: Option<usize>,
-    /// Do not register frames (drift) before linking.
+    /// Link detections without correcting for the drift between frames.
     #[arg(long)]
-    no_register: bool,
+    no_drift_correction: bool,
     /// Two classes whose coupling to measure, e.g. `0,1`.
     #[arg(long, value_parser = parse_pair)]
     coupling: Option<(usize, usize)>,
@@ -272,7 +281,7 @@ impl AnalysisArgs {
         if let Some(v) = self.max_gap {
             a.tracking.max_gap = v;
         }
-        if self.no_register {
+        if self.no_drift_correction {
             a.tracking.register = false;
         }
         if self.coupling.is_some() {
@@ -601,7 +610,70 @@ fn read_truth(path: Option<&Path>) -> Result<Option<Vec<TruthDefect>>> {
 fn run_analyze_file(path: &Path, out: &Path, opts: &AnalyzeArgs) -> Result<()> {
     let movie = load_movie(path, &opts.input)?;
     let truth = read_truth(opts.input.truth.as_deref())?;
+    let (movie, truth) = register_if_asked(movie, truth, opts, out)?;
     run_analysis(movie, opts, out, truth.as_deref())
+}
+
+/// With --register or --register-crop: remove the drift from the frames before the analysis,
+/// move the truth positions with them, and write what was removed into `out`.
+fn register_if_asked(
+    mut movie: Movie,
+    truth: Option<Vec<TruthDefect>>,
+    opts: &AnalyzeArgs,
+    out: &Path,
+) -> Result<(Movie, Option<Vec<TruthDefect>>)> {
+    if !(opts.register || opts.register_crop) {
+        return Ok((movie, truth));
+    }
+    let crop = opts.register_crop;
+    let raw = std::mem::take(&mut movie.frames);
+    let handle = jobs::spawn("register", Box::new(|| {}), move |ctx| {
+        register(&raw, crop, ctx)
+    })?;
+    let (frames, reg) = follow(handle)?;
+    let (w, h) = (frames[0].width as f32, frames[0].height as f32);
+    movie.frames = frames;
+    movie.format = format!(
+        "{}, registered{}",
+        movie.format,
+        if crop { " and cropped" } else { "" }
+    );
+    let written = output::write_registration(
+        out,
+        &reg,
+        movie.calibration.pixel_size_nm,
+        movie.calibration.frame_interval_s,
+    )?;
+    let largest = reg
+        .drift
+        .offsets
+        .iter()
+        .map(|(x, y)| x.hypot(*y))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "registered {} frames: drift up to {largest:.1} px removed{}; {}",
+        movie.frames.len(),
+        if crop {
+            format!(", cropped to {} × {} px", w, h)
+        } else {
+            String::new()
+        },
+        written[0].display()
+    );
+    let truth = truth.map(|t| {
+        t.into_iter()
+            .filter_map(|d| {
+                let (x, y) = reg.map(d.frame, d.x as f64, d.y as f64);
+                let (x, y) = (x as f32, y as f32);
+                ((0.0..w).contains(&x) && (0.0..h).contains(&y)).then_some(TruthDefect {
+                    x,
+                    y,
+                    ..d
+                })
+            })
+            .collect()
+    });
+    Ok((movie, truth))
 }
 
 fn run_study(
@@ -716,7 +788,8 @@ fn run_demo(out: &Path, opts: &AnalyzeArgs) -> Result<()> {
     let s = run_synth(&cfg, &movie_dir)?;
     let mut movie = s.movie.clone();
     movie.source = movie_dir.join("movie.tif");
-    run_analysis(movie, opts, out, Some(&s.truth))
+    let (movie, truth) = register_if_asked(movie, Some(s.truth), opts, out)?;
+    run_analysis(movie, opts, out, truth.as_deref())
 }
 
 /// The built-in demo movie: small enough for the whole run to take about 3 minutes on 2 CPU cores.

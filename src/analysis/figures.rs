@@ -6,6 +6,7 @@ use crate::detect::Detection;
 use crate::export::figure::{
     Background, Figure, Gallery, Heatmap, PALETTE, Panel, Plot, Series, Style, Tile, class_colour,
 };
+use crate::movie::register::Drift;
 use crate::raster::Raster;
 
 fn class_name(c: usize) -> String {
@@ -135,6 +136,43 @@ pub fn concentration(a: &DefectAnalysis) -> Figure {
             x_label,
             y_label: format!("density (defects per {})", a.area_unit()),
             series,
+            legend: true,
+            ..Default::default()
+        })],
+    }
+}
+
+/// Drift of each frame relative to frame 0, x and y, in nm when calibrated, against time.
+pub fn drift(
+    title: &str,
+    d: &Drift,
+    pixel_size_nm: Option<f64>,
+    frame_interval_s: Option<f64>,
+) -> Figure {
+    let (scale, unit) = pixel_size_nm.map_or((1.0, "px"), |p| (p, "nm"));
+    let (dt, x_label) = frame_interval_s.map_or((1.0, "frame"), |t| (t, "time (s)"));
+    let axis = |name: &str, colour: usize, pick: fn(&(f64, f64)) -> f64| {
+        Series::new(
+            name.to_string(),
+            PALETTE[colour % PALETTE.len()],
+            Style::LineMarkers,
+            d.offsets
+                .iter()
+                .enumerate()
+                .map(|(f, o)| [f as f64 * dt, pick(o) * scale])
+                .collect(),
+        )
+    };
+    Figure {
+        title: title.into(),
+        width: 700.0,
+        height: 420.0,
+        columns: 1,
+        panels: vec![Panel::Plot(Plot {
+            title: String::new(),
+            x_label: x_label.into(),
+            y_label: format!("drift ({unit})"),
+            series: vec![axis("x", 0, |o| o.0), axis("y", 1, |o| o.1)],
             legend: true,
             ..Default::default()
         })],

@@ -7,6 +7,7 @@ use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir, grey_png};
+use crate::movie::register::{Drift, Registration};
 use crate::movie::write_npy_f32;
 use crate::raster::Raster;
 use std::fmt::Write;
@@ -189,6 +190,45 @@ fn write_figure(dir: &Path, name: &str, fig: &Figure) -> Result<()> {
     )
 }
 
+/// Drift of each frame relative to frame 0 (px) and its correlation peak height.
+fn drift_csv(d: &Drift) -> String {
+    let mut out = String::from("frame,dx_px,dy_px,peak\n");
+    for (f, ((x, y), p)) in d.offsets.iter().zip(&d.peak_heights).enumerate() {
+        let _ = writeln!(out, "{f},{x:.4},{y:.4},{p:.4}");
+    }
+    out
+}
+
+/// Write what registering the frames removed: `registration.csv` (the drift, and the crop origin
+/// in frame 0's pixels) and `figures/registration.svg/png`; returns the files written.
+pub fn write_registration(
+    out: &Path,
+    r: &Registration,
+    pixel_size_nm: Option<f64>,
+    frame_interval_s: Option<f64>,
+) -> Result<Vec<PathBuf>> {
+    ensure_dir(out)?;
+    let csv = out.join("registration.csv");
+    let mut text = format!(
+        "# drift removed before the analysis; frames {} to origin ({}, {}) of frame 0\n",
+        if r.cropped { "cropped" } else { "not cropped" },
+        r.origin.0,
+        r.origin.1
+    );
+    text.push_str(&drift_csv(&r.drift));
+    atomic_write(&csv, text.as_bytes())?;
+    let figs = out.join("figures");
+    ensure_dir(&figs)?;
+    let fig = figures::drift(
+        "Drift removed by registration",
+        &r.drift,
+        pixel_size_nm,
+        frame_interval_s,
+    );
+    write_figure(&figs, "registration", &fig)?;
+    Ok(vec![csv, figs.join("registration.svg")])
+}
+
 /// Write every table and figure into `out`; returns the files written.
 pub fn write(
     out: &Path,
@@ -209,17 +249,7 @@ pub fn write(
     put("transitions.csv", transitions_csv(a).as_bytes())?;
     put("timeseries.csv", timeseries_csv(a).as_bytes())?;
     put("diffusion.csv", diffusion_csv(a).as_bytes())?;
-    let mut drift = String::from("frame,dx_px,dy_px,peak\n");
-    for (f, ((x, y), p)) in a
-        .drift
-        .offsets
-        .iter()
-        .zip(&a.drift.peak_heights)
-        .enumerate()
-    {
-        let _ = writeln!(drift, "{f},{x:.4},{y:.4},{p:.4}");
-    }
-    put("drift.csv", drift.as_bytes())?;
+    put("drift.csv", drift_csv(&a.drift).as_bytes())?;
     if let Some((n, g)) = coupling_csvs(a) {
         put("coupling.csv", n.as_bytes())?;
         put("pair_correlation.csv", g.as_bytes())?;
@@ -238,6 +268,15 @@ pub fn write(
         ("trajectories", figures::trajectories(a, frame0, detections)),
         ("transition_matrix", figures::transition_matrix(a)),
         ("msd", figures::msd(a)),
+        (
+            "drift",
+            figures::drift(
+                "Drift between frames",
+                &a.drift,
+                a.pixel_size_nm,
+                a.frame_interval_s,
+            ),
+        ),
     ];
     if let Some(f) = figures::dendrogram(a) {
         all.push(("dendrogram", f));

@@ -137,6 +137,106 @@ pub fn drift(frames: &[Raster], ctx: &JobCtx) -> Result<Drift> {
     })
 }
 
+/// A movie moved onto frame 0's field of view.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The drift that was removed.
+    pub drift: Drift,
+    /// Top-left corner of the registered frames in frame 0's pixels: (0, 0) unless cropped.
+    pub origin: (usize, usize),
+    pub cropped: bool,
+}
+
+impl Registration {
+    /// Where a point at `(x, y)` of raw frame `f` lies in the registered frames.
+    pub fn map(&self, f: usize, x: f64, y: f64) -> (f64, f64) {
+        let (dx, dy) = self.drift.offsets.get(f).copied().unwrap_or((0.0, 0.0));
+        (x - dx - self.origin.0 as f64, y - dy - self.origin.1 as f64)
+    }
+}
+
+/// Measure the drift and move every frame onto frame 0 (bilinear interpolation). With `crop`, all
+/// frames are cut to the field of view they share; otherwise they keep their size and pixels no
+/// frame saw are filled with that frame's mean.
+pub fn register(
+    frames: &[Raster],
+    crop: bool,
+    ctx: &JobCtx,
+) -> Result<(Vec<Raster>, Registration)> {
+    align(frames, &drift(frames, ctx)?, crop)
+}
+
+/// Move every frame by its measured offset onto frame 0; see [`register`].
+pub fn align(frames: &[Raster], drift: &Drift, crop: bool) -> Result<(Vec<Raster>, Registration)> {
+    let first = frames
+        .first()
+        .ok_or_else(|| Error::invalid("registration: the movie has no frames"))?;
+    let (w, h) = (first.width, first.height);
+    if drift.offsets.len() != frames.len() {
+        return Err(Error::invalid(format!(
+            "registration: {} offsets for {} frames",
+            drift.offsets.len(),
+            frames.len()
+        )));
+    }
+    let (mut lo, mut hi) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+    for &(dx, dy) in &drift.offsets {
+        lo = (lo.0.min(dx), lo.1.min(dy));
+        hi = (hi.0.max(dx), hi.1.max(dy));
+    }
+    // Frame f covers frame-0 coordinates [−d_f, size − 1 − d_f]; all of them share the range
+    // [−min d, size − 1 − max d].
+    let (origin, size) = if crop {
+        let x0 = (-lo.0 - 1e-9).ceil().max(0.0) as usize;
+        let y0 = (-lo.1 - 1e-9).ceil().max(0.0) as usize;
+        let x1 = (w as f64 - 1.0 - hi.0 + 1e-9).floor();
+        let y1 = (h as f64 - 1.0 - hi.1 + 1e-9).floor();
+        let (cw, ch) = (x1 - x0 as f64 + 1.0, y1 - y0 as f64 + 1.0);
+        if cw < 8.0 || ch < 8.0 {
+            return Err(Error::invalid(format!(
+                "registration: the frames drift by up to {:.0} × {:.0} px and share no field of \
+                 view of at least 8 × 8 px; register without cropping",
+                hi.0 - lo.0,
+                hi.1 - lo.1
+            )));
+        }
+        ((x0, y0), (cw as usize, ch as usize))
+    } else {
+        ((0, 0), (w, h))
+    };
+    let aligned = frames
+        .iter()
+        .zip(&drift.offsets)
+        .map(|(frame, &(dx, dy))| {
+            let (mean, _) = frame.mean_std();
+            let mut out = Raster::zeros(size.0, size.1);
+            for y in 0..size.1 {
+                for x in 0..size.0 {
+                    let sx = (x + origin.0) as f64 + dx;
+                    let sy = (y + origin.1) as f64 + dy;
+                    let inside = (-1e-6..=(w - 1) as f64 + 1e-6).contains(&sx)
+                        && (-1e-6..=(h - 1) as f64 + 1e-6).contains(&sy);
+                    let v = if inside {
+                        frame.sample(sx as f32, sy as f32)
+                    } else {
+                        mean
+                    };
+                    out.set(x, y, v);
+                }
+            }
+            out
+        })
+        .collect();
+    Ok((
+        aligned,
+        Registration {
+            drift: drift.clone(),
+            origin,
+            cropped: crop,
+        },
+    ))
+}
+
 fn windowed_spectrum(frame: &Raster) -> Vec<Complex32> {
     let (w, h) = (frame.width, frame.height);
     let (mean, _) = frame.mean_std();
@@ -271,6 +371,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn registration_brings_every_frame_onto_frame_0() {
+        let cfg = SynthConfig {
+            frames: 5,
+            width: 160,
+            height: 128,
+            seed: 9,
+            drift_px: 2.0,
+            scan_jitter_px: 0.0,
+            ..SynthConfig::default()
+        };
+        let s = generate(&cfg).expect("generate");
+        for crop in [false, true] {
+            let (frames, reg) =
+                register(&s.movie.frames, crop, &JobCtx::detached()).expect("register");
+            assert_eq!(frames.len(), 5);
+            // What is left of the drift after registration: below a tenth of a pixel.
+            let rest = drift(&frames, &JobCtx::detached()).expect("drift");
+            for (f, &(x, y)) in rest.offsets.iter().enumerate() {
+                assert!(x.hypot(y) < 0.1, "crop {crop}, frame {f}: {x:.3}, {y:.3}");
+            }
+            let (lo_x, hi_x) = s
+                .drift
+                .iter()
+                .fold((0.0f64, 0.0f64), |(a, b), d| (a.min(d.0), b.max(d.0)));
+            if crop {
+                // The shared field: the width less the drift's full range (within a pixel).
+                let want = cfg.width as f64 - (hi_x - lo_x);
+                assert!(
+                    (frames[0].width as f64 - want).abs() <= 1.5,
+                    "{}",
+                    frames[0].width
+                );
+                assert!(reg.origin.0 as f64 >= -lo_x - 1.0);
+            } else {
+                assert_eq!((frames[0].width, frames[0].height), (160, 128));
+                assert_eq!(reg.origin, (0, 0));
+            }
+            // A truth position maps to the same place in every registered frame.
+            let (x0, y0) = reg.map(0, 80.0, 64.0);
+            let (tx, ty) = s.drift[3];
+            let (x3, y3) = reg.map(3, 80.0 + tx, 64.0 + ty);
+            assert!((x0 - x3).hypot(y0 - y3) < 0.1, "{x0},{y0} vs {x3},{y3}");
+        }
+    }
+
+    #[test]
+    fn cropping_refuses_drift_that_leaves_no_common_field() {
+        let frames = vec![Raster::zeros(16, 16); 2];
+        let d = Drift {
+            offsets: vec![(0.0, 0.0), (12.0, 0.0)],
+            peak_heights: vec![1.0, 1.0],
+        };
+        assert!(align(&frames, &d, true).is_err());
+        assert!(align(&frames, &d, false).is_ok());
     }
 
     #[test]
