@@ -11,11 +11,13 @@ use defectscope::jobs::{self, Event, JobHandle};
 use defectscope::lattice::LabelMethod;
 use defectscope::lattice::{LatticeFit, fit_lattice};
 use defectscope::model::{Architecture, DeviceChoice};
-use defectscope::movie::register::register;
+use defectscope::movie::register::register_movie;
 use defectscope::movie::{self, Movie, write_npy_f32, write_tiff_f32, write_tiff_u8};
 use defectscope::pipeline::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::raster::Raster;
-use defectscope::synth::{SynthConfig, SynthMovie, TruthDefect, generate, parse_truth_csv};
+use defectscope::synth::{
+    SynthConfig, SynthMovie, TruthDefect, generate, parse_truth_csv, register_truth,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -626,18 +628,12 @@ fn register_if_asked(
         return Ok((movie, truth));
     }
     let crop = opts.register_crop;
-    let raw = std::mem::take(&mut movie.frames);
     let handle = jobs::spawn("register", Box::new(|| {}), move |ctx| {
-        register(&raw, crop, ctx)
+        let reg = register_movie(&mut movie, crop, ctx)?;
+        Ok((movie, reg))
     })?;
-    let (frames, reg) = follow(handle)?;
-    let (w, h) = (frames[0].width as f32, frames[0].height as f32);
-    movie.frames = frames;
-    movie.format = format!(
-        "{}, registered{}",
-        movie.format,
-        if crop { " and cropped" } else { "" }
-    );
+    let (movie, reg) = follow(handle)?;
+    let (w, h) = (movie.width(), movie.height());
     let written = output::write_registration(
         out,
         &reg,
@@ -654,25 +650,13 @@ fn register_if_asked(
         "registered {} frames: drift up to {largest:.1} px removed{}; {}",
         movie.frames.len(),
         if crop {
-            format!(", cropped to {} × {} px", w, h)
+            format!(", cropped to {w} × {h} px")
         } else {
             String::new()
         },
         written[0].display()
     );
-    let truth = truth.map(|t| {
-        t.into_iter()
-            .filter_map(|d| {
-                let (x, y) = reg.map(d.frame, d.x as f64, d.y as f64);
-                let (x, y) = (x as f32, y as f32);
-                ((0.0..w).contains(&x) && (0.0..h).contains(&y)).then_some(TruthDefect {
-                    x,
-                    y,
-                    ..d
-                })
-            })
-            .collect()
-    });
+    let truth = truth.map(|t| register_truth(&t, &reg, w, h));
     Ok((movie, truth))
 }
 

@@ -296,3 +296,59 @@ fn a_missing_file_is_one_readable_error_and_the_app_goes_on() {
     finish(&mut h);
     assert!(h.state().session().movie.is_some());
 }
+
+#[test]
+fn registering_the_frames_from_the_movie_panel_survives_a_project_round_trip() {
+    use defectscope::jobs::JobCtx;
+    use defectscope::movie::register::drift;
+    let mut h = harness(quick_settings());
+    h.run_steps(1);
+    h.state_mut().push(Command::OpenDemo);
+    finish(&mut h);
+    finish(&mut h);
+    let raw_width = h.state().session().movie.as_ref().expect("movie").width();
+    h.get_by_label("Register frames").click();
+    finish(&mut h); // registering
+    finish(&mut h); // labelling frame 0 again
+    let (width, height) = {
+        let s = h.state().session();
+        assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+        let reg = s.registration.as_ref().expect("registered");
+        assert!(reg.cropped, "cropping is on by default");
+        let m = s.movie.as_ref().expect("movie");
+        assert!(m.format.contains("registered"), "{}", m.format);
+        assert!(
+            m.width() < raw_width,
+            "the demo drifts, so cropping narrows it"
+        );
+        assert!(s.labels.is_some(), "frame 0 labelled again");
+        // What drift is left between the registered frames: under a tenth of a pixel.
+        let rest = drift(&m.frames, &JobCtx::detached()).expect("drift");
+        for (f, (x, y)) in rest.offsets.iter().enumerate() {
+            assert!(x.hypot(*y) < 0.1, "frame {f}: {x:.3}, {y:.3}");
+        }
+        // The truth moved with the frames.
+        let truth = s.truth.as_ref().expect("demo truth");
+        assert!(
+            truth
+                .iter()
+                .all(|d| d.x >= 0.0 && (d.x as usize) < m.width())
+        );
+        (m.width(), m.height())
+    };
+    // The button is gone once registered: there is nothing left to remove.
+    assert!(h.query_by_label("Register frames").is_none());
+
+    let proj = tempfile::tempdir().expect("dir");
+    h.state_mut()
+        .push(Command::SaveProject(proj.path().to_path_buf()));
+    finish(&mut h);
+    h.state_mut()
+        .push(Command::OpenProject(proj.path().to_path_buf()));
+    finish(&mut h);
+    let s = h.state().session();
+    assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+    assert!(s.registration.is_some());
+    let m = s.movie.as_ref().expect("movie");
+    assert_eq!((m.width(), m.height()), (width, height));
+}

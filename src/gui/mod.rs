@@ -115,6 +115,8 @@ struct UiState {
     stage: Stage,
     display: Display,
     brush_radius: f32,
+    /// Registering the frames crops them to the field all frames share.
+    register_crop: bool,
 }
 
 impl Default for UiState {
@@ -123,6 +125,7 @@ impl Default for UiState {
             stage: Stage::Movie,
             display: Display::default(),
             brush_radius: 3.0,
+            register_crop: true,
         }
     }
 }
@@ -350,9 +353,19 @@ impl App {
         build: impl FnOnce(&crate::analysis::DefectAnalysis) -> Option<crate::export::figure::Figure>,
     ) -> Option<&ShownFigure> {
         let a = self.session.analysis.clone()?;
-        let key = Arc::as_ptr(&a) as usize;
+        self.cached_figure(ctx, name, Arc::as_ptr(&a) as usize, || build(&a))
+    }
+
+    /// A figure built once per `key` (the address of the data it shows).
+    fn cached_figure(
+        &mut self,
+        ctx: &egui::Context,
+        name: &str,
+        key: usize,
+        build: impl FnOnce() -> Option<crate::export::figure::Figure>,
+    ) -> Option<&ShownFigure> {
         if self.figures.get(name).is_none_or(|(k, _)| *k != key) {
-            let fig = build(&a)?;
+            let fig = build()?;
             self.figures
                 .insert(name.to_string(), (key, ShownFigure::new(ctx, fig)));
         }

@@ -11,10 +11,12 @@ use crate::augment::Op;
 use crate::export::figure::class_colour;
 use crate::lattice::{LabelMethod, Labels};
 use crate::model::{Architecture, DeviceChoice};
+use crate::movie::Movie;
 use crate::raster::Raster;
 use crate::train::{PixelLoss, TrainConfig, preview_samples};
 use egui::{Color32, RichText, Vec2};
 use egui_plot::{Bar, BarChart, Line, Plot, Points, VLine};
+use std::sync::Arc;
 
 /// The augmentation preview and what it was made from.
 pub struct AugmentPreview {
@@ -289,8 +291,62 @@ fn movie_controls(app: &mut App, ui: &mut egui::Ui) {
             }
         });
         ui.separator();
+        drift_controls(app, ui, &m);
+        ui.separator();
         let index = app.frame.min(m.frames.len() - 1);
         display_controls(app, ui, index, &m.frames[index]);
+    }
+}
+
+/// Registration: remove the drift from the frames, and the drift that was removed.
+fn drift_controls(app: &mut App, ui: &mut egui::Ui, m: &Movie) {
+    ui.label(RichText::new("Drift").strong());
+    let Some(reg) = app.session.registration.clone() else {
+        if m.frames.len() > 1 {
+            ui.checkbox(
+                &mut app.ui.register_crop,
+                "Crop to the field all frames share",
+            );
+            let busy = app.session.job.is_some();
+            if ui
+                .add_enabled(!busy, egui::Button::new("Register frames"))
+                .on_hover_text(
+                    "Measure the drift between frames (sub-pixel cross-correlation) and move \
+                     every frame onto frame 0. Labels, detections and the analysis start over; \
+                     the model is kept.",
+                )
+                .clicked()
+            {
+                app.session.apply(Command::Register {
+                    crop: app.ui.register_crop,
+                });
+            }
+        } else {
+            ui.label("A single frame has no drift.");
+        }
+        return;
+    };
+    let largest = reg
+        .drift
+        .offsets
+        .iter()
+        .map(|(x, y)| x.hypot(*y))
+        .fold(0.0, f64::max);
+    ui.label(format!(
+        "Registered: up to {largest:.1} px of drift removed{}. Open the movie again to undo.",
+        if reg.cropped {
+            format!("; cropped to {} × {} px", m.width(), m.height())
+        } else {
+            String::new()
+        }
+    ));
+    let (px, dt) = (m.calibration.pixel_size_nm, m.calibration.frame_interval_s);
+    let ctx = ui.ctx().clone();
+    let key = Arc::as_ptr(&reg) as usize;
+    if let Some(f) = app.cached_figure(&ctx, "registration", key, || {
+        Some(figures::drift("Drift removed", &reg.drift, px, dt))
+    }) {
+        figure_view::show(ui, "registration", f, 220.0, None);
     }
 }
 
@@ -1012,7 +1068,7 @@ fn export_controls(app: &mut App, ui: &mut egui::Ui) {
     if let Some(a) = app.session.analysis.clone() {
         // Listed without building: a figure is made only when its button is clicked.
         type Build = fn(&crate::analysis::DefectAnalysis) -> Option<crate::export::figure::Figure>;
-        let items: [(&str, bool, Build); 6] = [
+        let items: [(&str, bool, Build); 7] = [
             ("dendrogram", a.dendrogram.is_some(), figures::dendrogram),
             ("class_gallery", true, |a| Some(figures::class_gallery(a))),
             ("concentration", true, |a| Some(figures::concentration(a))),
@@ -1021,6 +1077,14 @@ fn export_controls(app: &mut App, ui: &mut egui::Ui) {
                 Some(figures::transition_matrix(a))
             }),
             ("coupling", a.coupling.is_some(), figures::coupling),
+            ("drift", true, |a| {
+                Some(figures::drift(
+                    "Drift between frames",
+                    &a.drift,
+                    a.pixel_size_nm,
+                    a.frame_interval_s,
+                ))
+            }),
         ];
         for (name, available, build) in items {
             if available

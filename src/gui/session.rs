@@ -16,6 +16,7 @@ use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
     select_device,
 };
+use crate::movie::register::{Registration, register_movie};
 use crate::movie::{self, Movie};
 use crate::raster::Raster;
 use crate::synth::{self, TruthDefect};
@@ -143,6 +144,7 @@ pub struct Detected {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Open,
+    Register,
     Label,
     Train,
     LoadModel,
@@ -156,6 +158,7 @@ impl JobKind {
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Open => "opening",
+            JobKind::Register => "registering frames",
             JobKind::Label => "labelling frame 0",
             JobKind::Train => "training",
             JobKind::LoadModel => "loading the model",
@@ -183,6 +186,10 @@ struct Opened {
     path: Option<PathBuf>,
     truth: Option<Vec<TruthDefect>>,
     project: Option<ProjectParts>,
+    /// Set when the frames were registered after reading.
+    registration: Option<Registration>,
+    /// Registering the open movie keeps its model (the network does not depend on the frames).
+    keep_model: bool,
 }
 
 struct ProjectParts {
@@ -248,6 +255,11 @@ pub enum Command {
     },
     /// Throw away the hand edits of the mask.
     ResetMask,
+    /// Remove the drift from the open movie's frames (see `movie::register`), optionally
+    /// cropping them to the field all frames share; labels, detections and analysis start over.
+    Register {
+        crop: bool,
+    },
     Train,
     SaveModel(PathBuf),
     LoadModel(PathBuf),
@@ -280,6 +292,8 @@ pub struct Session {
     /// Where the movie came from (a path, or the built-in demo).
     pub movie_path: Option<PathBuf>,
     pub truth: Option<Arc<Vec<TruthDefect>>>,
+    /// What registering the frames removed, when they were registered.
+    pub registration: Option<Arc<Registration>>,
     pub labels: Option<Labels>,
     /// The training mask of frame 0: the labels plus hand edits.
     pub mask: Vec<bool>,
@@ -309,6 +323,7 @@ impl Session {
             movie: None,
             movie_path: None,
             truth: None,
+            registration: None,
             labels: None,
             mask: Vec::new(),
             mask_generation: 0,
@@ -422,6 +437,8 @@ impl Session {
                     path: None,
                     truth: Some(s.truth),
                     project: None,
+                    registration: None,
+                    keep_model: false,
                 })))
             }),
             Command::OpenMovie(path) => self.start(JobKind::Open, move |ctx| {
@@ -432,12 +449,15 @@ impl Session {
                     path: Some(path),
                     truth: None,
                     project: None,
+                    registration: None,
+                    keep_model: false,
                 })))
             }),
             Command::OpenProject(dir) => self.start(JobKind::Open, move |ctx| {
                 Ok(Output::Opened(Box::new(open_project(&dir, ctx)?)))
             }),
             Command::SaveProject(dir) => self.save_project(dir),
+            Command::Register { crop } => self.register(crop),
             Command::Label => self.label(),
             Command::Paint { x, y, radius, on } => self.paint(x, y, radius, on),
             Command::ResetMask => {
@@ -703,6 +723,38 @@ impl Session {
         });
     }
 
+    fn register(&mut self, crop: bool) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        if self.registration.is_some() {
+            self.notify(
+                Level::Warning,
+                "the frames are registered already; open the movie again to start over",
+            );
+            return;
+        }
+        if movie.frames.len() < 2 {
+            self.notify(Level::Warning, "a single frame has no drift to remove");
+            return;
+        }
+        let (path, truth) = (self.movie_path.clone(), self.truth.clone());
+        self.start(JobKind::Register, move |ctx| {
+            let mut movie = Movie::clone(&movie);
+            let reg = register_movie(&mut movie, crop, ctx)?;
+            let truth =
+                truth.map(|t| synth::register_truth(&t, &reg, movie.width(), movie.height()));
+            Ok(Output::Opened(Box::new(Opened {
+                movie,
+                path,
+                truth,
+                project: None,
+                registration: Some(reg),
+                keep_model: true,
+            })))
+        });
+    }
+
     fn save_project(&mut self, dir: PathBuf) {
         let Some(movie) = self.movie.clone() else {
             self.notify(Level::Warning, "nothing to save: open a movie first");
@@ -717,6 +769,7 @@ impl Session {
             model: self.model.as_ref().map(|m| m.source.clone()),
             detections: self.detected.is_some(),
             analysed: self.analysis.is_some(),
+            registered: self.registration.as_ref().map(|r| r.cropped),
         };
         let mask = self.mask_edited.then(|| self.mask.clone());
         let model = self.model.clone();
@@ -816,6 +869,8 @@ impl Session {
                     path,
                     truth,
                     project,
+                    registration,
+                    keep_model,
                 } = *o;
                 if let Some(p) = &path {
                     self.remember(p);
@@ -823,10 +878,13 @@ impl Session {
                 self.movie = Some(Arc::new(movie));
                 self.movie_path = path;
                 self.truth = truth.map(Arc::new);
+                self.registration = registration.map(Arc::new);
                 self.labels = None;
                 self.set_mask(Vec::new());
                 self.mask_edited = false;
-                self.model = None;
+                if !keep_model {
+                    self.model = None;
+                }
                 self.losses.clear();
                 self.validation.clear();
                 self.detected = None;
@@ -910,6 +968,9 @@ struct ProjectFile {
     model: Option<String>,
     detections: bool,
     analysed: bool,
+    /// The frames were registered after reading: `Some(cropped)`.
+    #[serde(default)]
+    registered: Option<bool>,
 }
 
 fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
@@ -958,6 +1019,15 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
         (None, false) => return Err(Error::invalid("the project names no movie")),
     };
     movie.validate()?;
+    let (mut movie, mut truth) = (movie, truth);
+    let registration = match file.registered {
+        Some(crop) => {
+            let reg = register_movie(&mut movie, crop, ctx)?;
+            truth = truth.map(|t| synth::register_truth(&t, &reg, movie.width(), movie.height()));
+            Some(reg)
+        }
+        None => None,
+    };
     let (w, h) = (movie.width(), movie.height());
     ctx.begin("labelling frame 0", 1);
     let labels = label(&movie.frames[0], &file.settings.label).ok();
@@ -1019,6 +1089,8 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
             detected,
             analysis,
         }),
+        registration,
+        keep_model: false,
     })
 }
 

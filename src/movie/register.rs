@@ -166,6 +166,22 @@ pub fn register(
     align(frames, &drift(frames, ctx)?, crop)
 }
 
+/// Register a loaded movie in place (see [`register`]); its format then says so.
+pub fn register_movie(
+    movie: &mut crate::movie::Movie,
+    crop: bool,
+    ctx: &JobCtx,
+) -> Result<Registration> {
+    let (frames, reg) = register(&movie.frames, crop, ctx)?;
+    movie.frames = frames;
+    movie.format = format!(
+        "{}, registered{}",
+        movie.format,
+        if crop { " and cropped" } else { "" }
+    );
+    Ok(reg)
+}
+
 /// Move every frame by its measured offset onto frame 0; see [`register`].
 pub fn align(frames: &[Raster], drift: &Drift, crop: bool) -> Result<(Vec<Raster>, Registration)> {
     let first = frames

@@ -70,6 +70,25 @@ pub struct TruthDefect {
     pub id: u32,
 }
 
+/// The truth of a registered movie: positions moved with the frames, defects that fell outside
+/// the (cropped) `width` × `height` frames dropped.
+pub fn register_truth(
+    truth: &[TruthDefect],
+    r: &crate::movie::register::Registration,
+    width: usize,
+    height: usize,
+) -> Vec<TruthDefect> {
+    truth
+        .iter()
+        .filter_map(|d| {
+            let (x, y) = r.map(d.frame, d.x as f64, d.y as f64);
+            let (x, y) = (x as f32, y as f32);
+            ((0.0..width as f32).contains(&x) && (0.0..height as f32).contains(&y))
+                .then_some(TruthDefect { x, y, ..*d })
+        })
+        .collect()
+}
+
 /// Parameters of a synthetic movie.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
