@@ -29,6 +29,7 @@ pub mod lattice;
 pub mod model;
 pub mod movie;
 pub mod pipeline;
+pub mod project;
 pub mod raster;
 pub mod score;
 pub mod synth;

@@ -216,7 +216,7 @@ fn demo_to_exported_tables_through_the_panels() {
         .push(Command::SaveProject(proj.path().to_path_buf()));
     finish(&mut h);
     assert!(proj.path().join("project.json").is_file());
-    assert!(proj.path().join("model").join("weights.bpk").is_file());
+    assert!(proj.path().join("model-1").join("weights.bpk").is_file());
     let (all, analysed) = {
         let s = h.state().session();
         (s.detected.as_ref().map(|d| d.all.len()), s.analysed.len())

@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::movie::register::{Registration, register_movie};
 use crate::movie::{self, Movie};
+use crate::project;
 use crate::raster::Raster;
 use crate::synth::{self, TruthDefect};
 use crate::train::{TrainConfig, train};
@@ -756,15 +757,34 @@ impl Session {
     }
 
     fn save_project(&mut self, dir: PathBuf) {
-        let Some(movie) = self.movie.clone() else {
+        let Some(job) = self.project_saver() else {
             self.notify(Level::Warning, "nothing to save: open a movie first");
             return;
         };
-        let file = ProjectFile {
-            format_version: PROJECT_VERSION,
-            movie: self.movie_path.clone(),
+        self.start(JobKind::SaveProject, move |ctx| {
+            ctx.begin("saving the project", 1);
+            job(&dir)?;
+            Ok(Output::Wrote(format!("project saved to {}", dir.display())))
+        });
+    }
+
+    /// A function that saves the session as it is now into a project folder (for the save job
+    /// and for autosaves); `None` without a movie.
+    pub fn project_saver(&self) -> Option<impl FnOnce(&Path) -> Result<u64> + Send + 'static> {
+        let movie = self.movie.clone()?;
+        // Absolute, so that the project opens from anywhere (relative paths in a project are
+        // relative to its folder).
+        let movie_path = self
+            .movie_path
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+        let settings = serde_json::to_value(&self.settings).unwrap_or_default();
+        let file = project::ProjectFile {
+            format_version: project::PROJECT_VERSION,
+            generation: 0,
+            movie: movie_path,
             demo: self.movie_path.is_none() && self.truth.is_some(),
-            settings: self.settings.clone(),
+            settings,
             mask_edited: self.mask_edited,
             model: self.model.as_ref().map(|m| m.source.clone()),
             detections: self.detected.is_some(),
@@ -777,29 +797,29 @@ impl Session {
         let all = self.detected.as_ref().map(|d| d.all.clone());
         let analysed = self.analysis.as_ref().map(|_| self.analysed.clone());
         let (w, h) = (movie.width(), movie.height());
-        self.start(JobKind::SaveProject, move |ctx| {
-            ctx.begin("saving the project", 1);
-            ensure_dir(&dir)?;
-            if let Some(m) = &model {
-                m.save(iterations, &dir.join("model"))?;
-            }
-            if let Some(mask) = &mask {
-                let bytes: Vec<u8> = mask.iter().map(|&m| if m { 255 } else { 0 }).collect();
-                let img = Raster::from_vec(w, h, bytes.iter().map(|&b| b as f32).collect())?;
-                atomic_write(&dir.join("mask.png"), &crate::export::grey_png(&img)?)?;
-            }
-            if let Some(all) = &all {
-                atomic_write(&dir.join("detections.csv"), detections_csv(all).as_bytes())?;
-            }
-            if let Some(a) = &analysed {
-                atomic_write(&dir.join("analysed.csv"), detections_csv(a).as_bytes())?;
-            }
-            let json = serde_json::to_vec_pretty(&file)
-                .map_err(|e| Error::invalid(format!("project file: {e}")))?;
-            // Written last: a folder without project.json is not a project, never half a one.
-            atomic_write(&dir.join(PROJECT_FILE), &json)?;
-            Ok(Output::Wrote(format!("project saved to {}", dir.display())))
-        });
+        Some(move |dir: &Path| -> Result<u64> {
+            let mask = match &mask {
+                Some(m) => Some(Raster::from_vec(
+                    w,
+                    h,
+                    m.iter().map(|&on| if on { 255.0 } else { 0.0 }).collect(),
+                )?),
+                None => None,
+            };
+            let save_model = |p: &Path| match &model {
+                Some(m) => m.save(iterations, p),
+                None => Ok(()),
+            };
+            let contents = project::Contents {
+                mask: mask.as_ref(),
+                model: model
+                    .is_some()
+                    .then_some(&save_model as &dyn Fn(&Path) -> Result<()>),
+                detections: all.as_deref(),
+                analysed: analysed.as_deref().map(|a| a.as_slice()),
+            };
+            project::save(dir, file, &contents)
+        })
     }
 
     /// Drain the running job's events; take its result when it has finished. Returns true when
@@ -950,29 +970,6 @@ impl Session {
     }
 }
 
-const PROJECT_FILE: &str = "project.json";
-const PROJECT_VERSION: u32 = 1;
-
-/// `project.json`: the settings and what else the folder holds. Results that are quick and
-/// deterministic to recompute (labels, the analysis) are recomputed on opening from the saved
-/// inputs; the model, hand-painted mask and detections are stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct ProjectFile {
-    format_version: u32,
-    /// The movie file; `None` with `demo` = the built-in demo movie.
-    movie: Option<PathBuf>,
-    demo: bool,
-    settings: Settings,
-    mask_edited: bool,
-    /// Where the model came from, when the project holds one (in `model/`).
-    model: Option<String>,
-    detections: bool,
-    analysed: bool,
-    /// The frames were registered after reading: `Some(cropped)`.
-    #[serde(default)]
-    registered: Option<bool>,
-}
-
 fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
     let selected = select_device(choice)?;
     let (net, meta) = load_checkpoint(dir, &selected.device)?;
@@ -986,31 +983,18 @@ fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
     })
 }
 
-fn read_csv_detections(path: &Path) -> Result<Vec<Detection>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io("could not read detections", path, e))?;
-    crate::detect::parse_detections_csv(&text)
-}
-
 fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
-    let path = dir.join(PROJECT_FILE);
-    let text =
-        std::fs::read(&path).map_err(|e| Error::io("could not read the project", &path, e))?;
-    let file: ProjectFile = serde_json::from_slice(&text).map_err(|e| {
+    let file = project::read(dir)?;
+    let settings: Settings = serde_json::from_value(file.settings.clone()).map_err(|e| {
         Error::invalid(format!(
-            "not a defectscope project ({e}): {}",
-            path.display()
+            "the project's settings are not readable ({e}): {}",
+            dir.join(project::PROJECT_FILE).display()
         ))
     })?;
-    if file.format_version != PROJECT_VERSION {
-        return Err(Error::invalid(format!(
-            "project format {} is not supported (this version reads {PROJECT_VERSION}): {}",
-            file.format_version,
-            path.display()
-        )));
-    }
+    let paths = file.paths(dir);
     ctx.begin("reading the movie", 1);
-    let (movie, truth) = match (&file.movie, file.demo) {
+    let movie_path = file.movie_path(dir);
+    let (movie, truth) = match (&movie_path, file.demo) {
         (Some(p), _) => (movie::load(p)?, None),
         (None, true) => {
             let s = synth::generate(&synth::demo_config())?;
@@ -1030,9 +1014,9 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     };
     let (w, h) = (movie.width(), movie.height());
     ctx.begin("labelling frame 0", 1);
-    let labels = label(&movie.frames[0], &file.settings.label).ok();
+    let labels = label(&movie.frames[0], &settings.label).ok();
     let mask = if file.mask_edited {
-        let img = movie::load(&dir.join("mask.png"))?;
+        let img = movie::load(&paths.mask)?;
         let f = &img.frames[0];
         if (f.width, f.height) != (w, h) {
             return Err(Error::invalid(
@@ -1046,14 +1030,14 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     let model = match file.model {
         Some(source) => {
             ctx.begin("loading the model", 1);
-            let mut m = load_model(&dir.join("model"), file.settings.train.device)?;
+            let mut m = load_model(&paths.model, settings.train.device)?;
             m.source = source;
             Some(m)
         }
         None => None,
     };
     let detected = if file.detections {
-        let all = read_csv_detections(&dir.join("detections.csv"))?;
+        let all = project::read_detections(&paths.detections)?;
         if let Some(d) = all.iter().find(|d| d.frame >= movie.frames.len()) {
             return Err(Error::invalid(format!(
                 "the project's detections refer to frame {} of a {}-frame movie",
@@ -1070,19 +1054,19 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
         None
     };
     let analysis = if file.analysed {
-        let dets = read_csv_detections(&dir.join("analysed.csv"))?;
+        let dets = project::read_detections(&paths.analysed)?;
         let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
-        let a = analysis::run(&movie, &dets, lattice, &file.settings.analysis, ctx)?;
+        let a = analysis::run(&movie, &dets, lattice, &settings.analysis, ctx)?;
         Some((a, dets))
     } else {
         None
     };
     Ok(Opened {
         movie,
-        path: file.movie.clone(),
+        path: movie_path,
         truth,
         project: Some(ProjectParts {
-            settings: file.settings,
+            settings,
             labels,
             mask,
             model,

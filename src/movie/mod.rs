@@ -203,12 +203,20 @@ single-page TIFF/PNG frames";
 /// Load a movie from a file or a folder of frames and validate it.
 pub fn load(path: &Path) -> Result<Movie> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("could not open movie", path, e))?;
-    let movie = if meta.is_dir() {
-        read_folder(path)?
+    if meta.is_dir() {
+        let movie = read_folder(path)?;
+        movie.validate()?;
+        Ok(movie)
     } else {
         let bytes = std::fs::read(path).map_err(|e| Error::io("could not read movie", path, e))?;
-        read_bytes(path, &bytes)?
-    };
+        from_bytes(path, &bytes)
+    }
+}
+
+/// Read and validate a movie file's bytes, the format chosen by content; `path` names the file in
+/// messages (and places an SER file's EMI companion).
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
+    let movie = read_bytes(path, bytes)?;
     movie.validate()?;
     Ok(movie)
 }
