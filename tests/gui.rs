@@ -352,3 +352,63 @@ fn registering_the_frames_from_the_movie_panel_survives_a_project_round_trip() {
     let m = s.movie.as_ref().expect("movie");
     assert_eq!((m.width(), m.height()), (width, height));
 }
+
+#[test]
+fn autosaves_after_changes_and_offers_recovery_after_a_crash() {
+    let root = tempfile::tempdir().expect("dir");
+    let mut settings = quick_settings();
+    settings.autosave_minutes = 1e-9; // due at every frame
+    let mut h = harness(settings);
+    h.state_mut().enable_autosave(root.path().to_path_buf());
+    assert!(h.state().recoverable().is_none(), "nothing to recover yet");
+    h.state_mut().push(Command::OpenDemo);
+    finish(&mut h);
+    finish(&mut h);
+    h.run_steps(2);
+    let dir = {
+        let a = h.state_mut().autosave().expect("autosave");
+        a.wait();
+        assert!(a.last_error.is_none(), "{:?}", a.last_error);
+        a.dir().to_path_buf()
+    };
+    let file = defectscope::project::read(&dir).expect("an autosaved project");
+    assert!(file.demo);
+    // The crash: the run's folder stays behind and its process is gone.
+    std::fs::write(dir.join("owner.pid"), "2147483632").expect("owner");
+    drop(h);
+
+    let mut h = harness(quick_settings());
+    h.state_mut().enable_autosave(root.path().to_path_buf());
+    assert!(
+        h.state().recoverable().is_some(),
+        "the crashed run's autosave is offered"
+    );
+    h.run_steps(2);
+    h.get_by_label("Recover").click();
+    h.run_steps(2);
+    finish(&mut h);
+    finish(&mut h);
+    {
+        let s = h.state().session();
+        assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
+        assert_eq!(s.movie.as_ref().map(|m| m.frames.len()), Some(10));
+        assert!(s.labels.is_some());
+    }
+    assert!(h.state().recoverable().is_none());
+    // A clean quit keeps the session as "last session" and removes the run's folder.
+    let session_dir = h
+        .state_mut()
+        .autosave()
+        .expect("autosave")
+        .dir()
+        .to_path_buf();
+    h.state_mut().finish_autosave().expect("finish");
+    assert!(
+        root.path()
+            .join("last-session")
+            .join("project.json")
+            .is_file()
+    );
+    assert!(!session_dir.exists());
+    assert!(defectscope::gui::autosave::leftovers(root.path()).is_empty());
+}

@@ -5,6 +5,7 @@
 //! never call the pipeline themselves. `--screenshot` drives the same app through the stages a
 //! panel needs, renders it in a real window and saves what the window shows.
 
+pub mod autosave;
 mod figure_view;
 mod panels;
 pub mod session;
@@ -138,6 +139,15 @@ struct Persisted {
 }
 
 const STORAGE_KEY: &str = "defectscope";
+/// The autosave interval for a setting in minutes; 0 or less never autosaves.
+fn autosave_interval(minutes: f64) -> std::time::Duration {
+    if minutes > 0.0 && minutes.is_finite() {
+        std::time::Duration::from_secs_f64(minutes * 60.0)
+    } else {
+        std::time::Duration::MAX
+    }
+}
+
 /// Information notices disappear after this many seconds.
 const INFO_SECONDS: f64 = 8.0;
 
@@ -188,6 +198,9 @@ pub struct App {
     frame_ms: VecDeque<f32>,
     screenshot: Option<ScreenshotRun>,
     persist: bool,
+    autosave: Option<autosave::Autosave>,
+    /// An autosave a crashed run left behind, offered for recovery.
+    recover: Option<PathBuf>,
 }
 
 impl App {
@@ -225,7 +238,60 @@ impl App {
             frame_ms: VecDeque::new(),
             screenshot: None,
             persist: false,
+            autosave: None,
+            recover: None,
         }
+    }
+
+    /// Autosave into a folder of this run under `root`, and offer what a crashed run left there.
+    pub fn enable_autosave(&mut self, root: PathBuf) {
+        self.recover = autosave::leftovers(&root)
+            .into_iter()
+            .next()
+            .map(|(p, _)| p);
+        let minutes = self.session.settings.autosave_minutes;
+        self.autosave = Some(autosave::Autosave::new(root, autosave_interval(minutes)));
+    }
+
+    pub fn autosave(&mut self) -> Option<&mut autosave::Autosave> {
+        self.autosave.as_mut()
+    }
+
+    /// On a clean quit: keep the session as the last session; nothing is left to recover.
+    pub fn finish_autosave(&mut self) -> crate::error::Result<()> {
+        match &mut self.autosave {
+            Some(a) => a.finish(&self.session),
+            None => Ok(()),
+        }
+    }
+
+    /// The autosave offered for recovery at start, if any.
+    pub fn recoverable(&self) -> Option<&Path> {
+        self.recover.as_deref()
+    }
+
+    /// Recover (`true`) or throw away the autosave a crashed run left.
+    pub fn resolve_recovery(&mut self, recover: bool) {
+        let Some(left) = self.recover.take() else {
+            return;
+        };
+        if !recover {
+            if let Err(e) = std::fs::remove_dir_all(&left) {
+                self.session.notify(
+                    session::Level::Warning,
+                    format!("could not remove {}: {e}", left.display()),
+                );
+            }
+            return;
+        }
+        // Adopt it as this run's autosave folder, so that it is not offered again.
+        let dir = match &self.autosave {
+            Some(a) if !a.dir().exists() && std::fs::rename(&left, a.dir()).is_ok() => {
+                a.dir().to_path_buf()
+            }
+            _ => left,
+        };
+        self.push(Command::OpenProject(dir));
     }
 
     pub fn session(&self) -> &Session {
@@ -263,6 +329,15 @@ impl App {
         self.session.poll();
         for c in std::mem::take(&mut self.commands) {
             self.session.apply(c);
+        }
+        if let Some(a) = &mut self.autosave {
+            a.interval = autosave_interval(self.session.settings.autosave_minutes);
+            let failed_before = a.last_error.is_some();
+            a.tick(&self.session);
+            if let (false, Some(e)) = (failed_before, &a.last_error) {
+                let msg = format!("autosave failed: {e}");
+                self.session.notify(session::Level::Warning, msg);
+            }
         }
         // A new movie: back to its first frame, whole, with nothing cached from the last one.
         let movie = self
@@ -557,6 +632,12 @@ impl eframe::App for App {
         self.draw(ui);
     }
 
+    fn on_exit(&mut self) {
+        if let Err(e) = self.finish_autosave() {
+            eprintln!("warning: the session could not be saved on quitting: {e}");
+        }
+    }
+
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         if self.persist {
             let p = Persisted {
@@ -598,6 +679,9 @@ pub fn run(opts: StartOptions) -> Result<()> {
             let mut app = App::new(&cc.egui_ctx, persisted.settings);
             app.ui = persisted.ui;
             app.persist = !screenshot;
+            if !screenshot && let Some(root) = autosave::default_root() {
+                app.enable_autosave(root);
+            }
             app.push(match opts.open {
                 Some(p) => open_command(p),
                 None => Command::OpenDemo,

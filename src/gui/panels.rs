@@ -54,6 +54,7 @@ pub(super) fn draw(app: &mut App, ui: &mut egui::Ui) {
         central(app, ui);
     });
     notices(app, ui);
+    recovery(app, ui);
 }
 
 fn top_bar(app: &mut App, ui: &mut egui::Ui) {
@@ -64,7 +65,10 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                     && let Some(p) = rfd::FileDialog::new()
                         .add_filter(
                             "movies",
-                            &["tif", "tiff", "npy", "png", "dm3", "dm4", "ser"],
+                            &[
+                                "tif", "tiff", "npy", "png", "dm3", "dm4", "ser", "emd", "ndata",
+                                "h5",
+                            ],
                         )
                         .pick_file()
                 {
@@ -112,6 +116,21 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                     && let Some(p) = rfd::FileDialog::new().pick_folder()
                 {
                     app.push(Command::SaveProject(p));
+                }
+                if let Some(a) = app.autosave() {
+                    let last = a.root().join(super::autosave::LAST_SESSION);
+                    let when = a.last_saved.and_then(|t| t.elapsed().ok());
+                    if last.join(crate::project::PROJECT_FILE).is_file()
+                        && ui
+                            .button("Reopen last session")
+                            .on_hover_text("The session as it was when defectscope last closed")
+                            .clicked()
+                    {
+                        app.push(Command::OpenProject(last));
+                    }
+                    if let Some(ago) = when {
+                        ui.label(format!("Autosaved {} min ago", ago.as_secs() / 60));
+                    }
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {
@@ -1719,6 +1738,40 @@ fn pca_view(app: &mut App, ui: &mut egui::Ui) {
             .map(figures::pca_panel)
     }) {
         figure_view::show(ui, &name, f, h - 30.0, None);
+    }
+}
+
+/// What a crashed run left: recover it or throw it away.
+fn recovery(app: &mut App, ui: &mut egui::Ui) {
+    let Some(left) = app.recoverable().map(std::path::Path::to_path_buf) else {
+        return;
+    };
+    let when = std::fs::metadata(left.join(crate::project::PROJECT_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(String::new(), |d| format!(" {} min ago", d.as_secs() / 60));
+    let mut choice = None;
+    egui::Window::new("Recover the last session?")
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, Vec2::ZERO)
+        .show(ui.ctx(), |ui| {
+            ui.label(format!(
+                "defectscope did not close properly last time. Its session was autosaved{when}."
+            ));
+            ui.label(RichText::new(left.display().to_string()).small());
+            ui.horizontal(|ui| {
+                if ui.button("Recover").clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(false);
+                }
+            });
+        });
+    if let Some(c) = choice {
+        app.resolve_recovery(c);
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Settings {
     pub export_width_mm: f64,
     pub export_dpi: f64,
     pub recent: Vec<PathBuf>,
+    /// Minutes between autosaves while there are unsaved changes (0 = never).
+    pub autosave_minutes: f64,
 }
 
 impl Default for Settings {
@@ -95,6 +97,7 @@ impl Default for Settings {
             export_width_mm: 170.0,
             export_dpi: 300.0,
             recent: Vec::new(),
+            autosave_minutes: 3.0,
         }
     }
 }
@@ -766,6 +769,25 @@ impl Session {
             job(&dir)?;
             Ok(Output::Wrote(format!("project saved to {}", dir.display())))
         });
+    }
+
+    /// Changes whenever something a project saves changes (autosave compares it).
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let addr = |a: Option<usize>| a.unwrap_or(0);
+        addr(self.movie.as_ref().map(|m| Arc::as_ptr(m) as usize)).hash(&mut h);
+        addr(self.model.as_ref().map(|m| Arc::as_ptr(m) as usize)).hash(&mut h);
+        addr(self.detected.as_ref().map(|d| Arc::as_ptr(d) as usize)).hash(&mut h);
+        addr(self.analysis.as_ref().map(|a| Arc::as_ptr(a) as usize)).hash(&mut h);
+        addr(self.registration.as_ref().map(|r| Arc::as_ptr(r) as usize)).hash(&mut h);
+        self.mask_generation.hash(&mut h);
+        self.mask_edited.hash(&mut h);
+        self.movie_path.hash(&mut h);
+        serde_json::to_string(&self.settings)
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
     }
 
     /// A function that saves the session as it is now into a project folder (for the save job
