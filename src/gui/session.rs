@@ -423,6 +423,18 @@ impl Session {
         }
     }
 
+    /// Settings checked before a job starts: an invalid value is a warning naming it, and the
+    /// job does not run.
+    fn valid(&mut self, check: Result<()>) -> bool {
+        match check {
+            Ok(()) => true,
+            Err(e) => {
+                self.notify(Level::Warning, format!("not started: {e}"));
+                false
+            }
+        }
+    }
+
     fn need_movie(&mut self) -> Option<Arc<Movie>> {
         if self.movie.is_none() {
             self.notify(Level::Warning, "open a movie first");
@@ -606,6 +618,9 @@ impl Session {
             .as_ref()
             .map_or(DEFAULT_MASK_RADIUS_PX, Labels::mask_radius_px);
         let cfg = self.settings.train.clone();
+        if !self.valid(cfg.validate(movie.width(), movie.height())) {
+            return;
+        }
         self.losses.clear();
         self.validation.clear();
         self.start(JobKind::Train, move |ctx| {
@@ -630,6 +645,9 @@ impl Session {
             return;
         };
         let cfg = self.settings.localize.clone();
+        if !self.valid(cfg.validate()) {
+            return;
+        }
         let batch = self.settings.inference_batch.max(1);
         self.start(JobKind::Detect, move |ctx| {
             let (w, h) = (movie.width(), movie.height());
@@ -684,6 +702,9 @@ impl Session {
         };
         if self.detected.is_none() {
             self.notify(Level::Warning, "detect defects first");
+            return;
+        }
+        if !self.valid(self.settings.analysis.validate()) {
             return;
         }
         let detections = self.filtered();
@@ -1156,6 +1177,34 @@ mod tests {
             assert!(!s.busy());
         }
         assert_eq!(s.notices.len(), 1, "one notice, not four: {:?}", s.notices);
+    }
+
+    #[test]
+    fn invalid_settings_are_a_hint_and_no_job() {
+        let mut s = session();
+        s.movie = Some(Arc::new(Movie {
+            frames: vec![Raster::zeros(32, 32); 2],
+            calibration: Default::default(),
+            acquisition: Default::default(),
+            source: PathBuf::from("test"),
+            format: "test".into(),
+        }));
+        s.mask = vec![false; 32 * 32];
+        // Crops larger than the frame, a threshold outside (0, 1), zero classes.
+        s.settings.train.crop = 64;
+        s.apply(Command::Train);
+        assert!(!s.busy());
+        s.detected = Some(Arc::new(Detected::default()));
+        s.settings.analysis.classes = crate::analysis::classify::ClassCount::Fixed(0);
+        s.apply(Command::Analyse);
+        assert!(!s.busy());
+        let texts: Vec<&str> = s.notices.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(
+            texts.iter().all(|t| t.starts_with("not started:")),
+            "{texts:?}"
+        );
+        assert!(texts[0].contains("crop"), "{texts:?}");
     }
 
     #[test]

@@ -206,6 +206,7 @@ pub fn train(
         mask_radius_px,
     };
     let start = Instant::now();
+    let mut last_good = None;
     ctx.begin("training", cfg.iterations as u64);
     for it in 0..cfg.iterations {
         let (x, y) = batch(&image, &target, cfg, it, &device);
@@ -215,12 +216,23 @@ pub fn train(
         if !value.is_finite() {
             return Err(Error::invalid(format!(
                 "training diverged at iteration {it} (loss {value}); lower the learning rate{}",
-                if checkpoint_dir.is_some() {
-                    "; the last good checkpoint was kept"
-                } else {
-                    ""
+                match (last_good, checkpoint_dir) {
+                    (Some(n), Some(_)) => format!(
+                        "; the checkpoint of iteration {n}, whose loss was finite, was kept"
+                    ),
+                    (None, Some(_)) => "; no checkpoint had been saved yet".to_string(),
+                    (_, None) => String::new(),
                 }
             )));
+        }
+        // Periodic checkpoints hold weights that have just given a finite loss.
+        if let Some(dir) = checkpoint_dir
+            && cfg.checkpoint_every > 0
+            && it > 0
+            && it % cfg.checkpoint_every == 0
+        {
+            save_checkpoint(&net.valid(), &meta(it), dir)?;
+            last_good = Some(it);
         }
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(learning_rate(cfg, it), net, grads);
@@ -245,7 +257,7 @@ pub fn train(
             });
         }
         if let Some(dir) = checkpoint_dir
-            && ((cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) || last)
+            && last
         {
             save_checkpoint(&net.valid(), &meta(done), dir)?;
         }
