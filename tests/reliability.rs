@@ -169,16 +169,10 @@ fn training_that_diverges_stops_with_a_message_and_keeps_the_last_good_checkpoin
         iterations: 50,
         ..good
     };
-    let err = train(
-        frame,
-        &labels.mask,
-        3.0,
-        &wild,
-        Some(dir.path()),
-        &JobCtx::detached(),
-    )
-    .err()
-    .expect("training must not succeed");
+    let ctx = JobCtx::detached();
+    let Err(err) = train(frame, &labels.mask, 3.0, &wild, Some(dir.path()), &ctx) else {
+        panic!("training must not succeed");
+    };
     let msg = err.to_string();
     assert!(msg.contains("diverged at iteration"), "{msg}");
     assert!(msg.contains("lower the learning rate"), "{msg}");
