@@ -443,6 +443,7 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         ));
     }
     let size = simple_size(elem).unwrap_or(1);
+    super::check_fits(path, len as u64)?;
     let px = w * h;
     let frames = (0..t)
         .map(|k| {

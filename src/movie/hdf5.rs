@@ -78,6 +78,8 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
 /// A numeric dataset's values as f32 in stored (C) order, with its shape.
 fn values(path: &Path, ds: &Dataset) -> Result<(Vec<usize>, Vec<f32>)> {
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
+    // The typed array and its f32 copy are both alive for a moment.
+    super::check_fits(path, 2 * ds.shape().iter().product::<u64>())?;
     macro_rules! read {
         ($t:ty) => {
             ds.read_array::<$t>()

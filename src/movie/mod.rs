@@ -208,6 +208,8 @@ pub fn load(path: &Path) -> Result<Movie> {
         movie.validate()?;
         Ok(movie)
     } else {
+        // The file is read whole first: it must fit too.
+        fits(path, meta.len(), available_memory())?;
         let bytes = std::fs::read(path).map_err(|e| Error::io("could not read movie", path, e))?;
         from_bytes(path, &bytes)
     }
@@ -341,6 +343,38 @@ pub(crate) fn nm_per_unit(unit: &str) -> Option<f64> {
     }
 }
 
+/// Bytes of memory free for new allocations (Linux: `MemAvailable`); `None` where unknown.
+pub(crate) fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuse to decode `pixels` 32-bit pixels (the frames of a movie) when they cannot fit in the
+/// memory that is free, before allocating them: a clear error instead of the system killing us.
+pub(crate) fn check_fits(path: &Path, pixels: u64) -> Result<()> {
+    fits(path, pixels.saturating_mul(4), available_memory())
+}
+
+pub(crate) fn fits(path: &Path, need: u64, available: Option<u64>) -> Result<()> {
+    match available {
+        Some(free) if need > free => {
+            let gb = |b: u64| b as f64 / 1e9;
+            Err(Error::format(
+                path,
+                format!(
+                    "this movie needs {:.1} GB of memory as 32-bit floats and only {:.1} GB are \
+                     free; crop or bin it, or split it into shorter movies",
+                    gb(need),
+                    gb(free)
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Seconds per time unit; `None` for units that are not times.
 pub(crate) fn s_per_unit(unit: &str) -> Option<f64> {
     match unit.trim() {
@@ -391,6 +425,21 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_movie_larger_than_free_memory_is_a_clear_error() {
+        let p = Path::new("big.tif");
+        assert!(fits(p, 3_000_000_000, Some(4_000_000_000)).is_ok());
+        assert!(fits(p, 3_000_000_000, None).is_ok());
+        let e = fits(p, 6_400_000_000, Some(2_000_000_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("6.4 GB") && e.contains("only 2.0 GB are free"),
+            "{e}"
+        );
+        assert!(e.contains("big.tif"), "{e}");
+    }
 
     #[test]
     fn unix_time_as_iso_8601() {

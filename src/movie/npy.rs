@@ -114,6 +114,7 @@ pub(super) fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, String
     let need = n
         .checked_mul(item)
         .ok_or_else(|| bad("shape is too large"))?;
+    super::check_fits(path, n as u64)?;
     if data.len() < need {
         return Err(Error::format(
             path,
