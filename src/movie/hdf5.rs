@@ -79,7 +79,7 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
 fn values(path: &Path, ds: &Dataset) -> Result<(Vec<usize>, Vec<f32>)> {
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
     // The typed array and its f32 copy are both alive for a moment.
-    super::check_fits(path, 2 * ds.shape().iter().product::<u64>())?;
+    super::check_fits(path, elements(ds.shape()).saturating_mul(2))?;
     macro_rules! read {
         ($t:ty) => {
             ds.read_array::<$t>()
@@ -112,10 +112,15 @@ fn values(path: &Path, ds: &Dataset) -> Result<(Vec<usize>, Vec<f32>)> {
         }
         other => return Err(unsupported(path, ds, &format!("{other:?}"))),
     };
-    if v.len() != shape.iter().product::<usize>() {
+    if v.len() as u64 != elements(ds.shape()) {
         return Err(corrupt(path, "dataset size does not match its shape"));
     }
     Ok((shape, v))
+}
+
+/// Elements of a dataset of this shape (saturating: shapes come from the file).
+fn elements(shape: &[u64]) -> u64 {
+    shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
 }
 
 fn unsupported(path: &Path, ds: &Dataset, what: &str) -> Error {
@@ -192,7 +197,7 @@ fn read_velox(path: &Path, file: &Hdf5File) -> Result<Movie> {
         .collect();
     candidates.sort_by_key(|(_, d)| {
         let s = d.shape();
-        std::cmp::Reverse((s[2], s[0] * s[1]))
+        std::cmp::Reverse((s[2], s[0].saturating_mul(s[1])))
     });
     let count = candidates.len();
     let Some((group, data)) = candidates.into_iter().next() else {
@@ -409,7 +414,7 @@ fn read_ncem(path: &Path, root: &Group) -> Result<Movie> {
                 .then_some((at, g, d))
         })
         .collect();
-    candidates.sort_by_key(|(_, _, d)| std::cmp::Reverse(d.shape().iter().product::<u64>()));
+    candidates.sort_by_key(|(_, _, d)| std::cmp::Reverse(elements(d.shape())));
     let count = candidates.len();
     let mut first_error = None;
     for (at, group, data) in candidates {
