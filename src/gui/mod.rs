@@ -524,6 +524,14 @@ impl App {
             return;
         }
         let s = &self.session;
+        // The Movie panel is shown with the demo's frames registered, to show the drift removed.
+        if stage == Stage::Movie
+            && s.registration.is_none()
+            && s.movie.as_ref().is_some_and(|m| m.frames.len() > 1)
+        {
+            self.commands.push(Command::Register { crop: true });
+            return;
+        }
         let have = if s.movie.is_none() || s.labels.is_none() {
             None
         } else if s.model.is_none() {
