@@ -132,6 +132,16 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                         ui.label(format!("Autosaved {} min ago", ago.as_secs() / 60));
                     }
                 }
+                ui.horizontal(|ui| {
+                    ui.label("Autosave every");
+                    ui.add(
+                        egui::DragValue::new(&mut app.session.settings.autosave_minutes)
+                            .range(0.0..=60.0)
+                            .speed(0.1),
+                    )
+                    .on_hover_text("0 = never");
+                    ui.label("min");
+                });
                 ui.separator();
                 if ui.button("Quit").clicked() {
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
