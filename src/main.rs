@@ -640,12 +640,7 @@ fn register_if_asked(
         movie.calibration.pixel_size_nm,
         movie.calibration.frame_interval_s,
     )?;
-    let largest = reg
-        .drift
-        .offsets
-        .iter()
-        .map(|(x, y)| x.hypot(*y))
-        .fold(0.0, f64::max);
+    let largest = reg.drift.largest_px();
     eprintln!(
         "registered {} frames: drift up to {largest:.1} px removed{}; {}",
         movie.frames.len(),

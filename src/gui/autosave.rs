@@ -109,18 +109,24 @@ impl Autosave {
 
     /// Collect a finished background save.
     fn collect(&mut self) {
-        if self.running.as_ref().is_some_and(|(_, h)| h.is_finished())
-            && let Some((fingerprint, handle)) = self.running.take()
-        {
-            match handle.join() {
-                Ok(Ok(_)) => {
-                    self.saved = Some(fingerprint);
-                    self.last_saved = Some(SystemTime::now());
-                    self.last_error = None;
-                }
-                Ok(Err(e)) => self.last_error = Some(e.to_string()),
-                Err(_) => self.last_error = Some("the autosave thread panicked".into()),
+        if self.running.as_ref().is_some_and(|(_, h)| h.is_finished()) {
+            self.join();
+        }
+    }
+
+    /// Wait for the background save, if any, and record how it went.
+    fn join(&mut self) {
+        let Some((fingerprint, handle)) = self.running.take() else {
+            return;
+        };
+        match handle.join() {
+            Ok(Ok(_)) => {
+                self.saved = Some(fingerprint);
+                self.last_saved = Some(SystemTime::now());
+                self.last_error = None;
             }
+            Ok(Err(e)) => self.last_error = Some(e.to_string()),
+            Err(_) => self.last_error = Some("the autosave thread panicked".into()),
         }
     }
 
@@ -152,12 +158,7 @@ impl Autosave {
 
     /// Wait for a background save to finish (tests, and before quitting).
     pub fn wait(&mut self) {
-        if let Some((_, h)) = &self.running {
-            while !h.is_finished() {
-                std::thread::yield_now();
-            }
-        }
-        self.collect();
+        self.join();
     }
 
     /// On a clean quit: save the session into `last-session/` and remove this run's folder.

@@ -355,12 +355,7 @@ fn drift_controls(app: &mut App, ui: &mut egui::Ui, m: &Movie) {
         }
         return;
     };
-    let largest = reg
-        .drift
-        .offsets
-        .iter()
-        .map(|(x, y)| x.hypot(*y))
-        .fold(0.0, f64::max);
+    let largest = reg.drift.largest_px();
     ui.label(format!(
         "Registered: up to {largest:.1} px of drift removed{}. Open the movie again to undo.",
         if reg.cropped {

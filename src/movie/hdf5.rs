@@ -20,7 +20,7 @@ use super::{Acquisition, Calibration, Movie, iso_utc, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 use hdf5_reader::group::Group;
-use hdf5_reader::{Dataset, Datatype, Hdf5File, OpenOptions};
+use hdf5_reader::{Dataset, Datatype, Hdf5File, OpenOptions, SliceInfo, SliceInfoElem};
 use serde_json::Value;
 use std::path::Path;
 
@@ -118,6 +118,14 @@ fn values(path: &Path, ds: &Dataset) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, v))
 }
 
+/// Integer or floating-point values (not complex, strings or compounds).
+fn is_real(d: &Dataset) -> bool {
+    matches!(
+        d.dtype(),
+        Datatype::FixedPoint { .. } | Datatype::FloatingPoint { .. }
+    )
+}
+
 /// Elements of a dataset of this shape (saturating: shapes come from the file).
 fn elements(shape: &[u64]) -> u64 {
     shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
@@ -188,11 +196,7 @@ fn read_velox(path: &Path, file: &Hdf5File) -> Result<Movie> {
         .into_iter()
         .filter_map(|g| {
             let d = g.dataset("Data").ok()?;
-            let real = matches!(
-                d.dtype(),
-                Datatype::FixedPoint { .. } | Datatype::FloatingPoint { .. }
-            );
-            (real && d.ndim() == 3).then_some((g, d))
+            (is_real(&d) && d.ndim() == 3).then_some((g, d))
         })
         .collect();
     candidates.sort_by_key(|(_, d)| {
@@ -275,25 +279,31 @@ fn read_velox(path: &Path, file: &Hdf5File) -> Result<Movie> {
     })
 }
 
-/// The JSON metadata of an image's first frame (the first column of its `Metadata` bytes).
+/// The JSON metadata of an image's first frame: the first column of its `Metadata` bytes (one
+/// column per frame; only that column is read, not the whole array).
 fn velox_metadata(group: &Group) -> Value {
     let Ok(ds) = group.dataset("Metadata") else {
         return Value::Null;
     };
-    let (rows, cols) = match ds.shape() {
-        [r, c] => (*r as usize, *c as usize),
-        [r] => (*r as usize, 1),
+    let selection = match ds.shape() {
+        [rows, _] => SliceInfo {
+            selections: vec![
+                SliceInfoElem::Slice {
+                    start: 0,
+                    end: *rows,
+                    step: 1,
+                },
+                SliceInfoElem::Index(0),
+            ],
+        },
+        [_] => SliceInfo::all(1),
         _ => return Value::Null,
     };
-    let Ok(raw) = ds.read_array::<u8>() else {
+    let Ok(column) = ds.read_slice::<u8>(&selection) else {
         return Value::Null;
     };
-    let raw: Vec<u8> = raw.iter().copied().collect();
-    let column: Vec<u8> = (0..rows)
-        .filter_map(|r| raw.get(r * cols).copied())
-        .take_while(|&b| b != 0)
-        .collect();
-    serde_json::from_slice(&column).unwrap_or(Value::Null)
+    let text: Vec<u8> = column.iter().copied().take_while(|&b| b != 0).collect();
+    serde_json::from_slice(&text).unwrap_or(Value::Null)
 }
 
 fn type_name(t: &Datatype) -> String {
@@ -406,11 +416,7 @@ fn read_ncem(path: &Path, root: &Group) -> Result<Movie> {
                 let name = names.iter().find(|n| !n.starts_with("dim"))?;
                 g.dataset(name).ok()
             })?;
-            let real = matches!(
-                d.dtype(),
-                Datatype::FixedPoint { .. } | Datatype::FloatingPoint { .. }
-            );
-            (real && matches!(d.ndim(), 2 | 3) && d.shape().iter().all(|&s| s > 1))
+            (is_real(&d) && matches!(d.ndim(), 2 | 3) && d.shape().iter().all(|&s| s > 1))
                 .then_some((at, g, d))
         })
         .collect();

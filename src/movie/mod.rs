@@ -351,13 +351,36 @@ pub(crate) fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Refuse to decode `pixels` 32-bit pixels (the frames of a movie) when they cannot fit in the
-/// memory that is free, before allocating them: a clear error instead of the system killing us.
-pub(crate) fn check_fits(path: &Path, pixels: u64) -> Result<()> {
-    fits(path, pixels.saturating_mul(4), available_memory())
+/// The memory a reader may still fill with 32-bit pixels: what was free when it started, less
+/// what it has decoded. Readers take from it before allocating frames, so a movie too large is a
+/// clear error instead of the system killing us.
+pub(crate) struct MemoryBudget {
+    free: Option<u64>,
+    used: u64,
 }
 
-pub(crate) fn fits(path: &Path, need: u64, available: Option<u64>) -> Result<()> {
+impl MemoryBudget {
+    pub fn new() -> Self {
+        MemoryBudget {
+            free: available_memory(),
+            used: 0,
+        }
+    }
+
+    /// Account for `pixels` more 32-bit pixels; an error when they would not fit.
+    pub fn take(&mut self, path: &Path, pixels: u64) -> Result<()> {
+        self.used = self.used.saturating_add(pixels.saturating_mul(4));
+        fits(path, self.used, self.free)
+    }
+}
+
+/// Refuse to decode `pixels` 32-bit pixels (the frames of a movie at once) when they cannot fit
+/// in the memory that is free.
+pub(crate) fn check_fits(path: &Path, pixels: u64) -> Result<()> {
+    MemoryBudget::new().take(path, pixels)
+}
+
+fn fits(path: &Path, need: u64, available: Option<u64>) -> Result<()> {
     match available {
         Some(free) if need > free => {
             let gb = |b: u64| b as f64 / 1e9;

@@ -26,6 +26,16 @@ pub struct Drift {
     pub peak_heights: Vec<f64>,
 }
 
+impl Drift {
+    /// The largest distance of any frame from frame 0, px.
+    pub fn largest_px(&self) -> f64 {
+        self.offsets
+            .iter()
+            .map(|(x, y)| x.hypot(*y))
+            .fold(0.0, f64::max)
+    }
+}
+
 /// Upsampling factor of the sub-pixel refinement.
 const UPSAMPLE: usize = 20;
 /// Low-pass of the cross-power spectrum: Gaussian of this σ in cycles per pixel.

@@ -152,7 +152,7 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let tag_offsets = read_offsets(&mut c, valid)?;
 
     let mut frames = Vec::with_capacity(valid);
-    let (free, mut decoded) = (super::available_memory(), 0u64);
+    let mut budget = super::MemoryBudget::new();
     let mut pixel_size_nm = None;
     let mut name = "";
     for (i, &off) in data_offsets.iter().enumerate() {
@@ -172,8 +172,7 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
             return Err(c.bad(format!("image {i} of {w}×{h} pixels")));
         }
         let (w, h) = (w as usize, h as usize);
-        decoded = decoded.saturating_add(w as u64 * h as u64 * 4);
-        super::fits(path, decoded, free)?;
+        budget.take(path, w as u64 * h as u64)?;
         let raw = c.take(
             w.checked_mul(h)
                 .and_then(|p| p.checked_mul(size))

@@ -16,7 +16,7 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let corrupt =
         |e: tiff::TiffError| Error::format(path, format!("corrupt or truncated TIFF ({e})"));
     let mut dec = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?;
-    let (free, mut decoded) = (super::available_memory(), 0u64);
+    let mut budget = super::MemoryBudget::new();
     let description = dec
         .find_tag(Tag::ImageDescription)
         .ok()
@@ -50,8 +50,7 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
             ));
         }
         // Page by page against the memory free at the start.
-        decoded = decoded.saturating_add(w as u64 * h as u64 * 4);
-        super::fits(path, decoded, free)?;
+        budget.take(path, w as u64 * h as u64)?;
         let (data, k) = match dec.read_image().map_err(corrupt)? {
             DecodingResult::U8(v) => (v.into_iter().map(f32::from).collect(), "8-bit"),
             DecodingResult::U16(v) => (v.into_iter().map(f32::from).collect(), "16-bit"),
