@@ -8,7 +8,8 @@
 //!   all frames ──detect::detect_all──▶ Vec<Detection>
 //!   ──pipeline::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
 //! ```
-//! `synth` generates WS2 movies with known truth; `score` compares detections with it.
+//! `synth` generates WS2 movies with known truth; `score` compares detections with it; `bench`
+//! times every stage on such movies.
 //! `gui` (feature `gui`, on by default) is the desktop workbench: panels over the same stages,
 //! run as background jobs.
 //!
@@ -19,6 +20,7 @@
 
 pub mod analysis;
 pub mod augment;
+pub mod bench;
 pub mod detect;
 pub mod error;
 pub mod export;

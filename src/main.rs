@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use defectscope::analysis::classify::{ClassCount, ClusterMethod, Symmetry};
 use defectscope::analysis::{self, AnalysisConfig, output};
+use defectscope::bench::{self, Bench, BenchConfig};
 use defectscope::detect::{Detection, parse_detections_csv};
 use defectscope::export::{atomic_write, ensure_dir};
 use defectscope::jobs::{self, Event, JobHandle};
@@ -98,6 +99,26 @@ enum Command {
         /// Also write the frames as a float32 NPY array (T,H,W), e.g. to compare with other readers.
         #[arg(long)]
         npy: Option<PathBuf>,
+    },
+    /// Time every stage on synthetic movies and print a table of medians over repeats.
+    Bench {
+        /// Cases to run, by id or prefix (e.g. `train`, `infer-sniffer`, `analyze-30x512`);
+        /// all when none is given. `--list` shows them.
+        cases: Vec<String>,
+        /// Timed repetitions per case (the whole-chain `analyze-…` cases run once).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Frames per forward pass in the inference cases.
+        #[arg(long, default_value_t = 2)]
+        inference_batch: usize,
+        /// Print the rows as JSON (with the machine) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// List the cases and exit.
+        #[arg(long)]
+        list: bool,
     },
     /// Generate the built-in demo movie and analyze it, scoring against its known truth.
     Demo {
@@ -329,6 +350,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Study { .. } => "study",
         Command::Info { .. } => "info",
         Command::Demo { .. } => "demo",
+        Command::Bench { .. } => "bench",
     }
 }
 
@@ -397,7 +419,69 @@ fn run_headless(command: Command) -> Result<()> {
         } => run_study(&movie, &defects, &out, &input, &analysis),
         Command::Info { file, json, npy } => run_info(&file, json, npy.as_deref()),
         Command::Demo { out, opts } => run_demo(&out, &opts),
+        Command::Bench {
+            cases,
+            repeats,
+            device,
+            inference_batch,
+            json,
+            list,
+        } => {
+            let cfg = BenchConfig {
+                repeats,
+                device,
+                inference_batch,
+                ..BenchConfig::default()
+            };
+            run_bench(&cases, cfg, json, list)
+        }
     }
+}
+
+fn run_bench(wanted: &[String], cfg: BenchConfig, json: bool, list: bool) -> Result<()> {
+    let cases = bench::select(wanted)?;
+    if list {
+        for c in &cases {
+            println!("{}", c.id);
+        }
+        return Ok(());
+    }
+    #[cfg(feature = "gui")]
+    let timer: Option<bench::FrameTimer> =
+        Some(Box::new(defectscope::gui::marker_frame_times));
+    #[cfg(not(feature = "gui"))]
+    let timer: Option<bench::FrameTimer> = None;
+    let mut b = Bench::new(cfg.clone(), timer)?;
+    let machine = bench::machine();
+    eprintln!("machine: {machine}");
+    eprintln!("device:  {}", b.device().name);
+    if let Some(w) = &b.device().warning {
+        eprintln!("warning: {w}");
+    }
+    let mut rows = Vec::new();
+    for case in &cases {
+        eprintln!("running {} …", case.id);
+        let made = b.run(case)?;
+        if made.is_empty() {
+            eprintln!("  skipped: this build has no window (feature `gui`)");
+        }
+        eprint!("{}", bench::table(&made).lines().skip(1).fold(String::new(), |a, l| a + l + "\n"));
+        rows.extend(made);
+    }
+    if json {
+        let doc = serde_json::json!({
+            "machine": machine,
+            "device": b.device().name,
+            "repeats": cfg.repeats,
+            "inference_batch": cfg.inference_batch,
+            "build": if cfg!(debug_assertions) { "dev profile" } else { "release" },
+            "rows": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn run_info(file: &Path, json: bool, npy: Option<&Path>) -> Result<()> {

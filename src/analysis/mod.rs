@@ -262,7 +262,20 @@ impl DefectAnalysis {
     }
 }
 
-/// What the classes are found in: each patch blurred by `feature_blur_px` (localisation error
+/// What classes are found in: the patches (`n × size²`) blurred and weighted as `cfg` says,
+/// projected on their first `cfg.pca_components` principal components when that is not 0; with
+/// the fraction of variance each component explains.
+pub fn features(data: &Array2<f64>, cfg: &AnalysisConfig) -> Result<(Array2<f64>, Vec<f64>)> {
+    let weighted = features_of(data, cfg);
+    Ok(if cfg.pca_components > 0 {
+        let p = pca::fit(&weighted, cfg.pca_components, cfg.seed)?;
+        (p.scores(&weighted), p.explained_ratio())
+    } else {
+        (weighted, Vec::new())
+    })
+}
+
+/// Each patch blurred by `feature_blur_px` (localisation error
 /// then moves little) and weighted by a centred Gaussian of σ = `feature_window` × size (the
 /// defect's own column counts more than its neighbours).
 fn features_of(data: &Array2<f64>, cfg: &AnalysisConfig) -> Array2<f64> {
@@ -391,13 +404,7 @@ pub fn run(
     lap("patches", &mut timings);
     ctx.step(1)?;
 
-    let weighted = features_of(&patches.data, cfg);
-    let (features, feature_explained) = if cfg.pca_components > 0 {
-        let p = pca::fit(&weighted, cfg.pca_components, cfg.seed)?;
-        (p.scores(&weighted), p.explained_ratio())
-    } else {
-        (weighted, Vec::new())
-    };
+    let (features, feature_explained) = features(&patches.data, cfg)?;
     let mut clustering = classify::cluster(&features, cfg.method, cfg.classes, cfg.seed)?;
     let lattice_angle = lattice.map(|l| (l.a1[1] as f64).atan2(l.a1[0] as f64));
     let merges = match cfg.symmetry {

@@ -604,6 +604,63 @@ impl App {
     }
 }
 
+/// CPU time of the window's frames, ms each: the Detection panel of a 1600 × 1000 window on a
+/// 512² frame carrying `markers` detections, `frames` frames after two untimed ones. A frame is
+/// the egui pass (input, panels, overlay) plus tessellation; drawing on the GPU is not included.
+/// For `defectscope bench`.
+pub fn marker_frame_times(markers: usize, frames: usize) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let (w, h) = (512usize, 512usize);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let frame = crate::raster::Raster {
+        width: w,
+        height: h,
+        data: (0..w * h).map(|_| rng.random::<f32>()).collect(),
+    };
+    let all = (0..markers)
+        .map(|_| crate::detect::Detection {
+            frame: 0,
+            x: rng.random_range(0.0..(w - 1) as f32),
+            y: rng.random_range(0.0..(h - 1) as f32),
+            area: rng.random_range(20..60),
+            score: rng.random_range(0.5..1.0),
+        })
+        .collect();
+    let ctx = egui::Context::default();
+    let mut app = App::new(&ctx, Settings::default());
+    app.session.movie = Some(Arc::new(crate::movie::Movie {
+        frames: vec![frame],
+        calibration: Default::default(),
+        acquisition: Default::default(),
+        source: "bench".into(),
+        format: "bench".into(),
+    }));
+    app.session.detected = Some(Arc::new(session::Detected {
+        all,
+        ..Default::default()
+    }));
+    app.set_stage(Stage::Detect);
+    let input = || egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(1600.0, 1000.0),
+        )),
+        ..Default::default()
+    };
+    (0..frames + 2)
+        .map(|_| {
+            let t = Instant::now();
+            let mut out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+            out.textures_delta.clear();
+            let shapes = std::mem::take(&mut out.shapes);
+            let meshes = ctx.tessellate(shapes, out.pixels_per_point);
+            std::hint::black_box(meshes);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(2)
+        .collect()
+}
+
 fn open_command(p: PathBuf) -> Command {
     if p.join("project.json").is_file() {
         Command::OpenProject(p)

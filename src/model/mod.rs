@@ -4,6 +4,8 @@
 //! A checkpoint is a folder with `config.json` (architecture, width, format version) and
 //! `weights.bpk` (burnpack), both written atomically.
 
+pub mod cpu;
+
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
 use crate::raster::{Raster, nth_smallest};

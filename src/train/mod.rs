@@ -136,6 +136,9 @@ pub struct Trained {
     pub device: Device,
     pub device_name: String,
     pub losses: Vec<f32>,
+    /// Wall time of each iteration, s: crops, forward, loss read back, backward, optimiser step
+    /// (and a periodic checkpoint where one was saved; validation is not included).
+    pub iteration_seconds: Vec<f64>,
     pub validation: Vec<(usize, f32)>,
     pub seconds: f64,
 }
@@ -198,6 +201,7 @@ pub fn train(
     let mut net = cfg.model.init(&device);
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::with_capacity(cfg.iterations);
+    let mut iteration_seconds = Vec::with_capacity(cfg.iterations);
     let mut validation = Vec::new();
     let meta = |iterations| CheckpointMeta {
         format_version: CHECKPOINT_VERSION,
@@ -209,6 +213,7 @@ pub fn train(
     let mut last_good = None;
     ctx.begin("training", cfg.iterations as u64);
     for it in 0..cfg.iterations {
+        let iteration_start = Instant::now();
         let (x, y) = batch(&image, &target, cfg, it, &device);
         let logits = net.forward(x);
         let loss = loss_fn(logits, y, cfg);
@@ -237,6 +242,7 @@ pub fn train(
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(learning_rate(cfg, it), net, grads);
         losses.push(value);
+        iteration_seconds.push(iteration_start.elapsed().as_secs_f64());
         ctx.emit(Event::TrainStep {
             iteration: it,
             loss: value,
@@ -268,6 +274,7 @@ pub fn train(
         device: selected.device,
         device_name: selected.name,
         losses,
+        iteration_seconds,
         validation,
         seconds: start.elapsed().as_secs_f64(),
     })
