@@ -493,8 +493,14 @@ impl Bench {
             cfg.dendrogram_max_samples
         };
         let samples = self.repeat(|| {
-            dendrogram::ward(&features, Some(&labels), max, cfg.dendrogram_leaves, cfg.seed)
-                .map(|_| ())
+            dendrogram::ward(
+                &features,
+                Some(&labels),
+                max,
+                cfg.dendrogram_leaves,
+                cfg.seed,
+            )
+            .map(|_| ())
         })?;
         Ok(self.row(
             case,

@@ -447,8 +447,7 @@ fn run_bench(wanted: &[String], cfg: BenchConfig, json: bool, list: bool) -> Res
         return Ok(());
     }
     #[cfg(feature = "gui")]
-    let timer: Option<bench::FrameTimer> =
-        Some(Box::new(defectscope::gui::marker_frame_times));
+    let timer: Option<bench::FrameTimer> = Some(Box::new(defectscope::gui::marker_frame_times));
     #[cfg(not(feature = "gui"))]
     let timer: Option<bench::FrameTimer> = None;
     let mut b = Bench::new(cfg.clone(), timer)?;
@@ -465,7 +464,13 @@ fn run_bench(wanted: &[String], cfg: BenchConfig, json: bool, list: bool) -> Res
         if made.is_empty() {
             eprintln!("  skipped: this build has no window (feature `gui`)");
         }
-        eprint!("{}", bench::table(&made).lines().skip(1).fold(String::new(), |a, l| a + l + "\n"));
+        eprint!(
+            "{}",
+            bench::table(&made)
+                .lines()
+                .skip(1)
+                .fold(String::new(), |a, l| a + l + "\n")
+        );
         rows.extend(made);
     }
     if json {

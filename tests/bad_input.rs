@@ -244,3 +244,44 @@ fn info_describes_a_movie_and_refuses_unknown_files() {
     assert!(!ok);
     assert!(err.contains("DM3/DM4") && err.contains("junk.bin"), "{err}");
 }
+
+#[test]
+fn bench_prints_json_rows_and_refuses_unknown_cases() {
+    let (ok, err) = run(&["bench", "fastest"]);
+    assert!(!ok);
+    assert!(
+        err.contains("\"fastest\"") && err.contains("train-sniffer-b8"),
+        "{err}"
+    );
+    let (ok, err) = run(&["bench", "link", "--repeats", "0"]);
+    assert!(!ok && err.contains("at least 1"), "{err}");
+    // The window case is cheap and needs no network: a row with the frames' times.
+    let out = Command::new(env!("CARGO_BIN_EXE_defectscope"))
+        .args([
+            "bench",
+            "gui",
+            "--repeats",
+            "1",
+            "--json",
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows = v["rows"].as_array().expect("rows");
+    if cfg!(feature = "gui") {
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["case"], "gui-10k-markers");
+        assert_eq!(rows[0]["unit"], "ms/frame");
+        assert!(rows[0]["samples"].as_u64().expect("n") >= 10);
+        assert!(rows[0]["median"].as_f64().expect("median") > 0.0);
+    } else {
+        assert!(rows.is_empty());
+    }
+}

@@ -15,6 +15,7 @@ use linfa::traits::{Fit, Predict};
 use linfa_clustering::KMeans;
 use linfa_linalg::cholesky::Cholesky;
 use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The clustering algorithm.
@@ -160,29 +161,32 @@ pub fn cluster(
     if features.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("defect features contain NaN or ±∞"));
     }
-    let (k, bic) = match count {
-        ClassCount::Fixed(k) => (k, Vec::new()),
+    let kind = match method {
+        ClusterMethod::GmmFull => CovKind::Full,
+        _ => CovKind::Diag,
+    };
+    // With the class count chosen by BIC, every k is fitted (in parallel; each fit is
+    // deterministic) and the chosen fit is kept, not fitted again.
+    let (k, bic, fitted) = match count {
+        ClassCount::Fixed(k) => (k, Vec::new(), None),
         ClassCount::Auto { max } => {
-            let kind = match method {
-                ClusterMethod::GmmFull => CovKind::Full,
-                _ => CovKind::Diag,
-            };
-            let mut bic = Vec::new();
-            for k in 1..=max.min(n) {
-                let (_, ll) = fit_gmm(features, k, kind, seed)?;
-                bic.push((k, bic_of(ll, k, features.ncols(), n, kind)));
-            }
-            (elbow(&bic), bic)
+            let fits: Vec<(Gmm, f64)> = (1..=max.min(n))
+                .into_par_iter()
+                .map(|k| fit_gmm(features, k, kind, seed))
+                .collect::<Result<_>>()?;
+            let bic: Vec<(usize, f64)> = fits
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ll))| (i + 1, bic_of(*ll, i + 1, features.ncols(), n, kind)))
+                .collect();
+            let k = elbow(&bic);
+            (k, bic, fits.into_iter().nth(k - 1).map(|f| f.0))
         }
     };
-    let posteriors = match method {
-        ClusterMethod::KMeans => kmeans_posteriors(features, k)?,
-        ClusterMethod::GmmDiag => fit_gmm(features, k, CovKind::Diag, seed)?
-            .0
-            .posteriors(features),
-        ClusterMethod::GmmFull => fit_gmm(features, k, CovKind::Full, seed)?
-            .0
-            .posteriors(features),
+    let posteriors = match (method, fitted) {
+        (ClusterMethod::KMeans, _) => kmeans_posteriors(features, k)?,
+        (_, Some(gmm)) => gmm.posteriors(features),
+        (_, None) => fit_gmm(features, k, kind, seed)?.0.posteriors(features),
     };
     let (labels, posteriors) = order_by_size(&posteriors);
     Ok(Clustering {
@@ -315,47 +319,32 @@ struct Gmm {
 }
 
 impl Gmm {
-    /// `n × k` of ln(w_k) + ln N(x | μ_k, Σ_k).
+    /// `n × k` of ln(w_k) + ln N(x | μ_k, Σ_k). The Mahalanobis distances of all samples to a
+    /// component come from one matrix product: z = (x − μ)·L⁻ᵀ with Σ = L·Lᵀ (Full), or
+    /// z = (x − μ)/σ (Diag), and the distance is |z|².
     fn log_weighted(&self, x: &Array2<f64>) -> Array2<f64> {
         let (n, d) = x.dim();
         let k = self.weights.len();
         let c = (2.0 * std::f64::consts::PI).ln() * d as f64;
         let mut out = Array2::zeros((n, k));
         for j in 0..k {
-            let mu = self.means.row(j);
-            let lw = self.weights[j].max(1e-300).ln();
-            match self.kind {
+            let diff = x - &self.means.row(j);
+            let (z, logdet) = match self.kind {
                 CovKind::Diag => {
                     let var = self.cov.row(j);
                     let logdet: f64 = var.iter().map(|v| v.ln()).sum();
-                    for (i, row) in x.rows().into_iter().enumerate() {
-                        let m: f64 = row
-                            .iter()
-                            .zip(mu.iter())
-                            .zip(var.iter())
-                            .map(|((a, b), v)| (a - b) * (a - b) / v)
-                            .sum();
-                        out[[i, j]] = lw - 0.5 * (m + c + logdet);
-                    }
+                    (diff / &var.mapv(f64::sqrt), logdet)
                 }
                 CovKind::Full => {
                     let l = self.cov.slice(ndarray::s![j * d..(j + 1) * d, ..]);
                     let logdet: f64 = 2.0 * (0..d).map(|a| l[[a, a]].ln()).sum::<f64>();
-                    let mut z = vec![0.0; d];
-                    for (i, row) in x.rows().into_iter().enumerate() {
-                        // Solve L z = x − μ (forward substitution); Mahalanobis = |z|².
-                        for a in 0..d {
-                            let mut s = row[a] - mu[a];
-                            for b in 0..a {
-                                s -= l[[a, b]] * z[b];
-                            }
-                            z[a] = s / l[[a, a]];
-                        }
-                        let m: f64 = z.iter().map(|v| v * v).sum();
-                        out[[i, j]] = lw - 0.5 * (m + c + logdet);
-                    }
+                    (diff.dot(&lower_inverse(&l).t()), logdet)
                 }
-            }
+            };
+            let lw = self.weights[j].max(1e-300).ln();
+            let m = (&z * &z).sum_axis(Axis(1));
+            out.column_mut(j)
+                .assign(&m.mapv(|m| lw - 0.5 * (m + c + logdet)));
         }
         out
     }
@@ -410,6 +399,23 @@ impl Gmm {
             kind,
         })
     }
+}
+
+/// The inverse of a lower-triangular matrix with a positive diagonal (forward substitution on the
+/// identity's columns); lower-triangular too.
+fn lower_inverse(l: &ndarray::ArrayView2<f64>) -> Array2<f64> {
+    let d = l.nrows();
+    let mut inv = Array2::zeros((d, d));
+    for col in 0..d {
+        for a in col..d {
+            let mut s = if a == col { 1.0 } else { 0.0 };
+            for b in col..a {
+                s -= l[[a, b]] * inv[[b, col]];
+            }
+            inv[[a, col]] = s / l[[a, a]];
+        }
+    }
+    inv
 }
 
 /// EM from a k-means start; returns the model and its total log-likelihood.
@@ -636,6 +642,18 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, Normal};
+
+    #[test]
+    fn lower_inverse_inverts() {
+        let l = ndarray::array![[2.0, 0.0, 0.0], [0.5, 1.5, 0.0], [-1.0, 0.25, 0.8]];
+        let inv = lower_inverse(&l.view());
+        let eye = l.dot(&inv);
+        for ((a, b), v) in eye.indexed_iter() {
+            let want = if a == b { 1.0 } else { 0.0 };
+            assert!((v - want).abs() < 1e-12, "({a},{b}) = {v}");
+        }
+        assert_eq!(inv[[0, 1]], 0.0);
+    }
 
     /// Three elongated Gaussian blobs in 2-D, sizes 300/200/100.
     fn blobs() -> (Array2<f64>, Vec<usize>) {
