@@ -8,7 +8,7 @@
 //! drop points within `edge_margin_px` of the border. Dropped blobs are counted, never silent.
 
 use crate::error::{Error, Result};
-use crate::jobs::JobCtx;
+use crate::jobs::{Event, JobCtx};
 use crate::model::cpu::CpuNet;
 use crate::model::{ModelConfig, Net};
 use crate::raster::Raster;
@@ -109,15 +109,26 @@ impl Dropped {
     }
 }
 
-/// Probability maps of `frames` (all of equal size) in one forward pass.
+/// Probability maps of `frames` (all of equal size) in one forward pass: on the CPU through
+/// [`CpuNet`], elsewhere through burn.
 pub fn probability_maps(
     net: &Net,
     model: &ModelConfig,
     device: &Device,
     frames: &[Raster],
 ) -> Result<Vec<Raster>> {
+    if *device == Device::flex() {
+        cpu_maps(&CpuNet::new(net)?, model, frames)
+    } else {
+        burn_maps(net, model, device, frames)
+    }
+}
+
+/// The network input of `frames`: prepared, edge-padded to a multiple of the downsampling,
+/// concatenated; with the padded width and height.
+fn network_input(model: &ModelConfig, frames: &[Raster]) -> (Vec<f32>, usize, usize) {
     let Some(first) = frames.first() else {
-        return Ok(Vec::new());
+        return (Vec::new(), 0, 0);
     };
     let (w, h) = (first.width, first.height);
     let d = model.downsampling();
@@ -131,42 +142,90 @@ pub fn probability_maps(
             }
         }
     }
-    let probs: Vec<f32> = if *device == Device::flex() {
-        // On the CPU our own forward pass (model::cpu) is several times faster than burn's.
-        let cpu = CpuNet::new(net)?;
-        let mut probs = Vec::with_capacity(data.len());
-        for image in data.chunks_exact(pw * ph) {
-            let logits = cpu.forward(ph, pw, image.to_vec())?;
-            probs.extend(logits.into_iter().map(|v| 1.0 / (1.0 + (-v).exp())));
-        }
-        probs
-    } else {
-        let x = Tensor::<4>::from_data(TensorData::new(data, [frames.len(), 1, ph, pw]), device);
-        sigmoid(net.forward(x))
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Device(format!("could not read back probabilities: {e:?}")))?
-    };
-    let mut out = Vec::with_capacity(frames.len());
-    for k in 0..frames.len() {
-        let mut map = Raster::zeros(w, h);
-        for y in 0..h {
-            let src = k * pw * ph + y * pw;
-            map.data[y * w..(y + 1) * w].copy_from_slice(&probs[src..src + w]);
-        }
-        out.push(map);
+    (data, pw, ph)
+}
+
+/// Cut the frames' maps out of the padded probabilities.
+fn maps_of(probs: &[f32], frames: &[Raster], pw: usize, ph: usize) -> Vec<Raster> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let (w, h) = (f.width, f.height);
+            let mut map = Raster::zeros(w, h);
+            for y in 0..h {
+                let src = k * pw * ph + y * pw;
+                map.data[y * w..(y + 1) * w].copy_from_slice(&probs[src..src + w]);
+            }
+            map
+        })
+        .collect()
+}
+
+fn cpu_maps(cpu: &CpuNet, model: &ModelConfig, frames: &[Raster]) -> Result<Vec<Raster>> {
+    let (data, pw, ph) = network_input(model, frames);
+    let mut probs = Vec::with_capacity(data.len());
+    for image in data.chunks_exact((pw * ph).max(1)) {
+        let logits = cpu.forward(ph, pw, image.to_vec())?;
+        probs.extend(logits.into_iter().map(|v| 1.0 / (1.0 + (-v).exp())));
     }
-    Ok(out)
+    Ok(maps_of(&probs, frames, pw, ph))
+}
+
+fn burn_maps(
+    net: &Net,
+    model: &ModelConfig,
+    device: &Device,
+    frames: &[Raster],
+) -> Result<Vec<Raster>> {
+    let (data, pw, ph) = network_input(model, frames);
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let x = Tensor::<4>::from_data(TensorData::new(data, [frames.len(), 1, ph, pw]), device);
+    let probs = sigmoid(net.forward(x))
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Device(format!("could not read back probabilities: {e:?}")))?;
+    Ok(maps_of(&probs, frames, pw, ph))
 }
 
 /// Detect defects in every frame, streaming `batch` frames at a time through the network so that
 /// only one batch of probability maps is held in memory. Each frame's map is handed to
 /// `on_map(frame, map)` as it is made (the GUI keeps them for its overlay; others pass a no-op).
+///
+/// On a GPU, the weights are also copied to the CPU path before starting: should the GPU fail
+/// midway (an error, or a panic inside the driver, as when the device is lost), the remaining
+/// frames are detected on the CPU, with a warning.
 #[allow(clippy::too_many_arguments)]
 pub fn detect_all(
     net: &Net,
     model: &ModelConfig,
     device: &Device,
+    frames: &[Raster],
+    batch: usize,
+    cfg: &LocalizeConfig,
+    max_area: usize,
+    ctx: &JobCtx,
+    on_map: &mut dyn FnMut(usize, &Raster),
+) -> Result<(Vec<Detection>, Dropped)> {
+    let cpu = CpuNet::new(net)?;
+    let mut gpu = |chunk: &[Raster]| burn_maps(net, model, device, chunk);
+    let first: Option<&mut MapFn> = (*device != Device::flex()).then_some(&mut gpu);
+    detect_with(
+        first, &cpu, model, frames, batch, cfg, max_area, ctx, on_map,
+    )
+}
+
+/// Probability maps of a batch of frames.
+type MapFn<'a> = dyn FnMut(&[Raster]) -> Result<Vec<Raster>> + 'a;
+
+/// [`detect_all`] with the maps made by `first` while it works, then by `cpu`.
+#[allow(clippy::too_many_arguments)]
+fn detect_with(
+    mut first: Option<&mut MapFn>,
+    cpu: &CpuNet,
+    model: &ModelConfig,
     frames: &[Raster],
     batch: usize,
     cfg: &LocalizeConfig,
@@ -180,7 +239,22 @@ pub fn detect_all(
     ctx.begin("detection", frames.len() as u64);
     let mut done = 0;
     for chunk in frames.chunks(batch.max(1)) {
-        let maps = probability_maps(net, model, device, chunk)?;
+        let mut maps = None;
+        if let Some(f) = first.as_mut() {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(chunk)));
+            match outcome {
+                Ok(Ok(m)) => maps = Some(m),
+                Ok(Err(e)) => fall_back(ctx, done, &e.to_string()),
+                Err(panic) => fall_back(ctx, done, &crate::jobs::panic_message(&*panic)),
+            }
+            if maps.is_none() {
+                first = None;
+            }
+        }
+        let maps = match maps {
+            Some(m) => m,
+            None => cpu_maps(cpu, model, chunk)?,
+        };
         for map in &maps {
             on_map(done, map);
             let (d, drop) = localize(map, done, cfg, max_area);
@@ -191,6 +265,12 @@ pub fn detect_all(
         ctx.step(done as u64)?;
     }
     Ok((all, dropped))
+}
+
+fn fall_back(ctx: &JobCtx, frame: usize, why: &str) {
+    ctx.emit(Event::Warning(format!(
+        "the GPU failed at frame {frame} ({why}); the remaining frames are detected on the CPU"
+    )));
 }
 
 /// Turn one probability map into detections.
@@ -317,6 +397,98 @@ pub fn parse_detections_csv(text: &str) -> Result<Vec<Detection>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Architecture, ModelConfig};
+
+    /// Five patterned frames and a small untrained Sniffer.
+    fn setup() -> (Vec<Raster>, Net, ModelConfig) {
+        let frames: Vec<Raster> = (0..5)
+            .map(|k| {
+                let mut r = Raster::zeros(32, 24);
+                for (i, v) in r.data.iter_mut().enumerate() {
+                    *v = ((i * 7919 + k * 31) % 17) as f32 / 17.0;
+                }
+                r
+            })
+            .collect();
+        let model = ModelConfig {
+            architecture: Architecture::Sniffer,
+            width: 4,
+            ..ModelConfig::default()
+        };
+        let device = Device::flex();
+        device.seed(5);
+        let net = model.init(&device);
+        (frames, net, model)
+    }
+
+    #[test]
+    fn a_failing_gpu_hands_the_remaining_frames_to_the_cpu() {
+        let (frames, net, model) = setup();
+        let cpu = CpuNet::new(&net).expect("weights");
+        let cfg = LocalizeConfig {
+            threshold: 0.5,
+            ..LocalizeConfig::default()
+        };
+        let run = |first: Option<&mut MapFn>| {
+            let (ctx, events) = JobCtx::with_events(16, Box::new(|| {}));
+            let mut maps = Vec::new();
+            let out = detect_with(
+                first,
+                &cpu,
+                &model,
+                &frames,
+                2,
+                &cfg,
+                usize::MAX,
+                &ctx,
+                &mut |f, m| maps.push((f, m.clone())),
+            )
+            .expect("detection goes on");
+            let warnings: Vec<String> = events
+                .try_iter()
+                .filter_map(|e| match e {
+                    Event::Warning(w) => Some(w),
+                    _ => None,
+                })
+                .collect();
+            (out, maps, warnings)
+        };
+        let (reference, reference_maps, none) = run(None);
+        assert!(none.is_empty());
+        assert_eq!(reference_maps.len(), frames.len());
+        // A "GPU" that works for one batch (its maps are marked), then errs or panics.
+        for panics in [false, true] {
+            let mut calls = 0;
+            let mut gpu = |chunk: &[Raster]| -> Result<Vec<Raster>> {
+                calls += 1;
+                match calls {
+                    1 => Ok(chunk
+                        .iter()
+                        .map(|f| Raster::zeros(f.width, f.height))
+                        .collect()),
+                    _ if panics => panic!("device lost"),
+                    _ => Err(Error::Device("device lost".into())),
+                }
+            };
+            let (out, maps, warnings) = run(Some(&mut gpu));
+            assert_eq!(calls, 2, "the failed GPU is not asked again");
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains("frame 2") && warnings[0].contains("device lost"),
+                "{warnings:?}"
+            );
+            let frames_seen: Vec<usize> = maps.iter().map(|(f, _)| *f).collect();
+            assert_eq!(frames_seen, [0, 1, 2, 3, 4]);
+            assert!(
+                maps[..2]
+                    .iter()
+                    .all(|(_, m)| m.data.iter().all(|&v| v == 0.0))
+            );
+            assert_eq!(&maps[2..], &reference_maps[2..]);
+            let later = |d: &[Detection]| d.iter().filter(|d| d.frame >= 2).count();
+            assert_eq!(later(&out.0), later(&reference.0));
+        }
+    }
 
     #[test]
     fn defects_csv_round_trips_and_rejects_garbage() {

@@ -336,16 +336,10 @@ fn probe_gpu(kind: DeviceKind) -> std::result::Result<Device, String> {
     match outcome {
         Ok((device, s)) if (s - 3.0).abs() < 1e-6 => Ok(device),
         Ok((_, s)) => Err(format!("probe computed {s} instead of 3")),
-        Err(p) => {
-            let detail = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(format!(
-                "wgpu found no such adapter or could not start it [{detail}]"
-            ))
-        }
+        Err(p) => Err(format!(
+            "wgpu found no such adapter or could not start it [{}]",
+            crate::jobs::panic_message(&*p)
+        )),
     }
 }
 
