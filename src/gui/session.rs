@@ -458,8 +458,7 @@ impl Session {
                 })))
             }),
             Command::OpenMovie(path) => self.start(JobKind::Open, move |ctx| {
-                ctx.begin("reading the movie", 1);
-                let movie = movie::load(&path)?;
+                let movie = movie::load_in(&path, ctx)?;
                 Ok(Output::Opened(Box::new(Opened {
                     movie,
                     path: Some(path),
@@ -1038,7 +1037,7 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     ctx.begin("reading the movie", 1);
     let movie_path = file.movie_path(dir);
     let (movie, truth) = match (&movie_path, file.demo) {
-        (Some(p), _) => (movie::load(p)?, None),
+        (Some(p), _) => (movie::load_in(p, ctx)?, None),
         (None, true) => {
             let s = synth::generate(&synth::demo_config())?;
             (s.movie, Some(s.truth))

@@ -23,6 +23,7 @@ pub use ser::read_ser;
 pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
 
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -202,17 +203,43 @@ single-page TIFF/PNG frames";
 
 /// Load a movie from a file or a folder of frames and validate it.
 pub fn load(path: &Path) -> Result<Movie> {
+    load_in(path, &JobCtx::detached())
+}
+
+/// Bytes read between progress reports and cancel checks.
+const READ_PIECE: usize = 16 << 20;
+
+/// [`load`], reporting progress to `ctx` and stopping when it is cancelled: a file is read in
+/// pieces of 16 MB (stage "reading the movie", counted in MB), then decoded (stage "decoding the
+/// movie", not interruptible).
+pub fn load_in(path: &Path, ctx: &JobCtx) -> Result<Movie> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("could not open movie", path, e))?;
     if meta.is_dir() {
+        ctx.begin("reading the frames", 1);
         let movie = read_folder(path)?;
         movie.validate()?;
-        Ok(movie)
-    } else {
-        // The file is read whole first: it must fit too.
-        fits(path, meta.len(), available_memory())?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io("could not read movie", path, e))?;
-        from_bytes(path, &bytes)
+        return Ok(movie);
     }
+    // The file is read whole first: it must fit too.
+    fits(path, meta.len(), available_memory())?;
+    let read_err = |e| Error::io("could not read movie", path, e);
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let mb = |n: usize| (n >> 20) as u64;
+    ctx.begin("reading the movie", mb(meta.len() as usize).max(1));
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    loop {
+        let got = std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut file, READ_PIECE as u64),
+            &mut bytes,
+        )
+        .map_err(read_err)?;
+        ctx.step(mb(bytes.len()))?;
+        if got == 0 {
+            break;
+        }
+    }
+    ctx.begin("decoding the movie", 1);
+    from_bytes(path, &bytes)
 }
 
 /// Read and validate a movie file's bytes, the format chosen by content; `path` names the file in
@@ -448,6 +475,23 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loading_reports_progress_and_can_be_cancelled() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("m.tif");
+        // 3 frames of 1024 × 1024 float32: 12 MB, read in one piece plus the empty last read.
+        let frames = vec![Raster::zeros(1024, 1024); 3];
+        let tiff = write_tiff_f32(&frames, &Calibration::default()).expect("tiff");
+        std::fs::write(&path, &tiff).expect("write");
+        let ctx = JobCtx::detached();
+        let movie = load_in(&path, &ctx).expect("load");
+        assert_eq!(movie.frames.len(), 3);
+        assert_eq!(ctx.progress().stage, "decoding the movie");
+        let cancelled = JobCtx::detached();
+        cancelled.cancel();
+        assert!(matches!(load_in(&path, &cancelled), Err(Error::Cancelled)));
+    }
 
     #[test]
     fn a_movie_larger_than_free_memory_is_a_clear_error() {
