@@ -14,7 +14,7 @@
 //! development machine burn's flex backend took 3.0× longer for a 512² frame through the Sniffer
 //! (429 against 142 ms) and 1.2× longer through the U-Net (README, "Speed").
 
-use super::{ConvBlock, Net, Sniffer};
+use super::{Architecture, ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
 use burn::nn::conv::Conv2d;
 use ndarray::linalg::general_mat_mul;
@@ -34,7 +34,6 @@ pub struct Planes {
 #[derive(Debug, Clone)]
 pub struct FusedConv {
     cin: usize,
-    cout: usize,
     /// `cout × 9·cin`, columns ordered (ci, ky, kx) as burn stores them and as im2col rows are.
     weight: Array2<f32>,
     bias: Vec<f32>,
@@ -46,13 +45,13 @@ pub struct FusedConv {
 /// matrix stays small.
 const BAND_PIXELS: usize = 256;
 
-fn values(t: burn::tensor::Tensor<1>) -> Result<Vec<f32>> {
+pub(super) fn values(t: burn::tensor::Tensor<1>) -> Result<Vec<f32>> {
     t.into_data()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("could not read the weights: {e:?}")))
 }
 
-fn shape_err(e: ndarray::ShapeError) -> Error {
+pub(super) fn shape_err(e: ndarray::ShapeError) -> Error {
     Error::Device(format!("CPU inference: {e}"))
 }
 
@@ -87,7 +86,6 @@ impl FusedConv {
         let weight = Array2::from_shape_fn((cout, k), |(o, j)| w[o * k + j] * scale[o]);
         Ok(FusedConv {
             cin,
-            cout,
             weight,
             bias,
             slope,
@@ -95,7 +93,7 @@ impl FusedConv {
     }
 
     fn block(b: &ConvBlock) -> Result<Self> {
-        Self::new(&b.conv, Some(&b.bn), Some(0.03))
+        Self::new(&b.conv, Some(&b.bn), Some(LEAKY_SLOPE))
     }
 
     fn forward(&self, x: &Planes) -> Result<Planes> {
@@ -105,70 +103,111 @@ impl FusedConv {
                 self.cin, x.c
             )));
         }
-        let (h, w, cout) = (x.h, x.w, self.cout);
-        let rows = BAND_PIXELS.div_ceil(w).clamp(1, h.div_ceil(4).max(1));
-        let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
-            .into_par_iter()
-            .map(|band| self.band(x, band * rows, (band * rows + rows).min(h)))
-            .collect::<Result<_>>()?;
-        let mut data = vec![0.0f32; h * w * cout];
-        for (band, out) in bands.iter().enumerate() {
-            let n = out.len() / cout;
-            let at = band * rows * w;
-            for (o, src) in out.chunks_exact(n).enumerate() {
-                data[o * h * w + at..][..n].copy_from_slice(src);
-            }
-        }
-        Ok(Planes {
-            h,
-            w,
-            c: cout,
-            data,
-        })
-    }
-
-    /// Output rows `y0..y1`, `cout × pixels`: im2col of the band (`9·cin × pixels`, each row a
-    /// shifted copy of input rows), one matrix product, bias and activation.
-    fn band(&self, x: &Planes, y0: usize, y1: usize) -> Result<Vec<f32>> {
-        let (h, w, cout) = (x.h, x.w, self.cout);
-        let n = (y1 - y0) * w;
-        let mut col = vec![0.0f32; 9 * self.cin * n];
-        for (r, row) in col.chunks_exact_mut(n).enumerate() {
-            let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
-            let plane = &x.data[ci * h * w..][..h * w];
-            for y in y0..y1 {
-                let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
-                    continue;
-                };
-                let src = &plane[sy * w..][..w];
-                let dst = &mut row[(y - y0) * w..][..w];
-                match kx {
-                    0 => dst[1..].copy_from_slice(&src[..w - 1]),
-                    1 => dst.copy_from_slice(src),
-                    _ => dst[..w - 1].copy_from_slice(&src[1..]),
-                }
-            }
-        }
-        let mut out = vec![0.0f32; cout * n];
-        for (o, row) in out.chunks_exact_mut(n).enumerate() {
-            row.fill(self.bias[o]);
-        }
-        let b = ArrayView2::from_shape((9 * self.cin, n), &col).map_err(shape_err)?;
-        let mut c = ArrayViewMut2::from_shape((cout, n), &mut out).map_err(shape_err)?;
-        general_mat_mul(1.0, &self.weight, &b, 1.0, &mut c);
-        if let Some(s) = self.slope {
-            for v in out.iter_mut() {
-                if *v < 0.0 {
-                    *v *= s;
-                }
-            }
-        }
-        Ok(out)
+        conv3x3(x, self.weight.view(), &self.bias, self.slope)
     }
 }
 
+/// Rows of output per band for an image of `h × w`.
+pub(super) fn band_rows(h: usize, w: usize) -> usize {
+    BAND_PIXELS.div_ceil(w).clamp(1, h.div_ceil(4).max(1))
+}
+
+/// A 3×3 convolution (stride 1, zero padding 1) of one image: `weight` is `cout × 9·cin`, then
+/// the bias and, if given, a leaky ReLU of that slope. Bands of rows run in parallel.
+pub(super) fn conv3x3(
+    x: &Planes,
+    weight: ArrayView2<f32>,
+    bias: &[f32],
+    slope: Option<f32>,
+) -> Result<Planes> {
+    let (h, w, cout) = (x.h, x.w, weight.nrows());
+    let rows = band_rows(h, w);
+    let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
+        .into_par_iter()
+        .map(|band| {
+            conv_band(
+                x,
+                weight,
+                bias,
+                slope,
+                band * rows,
+                (band * rows + rows).min(h),
+            )
+        })
+        .collect::<Result<_>>()?;
+    let mut data = vec![0.0f32; h * w * cout];
+    for (band, out) in bands.iter().enumerate() {
+        let n = out.len() / cout;
+        let at = band * rows * w;
+        for (o, src) in out.chunks_exact(n).enumerate() {
+            data[o * h * w + at..][..n].copy_from_slice(src);
+        }
+    }
+    Ok(Planes {
+        h,
+        w,
+        c: cout,
+        data,
+    })
+}
+
+/// The im2col matrix of output rows `y0..y1`: `9·c × pixels`, row (ci, ky, kx) holding input
+/// plane ci shifted by (ky − 1, kx − 1), zero outside the image.
+pub(super) fn im2col(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
+    let (h, w) = (x.h, x.w);
+    let n = (y1 - y0) * w;
+    let mut col = vec![0.0f32; 9 * x.c * n];
+    for (r, row) in col.chunks_exact_mut(n).enumerate() {
+        let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
+        let plane = &x.data[ci * h * w..][..h * w];
+        for y in y0..y1 {
+            let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                continue;
+            };
+            let src = &plane[sy * w..][..w];
+            let dst = &mut row[(y - y0) * w..][..w];
+            match kx {
+                0 => dst[1..].copy_from_slice(&src[..w - 1]),
+                1 => dst.copy_from_slice(src),
+                _ => dst[..w - 1].copy_from_slice(&src[1..]),
+            }
+        }
+    }
+    col
+}
+
+/// Output rows `y0..y1`, `cout × pixels`: im2col of the band, one matrix product, bias and
+/// activation.
+fn conv_band(
+    x: &Planes,
+    weight: ArrayView2<f32>,
+    bias: &[f32],
+    slope: Option<f32>,
+    y0: usize,
+    y1: usize,
+) -> Result<Vec<f32>> {
+    let cout = weight.nrows();
+    let n = (y1 - y0) * x.w;
+    let col = im2col(x, y0, y1);
+    let mut out = vec![0.0f32; cout * n];
+    for (o, row) in out.chunks_exact_mut(n).enumerate() {
+        row.fill(bias[o]);
+    }
+    let b = ArrayView2::from_shape((9 * x.c, n), &col).map_err(shape_err)?;
+    let mut c = ArrayViewMut2::from_shape((cout, n), &mut out).map_err(shape_err)?;
+    general_mat_mul(1.0, &weight, &b, 1.0, &mut c);
+    if let Some(s) = slope {
+        for v in out.iter_mut() {
+            if *v < 0.0 {
+                *v *= s;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// 2×2 max pooling (stride 2; an odd last row or column is dropped, as burn does).
-fn pool(x: &Planes) -> Planes {
+pub(super) fn pool(x: &Planes) -> Planes {
     let (h, w, c) = (x.h / 2, x.w / 2, x.c);
     let mut data = vec![0.0f32; h * w * c];
     data.par_chunks_mut(w).enumerate().for_each(|(row, out)| {
@@ -186,7 +225,7 @@ fn pool(x: &Planes) -> Planes {
 }
 
 /// Nearest-neighbour upsampling by 2.
-fn up(x: &Planes) -> Planes {
+pub(super) fn up(x: &Planes) -> Planes {
     let (h, w, c) = (2 * x.h, 2 * x.w, x.c);
     let mut data = vec![0.0f32; h * w * c];
     data.par_chunks_mut(w).enumerate().for_each(|(row, out)| {
@@ -200,7 +239,7 @@ fn up(x: &Planes) -> Planes {
 }
 
 /// The planes of `a` then those of `b` (burn's `cat` along the channel axis).
-fn cat(a: &Planes, b: &Planes) -> Planes {
+pub(super) fn cat(a: &Planes, b: &Planes) -> Planes {
     let mut data = Vec::with_capacity(a.data.len() + b.data.len());
     data.extend_from_slice(&a.data);
     data.extend_from_slice(&b.data);
@@ -212,80 +251,151 @@ fn cat(a: &Planes, b: &Planes) -> Planes {
     }
 }
 
+/// One step of a network's forward pass over numbered values; value `i` is the result of
+/// step `i`, and step 0 is the input image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Input,
+    /// Convolution block `.0` (in [`Net::parts`] order) applied to value `.1`.
+    Block(usize, usize),
+    Pool(usize),
+    Up(usize),
+    /// The channels of value `.0`, then those of value `.1`.
+    Cat(usize, usize),
+    /// The output convolution applied to value `.0`; the last step.
+    Head(usize),
+}
+
+impl Op {
+    /// The values this step reads.
+    pub(super) fn inputs(self) -> Vec<usize> {
+        match self {
+            Op::Input => vec![],
+            Op::Block(_, s) | Op::Pool(s) | Op::Up(s) | Op::Head(s) => vec![s],
+            Op::Cat(a, b) => vec![a, b],
+        }
+    }
+}
+
+/// The forward pass of each network, the same graph as `Sniffer::forward` and `Unet::forward`.
+pub(super) fn program(arch: Architecture) -> Vec<Op> {
+    use Op::*;
+    match arch {
+        // c1, pool, c2, c3, pool, c4, c5, up, c6, up, head.
+        Architecture::Sniffer => vec![
+            Input,
+            Block(0, 0),
+            Pool(1),
+            Block(1, 2),
+            Block(2, 3),
+            Pool(4),
+            Block(3, 5),
+            Block(4, 6),
+            Up(7),
+            Block(5, 8),
+            Up(9),
+            Head(10),
+        ],
+        // Skips s1 = value 2, s2 = 5, s3 = 8.
+        Architecture::Unet => vec![
+            Input,
+            Block(0, 0),
+            Block(1, 1),
+            Pool(2),
+            Block(2, 3),
+            Block(3, 4),
+            Pool(5),
+            Block(4, 6),
+            Block(5, 7),
+            Pool(8),
+            Block(6, 9),
+            Block(7, 10),
+            Up(11),
+            Cat(12, 8),
+            Block(8, 13),
+            Block(9, 14),
+            Up(15),
+            Cat(16, 5),
+            Block(10, 17),
+            Block(11, 18),
+            Up(19),
+            Cat(20, 2),
+            Block(12, 21),
+            Block(13, 22),
+            Head(23),
+        ],
+    }
+}
+
+/// Value `i` of a forward pass, which a correct program has computed and not yet dropped.
+pub(super) fn value<T>(values: &[Option<T>], i: usize) -> Result<&T> {
+    values
+        .get(i)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::Device(format!("CPU network: value {i} is missing")))
+}
+
 /// A network ready for CPU inference.
 #[derive(Debug, Clone)]
-pub enum CpuNet {
-    Sniffer {
-        blocks: Vec<FusedConv>,
-        out: FusedConv,
-    },
-    Unet {
-        /// e1, e2, e3, mid, d3, d2, d1, two each.
-        pairs: Vec<[FusedConv; 2]>,
-        out: FusedConv,
-    },
+pub struct CpuNet {
+    program: Vec<Op>,
+    blocks: Vec<FusedConv>,
+    out: FusedConv,
 }
 
 impl CpuNet {
     /// Copy the weights out of `net` (in inference mode), folding batch norm in.
     pub fn new(net: &Net) -> Result<Self> {
-        Ok(match net {
-            Net::Sniffer(Sniffer {
-                c1,
-                c2,
-                c3,
-                c4,
-                c5,
-                c6,
-                out,
-                ..
-            }) => CpuNet::Sniffer {
-                blocks: [c1, c2, c3, c4, c5, c6]
-                    .into_iter()
-                    .map(FusedConv::block)
-                    .collect::<Result<_>>()?,
-                out: FusedConv::new(out, None, None)?,
-            },
-            Net::Unet(u) => CpuNet::Unet {
-                pairs: [&u.e1, &u.e2, &u.e3, &u.mid, &u.d3, &u.d2, &u.d1]
-                    .into_iter()
-                    .map(|p| Ok([FusedConv::block(&p[0])?, FusedConv::block(&p[1])?]))
-                    .collect::<Result<_>>()?,
-                out: FusedConv::new(&u.out, None, None)?,
-            },
+        let (blocks, out) = net.parts();
+        Ok(CpuNet {
+            program: program(net.architecture()),
+            blocks: blocks
+                .into_iter()
+                .map(FusedConv::block)
+                .collect::<Result<_>>()?,
+            out: FusedConv::new(out, None, None)?,
         })
     }
 
     /// Logits of one `h × w` image (sizes multiples of the network's downsampling).
     pub fn forward(&self, h: usize, w: usize, image: Vec<f32>) -> Result<Vec<f32>> {
-        let x = Planes {
+        let mut input = Some(Planes {
             h,
             w,
             c: 1,
             data: image,
-        };
-        let y = match self {
-            CpuNet::Sniffer { blocks, out } => {
-                let b = |i: usize, x: &Planes| blocks[i].forward(x);
-                let x = pool(&b(0, &x)?);
-                let x = pool(&b(2, &b(1, &x)?)?);
-                let x = b(4, &b(3, &x)?)?;
-                let x = b(5, &up(&x))?;
-                out.forward(&up(&x))?
+        });
+        // Each value is dropped after the last step that reads it.
+        let mut last_use = vec![0; self.program.len()];
+        for (i, op) in self.program.iter().enumerate() {
+            for s in op.inputs() {
+                last_use[s] = i;
             }
-            CpuNet::Unet { pairs, out } => {
-                let two = |i: usize, x: &Planes| pairs[i][1].forward(&pairs[i][0].forward(x)?);
-                let s1 = two(0, &x)?;
-                let s2 = two(1, &pool(&s1))?;
-                let s3 = two(2, &pool(&s2))?;
-                let m = two(3, &pool(&s3))?;
-                let x = two(4, &cat(&up(&m), &s3))?;
-                let x = two(5, &cat(&up(&x), &s2))?;
-                let x = two(6, &cat(&up(&x), &s1))?;
-                out.forward(&x)?
+        }
+        let mut values: Vec<Option<Planes>> = vec![None; self.program.len()];
+        for (i, &op) in self.program.iter().enumerate() {
+            let v = match op {
+                Op::Input => input
+                    .take()
+                    .ok_or_else(|| Error::Device("two inputs".into()))?,
+                Op::Block(b, s) => self.blocks[b].forward(value(&values, s)?)?,
+                Op::Pool(s) => pool(value(&values, s)?),
+                Op::Up(s) => up(value(&values, s)?),
+                Op::Cat(a, b) => cat(value(&values, a)?, value(&values, b)?),
+                Op::Head(s) => self.out.forward(value(&values, s)?)?,
+            };
+            values[i] = Some(v);
+            for s in op.inputs() {
+                if last_use[s] == i {
+                    values[s] = None;
+                }
             }
-        };
-        Ok(y.data)
+        }
+        Ok(values
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::Device("CPU network: no output".into()))?
+            .data)
     }
 }
 

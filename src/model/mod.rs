@@ -5,6 +5,7 @@
 //! `weights.bpk` (burnpack), both written atomically.
 
 pub mod cpu;
+pub mod cpu_train;
 
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
@@ -113,7 +114,10 @@ impl ModelConfig {
     }
 }
 
-/// 3×3 convolution, batch norm, leaky ReLU (slope 0.03).
+/// Slope of the leaky ReLU after each batch norm.
+const LEAKY_SLOPE: f32 = 0.03;
+
+/// 3×3 convolution, batch norm, leaky ReLU ([`LEAKY_SLOPE`]).
 #[derive(Module, Debug)]
 pub struct ConvBlock {
     conv: Conv2d,
@@ -131,7 +135,10 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(self.bn.forward(self.conv.forward(x)), 0.03)
+        leaky_relu(
+            self.bn.forward(self.conv.forward(x)),
+            f64::from(LEAKY_SLOPE),
+        )
     }
 }
 
@@ -252,6 +259,62 @@ pub enum Net {
 }
 
 impl Net {
+    /// The convolution blocks in the order of [`cpu::program`] (Sniffer: c1–c6; U-Net: e1, e2,
+    /// e3, mid, d3, d2, d1, two each) and the output head.
+    fn parts(&self) -> (Vec<&ConvBlock>, &Conv2d) {
+        match self {
+            Net::Sniffer(Sniffer {
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                out,
+                ..
+            }) => (vec![c1, c2, c3, c4, c5, c6], out),
+            Net::Unet(u) => (
+                [&u.e1, &u.e2, &u.e3, &u.mid, &u.d3, &u.d2, &u.d1]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                &u.out,
+            ),
+        }
+    }
+
+    /// [`Net::parts`], to write into.
+    fn parts_mut(&mut self) -> (Vec<&mut ConvBlock>, &mut Conv2d) {
+        match self {
+            Net::Sniffer(Sniffer {
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                out,
+                ..
+            }) => (vec![c1, c2, c3, c4, c5, c6], out),
+            Net::Unet(u) => (
+                [
+                    &mut u.e1, &mut u.e2, &mut u.e3, &mut u.mid, &mut u.d3, &mut u.d2, &mut u.d1,
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                &mut u.out,
+            ),
+        }
+    }
+
+    fn architecture(&self) -> Architecture {
+        match self {
+            Net::Sniffer(_) => Architecture::Sniffer,
+            Net::Unet(_) => Architecture::Unet,
+        }
+    }
+
     /// # Shapes
     /// - input `[batch, 1, H, W]`, H and W multiples of [`ModelConfig::downsampling`]
     /// - output `[batch, 1, H, W]` logits
@@ -270,7 +333,7 @@ pub enum DeviceChoice {
     /// A GPU if one works, else the CPU (with a warning).
     #[default]
     Auto,
-    /// The CPU (burn's flex backend).
+    /// The CPU: our own kernels for training (`model::cpu_train`) and detection (`model::cpu`).
     Cpu,
     /// A GPU through wgpu; an error if none works.
     Gpu,
@@ -289,7 +352,7 @@ pub struct SelectedDevice {
 pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
     let cpu = || SelectedDevice {
         device: Device::flex(),
-        name: "cpu (flex)".into(),
+        name: "cpu".into(),
         warning: None,
     };
     if choice == DeviceChoice::Cpu

@@ -1,7 +1,8 @@
 //! Training a network on augmented crops of one labelled frame.
 //!
 //! Each iteration draws a batch of crops (in parallel, each from its own seeded RNG, so a run is
-//! reproducible), computes a per-pixel focal loss plus a Dice loss, and takes an Adam step.
+//! reproducible), computes a per-pixel focal loss plus a Dice loss, and takes an Adam step: on
+//! the CPU through our own kernels (`model::cpu_train`), on a GPU through burn's autodiff.
 //! Progress, losses and validation IoU go to the [`JobCtx`]; checkpoints are saved on request;
 //! a NaN/Inf loss stops training with an error and leaves the last good checkpoint in place.
 
@@ -9,13 +10,14 @@ use crate::augment::{AugmentConfig, Sample, random_sample};
 use crate::detect::probability_maps;
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx};
+use crate::model::cpu_train::{CpuTrainer, Tape};
 use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, DeviceChoice, ModelConfig, Net, save_checkpoint,
     select_device,
 };
 use crate::raster::Raster;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
@@ -193,13 +195,9 @@ pub fn train(
         ctx.emit(Event::Warning(w.clone()));
     }
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
-    let device = selected.device.clone().autodiff();
     let (image, target) = training_images(frame, mask, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
-    // Seed the backend's generator so that the initial weights, and so the run, are reproducible.
-    device.seed(cfg.seed);
-    let mut net = cfg.model.init(&device);
-    let mut optim = AdamConfig::new().init();
+    let mut learner = Learner::new(cfg, &selected.device, false)?;
     let mut losses = Vec::with_capacity(cfg.iterations);
     let mut iteration_seconds = Vec::with_capacity(cfg.iterations);
     let mut validation = Vec::new();
@@ -214,10 +212,8 @@ pub fn train(
     ctx.begin("training", cfg.iterations as u64);
     for it in 0..cfg.iterations {
         let iteration_start = Instant::now();
-        let (x, y) = batch(&image, &target, cfg, it, &device);
-        let logits = net.forward(x);
-        let loss = loss_fn(logits, y, cfg);
-        let value: f32 = loss.clone().into_scalar();
+        let (x, y) = batch(&image, &target, cfg, it);
+        let (value, pending) = learner.loss(x, y, cfg)?;
         if !value.is_finite() {
             return Err(Error::invalid(format!(
                 "training diverged at iteration {it} (loss {value}); lower the learning rate{}",
@@ -236,11 +232,10 @@ pub fn train(
             && it > 0
             && it % cfg.checkpoint_every == 0
         {
-            save_checkpoint(&net.valid(), &meta(it), dir)?;
+            save_checkpoint(&learner.net(), &meta(it), dir)?;
             last_good = Some(it);
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(learning_rate(cfg, it), net, grads);
+        learner = learner.step(pending, learning_rate(cfg, it))?;
         losses.push(value);
         iteration_seconds.push(iteration_start.elapsed().as_secs_f64());
         ctx.emit(Event::TrainStep {
@@ -251,7 +246,7 @@ pub fn train(
         let last = done == cfg.iterations;
         if (cfg.validate_every > 0 && done % cfg.validate_every == 0) || last {
             let iou = validation_iou(
-                &net.valid(),
+                &learner.net(),
                 &cfg.model,
                 &validation_crops,
                 &selected.device,
@@ -265,12 +260,12 @@ pub fn train(
         if let Some(dir) = checkpoint_dir
             && last
         {
-            save_checkpoint(&net.valid(), &meta(done), dir)?;
+            save_checkpoint(&learner.net(), &meta(done), dir)?;
         }
         ctx.step(done as u64)?;
     }
     Ok(Trained {
-        net: net.valid(),
+        net: learner.net(),
         device: selected.device,
         device_name: selected.name,
         losses,
@@ -286,14 +281,130 @@ fn learning_rate(cfg: &TrainConfig, iteration: usize) -> f64 {
     cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-/// One batch of augmented crops as tensors `[batch, 1, crop, crop]`.
+/// What takes the training steps: burn's autodiff on a GPU, our own path
+/// ([`CpuTrainer`], several times faster than burn's flex backend) on the CPU. Both start from
+/// the same seeded initial weights and compute the same loss, gradients and Adam step.
+enum Learner {
+    Burn {
+        /// On the autodiff device.
+        net: Net,
+        optim: ModuleOptimizer,
+        device: Device,
+    },
+    Cpu {
+        trainer: CpuTrainer,
+        /// A network of the right shape to write the weights into.
+        template: Net,
+        device: Device,
+    },
+}
+
+/// A computed loss waiting for its backward pass.
+enum Pending {
+    Burn(Tensor<1>),
+    Cpu(Tape, Vec<f32>),
+}
+
+impl Learner {
+    /// Our CPU path on the CPU, burn elsewhere (or everywhere with `burn_everywhere`, which
+    /// tests use to compare the two).
+    fn new(cfg: &TrainConfig, device: &Device, burn_everywhere: bool) -> Result<Self> {
+        // Seed the backend's generator so that the initial weights, and so the run, are
+        // reproducible.
+        if *device == Device::flex() && !burn_everywhere {
+            device.seed(cfg.seed);
+            let template = cfg.model.init(device);
+            return Ok(Learner::Cpu {
+                trainer: CpuTrainer::new(&template)?,
+                template,
+                device: device.clone(),
+            });
+        }
+        let device = device.clone().autodiff();
+        device.seed(cfg.seed);
+        Ok(Learner::Burn {
+            net: cfg.model.init(&device),
+            optim: AdamConfig::new().init(),
+            device,
+        })
+    }
+
+    /// Forward pass and loss of a batch (images and 0/1 targets, `batch × crop × crop`).
+    fn loss(&mut self, x: Vec<f32>, y: Vec<f32>, cfg: &TrainConfig) -> Result<(f32, Pending)> {
+        match self {
+            Learner::Burn { net, device, .. } => {
+                let shape = [cfg.batch, 1, cfg.crop, cfg.crop];
+                let x = Tensor::from_data(TensorData::new(x, shape), &*device);
+                let y = Tensor::from_data(TensorData::new(y, shape), &*device);
+                let loss = loss_fn(net.forward(x), y, cfg);
+                Ok((loss.clone().into_scalar(), Pending::Burn(loss)))
+            }
+            Learner::Cpu { trainer, .. } => {
+                let tape = trainer.forward(&x, cfg.batch, cfg.crop, cfg.crop)?;
+                let (value, dlogits) = loss_and_gradient(&tape.logits()?, &y, cfg);
+                Ok((value, Pending::Cpu(tape, dlogits)))
+            }
+        }
+    }
+
+    /// Backward pass and Adam step.
+    fn step(self, pending: Pending, learning_rate: f64) -> Result<Self> {
+        Ok(match (self, pending) {
+            (
+                Learner::Burn {
+                    net,
+                    mut optim,
+                    device,
+                },
+                Pending::Burn(loss),
+            ) => {
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                Learner::Burn {
+                    net: optim.step(learning_rate, net, grads),
+                    optim,
+                    device,
+                }
+            }
+            (
+                Learner::Cpu {
+                    mut trainer,
+                    template,
+                    device,
+                },
+                Pending::Cpu(tape, dlogits),
+            ) => {
+                let grad = trainer.backward(tape, &dlogits)?;
+                trainer.adam_step(&grad, learning_rate);
+                Learner::Cpu {
+                    trainer,
+                    template,
+                    device,
+                }
+            }
+            _ => return Err(Error::Device("training step of the wrong kind".into())),
+        })
+    }
+
+    /// The network as it is now, in inference mode, on the selected device.
+    fn net(&self) -> Net {
+        match self {
+            Learner::Burn { net, .. } => net.valid(),
+            Learner::Cpu {
+                trainer,
+                template,
+                device,
+            } => trainer.write_into(template.clone(), device),
+        }
+    }
+}
+
+/// One batch of augmented crops: images and 0/1 targets, `batch × crop × crop` each.
 fn batch(
     image: &Raster,
     target: &Raster,
     cfg: &TrainConfig,
     iteration: usize,
-    device: &Device,
-) -> (Tensor<4>, Tensor<4>) {
+) -> (Vec<f32>, Vec<f32>) {
     let samples: Vec<_> = (0..cfg.batch)
         .into_par_iter()
         .map(|k| {
@@ -312,11 +423,58 @@ fn batch(
         xs.extend_from_slice(&s.image.data);
         ys.extend_from_slice(&s.mask.data);
     }
-    let shape = [cfg.batch, 1, cfg.crop, cfg.crop];
-    (
-        Tensor::from_data(TensorData::new(xs, shape), device),
-        Tensor::from_data(TensorData::new(ys, shape), device),
-    )
+    (xs, ys)
+}
+
+/// [`loss_fn`] and its gradient with respect to each logit, computed on the host for the CPU
+/// training path (sums in f64).
+fn loss_and_gradient(logits: &[f32], target: &[f32], cfg: &TrainConfig) -> (f32, Vec<f32>) {
+    let m = logits.len().max(1) as f64;
+    let mut grad = Vec::with_capacity(logits.len());
+    let (mut pixel, mut inter, mut sum_p, mut sum_y) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in logits.iter().zip(target) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        let bce = x.max(0.0) - x * y + (-x.abs()).exp().ln_1p();
+        let p = 1.0 / (1.0 + (-x).exp());
+        let (loss, d) = match cfg.loss {
+            PixelLoss::CrossEntropy { pos_weight } => {
+                let w = 1.0 + (f64::from(pos_weight) - 1.0) * y;
+                (w * bce, w * (p - y))
+            }
+            PixelLoss::Focal { gamma, alpha } => {
+                let (gamma, alpha) = (f64::from(gamma), f64::from(alpha));
+                // q = 1 − p_t; dq/dx = (1 − 2y)·p(1 − p).
+                let q = p + y - 2.0 * p * y;
+                let alpha_t = (1.0 - alpha) + (2.0 * alpha - 1.0) * y;
+                let dq = (1.0 - 2.0 * y) * p * (1.0 - p);
+                let focus = if gamma > 0.0 && q > 0.0 {
+                    gamma * q.powf(gamma - 1.0) * dq * bce
+                } else {
+                    0.0
+                };
+                let qg = q.powf(gamma);
+                (alpha_t * qg * bce, alpha_t * (focus + qg * (p - y)))
+            }
+        };
+        pixel += loss;
+        inter += p * y;
+        sum_p += p;
+        sum_y += y;
+        grad.push(d / m);
+    }
+    let mut value = pixel / m;
+    let dice_weight = f64::from(cfg.dice_weight);
+    if dice_weight > 0.0 {
+        let s = sum_p + sum_y + 1.0;
+        let dice = (2.0 * inter + 1.0) / s;
+        value += dice_weight * (1.0 - dice);
+        for ((g, &x), &y) in grad.iter_mut().zip(logits).zip(target) {
+            let p = 1.0 / (1.0 + (-f64::from(x)).exp());
+            let ddice = (2.0 * f64::from(y) * s - (2.0 * inter + 1.0)) / (s * s);
+            *g -= dice_weight * ddice * p * (1.0 - p);
+        }
+    }
+    (value as f32, grad.into_iter().map(|g| g as f32).collect())
 }
 
 /// Mean per-pixel loss plus weighted Dice loss.
@@ -410,6 +568,114 @@ mod tests {
         let lg: f32 = loss_fn(good, target.clone(), &cfg).into_scalar();
         let lb: f32 = loss_fn(bad, target, &cfg).into_scalar();
         assert!(lg < 0.1 && lb > 1.0, "good {lg}, bad {lb}");
+    }
+
+    /// The CPU path's loss and logit gradients equal burn's autodiff through `loss_fn`.
+    #[test]
+    fn host_loss_and_gradient_equal_burns() {
+        let ad = Device::flex().autodiff();
+        let shape = [2, 1, 6, 5];
+        let n = 60;
+        // No logit is exactly 0, where burn takes one-sided derivatives of |x| and max(x, 0).
+        let logits: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 23) as f32 - 11.3) * 0.45)
+            .collect();
+        let target: Vec<f32> = (0..n).map(|i| f32::from(u8::from(i % 7 < 2))).collect();
+        for (loss, dice_weight) in [
+            (
+                PixelLoss::Focal {
+                    gamma: 2.0,
+                    alpha: 0.75,
+                },
+                1.0,
+            ),
+            (
+                PixelLoss::Focal {
+                    gamma: 0.5,
+                    alpha: 0.3,
+                },
+                0.0,
+            ),
+            (PixelLoss::CrossEntropy { pos_weight: 3.0 }, 0.7),
+        ] {
+            let cfg = TrainConfig {
+                loss,
+                dice_weight,
+                ..TrainConfig::default()
+            };
+            let x =
+                Tensor::<4>::from_data(TensorData::new(logits.clone(), shape), &ad).require_grad();
+            let y = Tensor::<4>::from_data(TensorData::new(target.clone(), shape), &ad);
+            let l = loss_fn(x.clone(), y, &cfg);
+            let burn_value: f32 = l.clone().into_scalar();
+            let burn_grad: Vec<f32> = x
+                .grad(&l.backward())
+                .expect("gradient")
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("values");
+            let (value, grad) = loss_and_gradient(&logits, &target, &cfg);
+            assert!(
+                (value - burn_value).abs() < 1e-5,
+                "{loss:?}: {value} vs {burn_value}"
+            );
+            let scale = burn_grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+            for (a, b) in grad.iter().zip(&burn_grad) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale,
+                    "{loss:?}: gradient {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// Our CPU path and burn's autodiff start from the same weights and take the same steps:
+    /// their losses over a few iterations agree, and so do the networks they end with.
+    #[test]
+    fn cpu_path_trains_as_burn_does() {
+        let (w, h) = (48, 48);
+        let frame = Raster::from_vec(
+            w,
+            h,
+            (0..w * h)
+                .map(|i| ((i % w) as f32 * 0.7).sin() + ((i / w) as f32 * 0.5).cos())
+                .collect(),
+        )
+        .expect("frame");
+        let mask: Vec<bool> = (0..w * h)
+            .map(|i| (i % w) % 11 < 3 && (i / w) % 9 < 3)
+            .collect();
+        for arch in [Architecture::Sniffer, Architecture::Unet] {
+            let cfg = TrainConfig {
+                model: ModelConfig {
+                    architecture: arch,
+                    width: 3,
+                    ..ModelConfig::default()
+                },
+                crop: 16,
+                batch: 3,
+                iterations: 4,
+                augment: AugmentConfig::none(),
+                ..TrainConfig::default()
+            };
+            let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
+            let device = Device::flex();
+            let mut ours = Learner::new(&cfg, &device, false).expect("cpu learner");
+            let mut theirs = Learner::new(&cfg, &device, true).expect("burn learner");
+            assert!(matches!(ours, Learner::Cpu { .. }) && matches!(theirs, Learner::Burn { .. }));
+            for it in 0..cfg.iterations {
+                let (x, y) = batch(&image, &target, &cfg, it);
+                let (a, pa) = ours.loss(x.clone(), y.clone(), &cfg).expect("loss");
+                let (b, pb) = theirs.loss(x, y, &cfg).expect("loss");
+                assert!(
+                    (a - b).abs() <= 1e-3 * b.abs(),
+                    "{arch:?} iteration {it}: {a} vs {b}"
+                );
+                let lr = learning_rate(&cfg, it);
+                ours = ours.step(pa, lr).expect("step");
+                theirs = theirs.step(pb, lr).expect("step");
+            }
+        }
     }
 
     #[test]

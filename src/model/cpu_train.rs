@@ -1,0 +1,805 @@
+//! Training our two networks on the CPU without burn: what training runs on when the device is
+//! the CPU.
+//!
+//! burn's flex backend spends most of a training step in its own convolution and GEMM packing
+//! and leaves one of two cores idle (README, "Speed"). This module runs the same step on the
+//! layout and kernels of [`super::cpu`]:
+//!
+//! - The forward pass interprets [`program`], the graph of `Sniffer::forward` and
+//!   `Unet::forward`, keeping every value for the backward pass. Batch norm uses the batch's
+//!   statistics (biased variance, as burn) and moves the running statistics by burn's momentum.
+//! - The backward pass walks the program in reverse. A 3×3 convolution's weight gradient is
+//!   `dY · im2colᵀ` and its input gradient `Wᵀ · dY` scattered back (col2im), band by band,
+//!   images in parallel.
+//! - All parameters live in one flat vector, so Adam is one loop. It is burn's Adam with its
+//!   default settings (β₁ 0.9, β₂ 0.999, ε 1e-5, ε scaled by the bias correction as burn does).
+//!
+//! The gradients equal burn's autodiff to float rounding and the running statistics equal
+//! burn's (tested below). Weights go back into a burn [`Net`] for checkpoints, validation and
+//! detection.
+
+use super::cpu::{
+    Op, Planes, band_rows, cat, conv3x3, im2col, pool, program, shape_err, up, value, values,
+};
+use super::{ConvBlock, LEAKY_SLOPE, Net};
+use crate::error::{Error, Result};
+use burn::module::{Param, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use rayon::prelude::*;
+
+/// burn's `AdamConfig` defaults.
+const BETA_1: f32 = 0.9;
+const BETA_2: f32 = 0.999;
+const ADAM_EPSILON: f32 = 1e-5;
+
+/// One activation per image of the batch.
+type Batch = Vec<Planes>;
+
+/// Where a convolution's weights (`cout × 9·cin`, burn's order) and bias sit in the flat
+/// parameter vector.
+#[derive(Debug, Clone, Copy)]
+struct ConvSlot {
+    cin: usize,
+    cout: usize,
+    weight: usize,
+    bias: usize,
+}
+
+impl ConvSlot {
+    fn weight_len(&self) -> usize {
+        self.cout * 9 * self.cin
+    }
+
+    fn weight<'a>(&self, theta: &'a [f32]) -> Result<ArrayView2<'a, f32>> {
+        ArrayView2::from_shape(
+            (self.cout, 9 * self.cin),
+            &theta[self.weight..][..self.weight_len()],
+        )
+        .map_err(shape_err)
+    }
+}
+
+/// A convolution block: its convolution, batch-norm scale and shift, and running statistics.
+#[derive(Debug, Clone)]
+struct BlockSlot {
+    conv: ConvSlot,
+    gamma: usize,
+    beta: usize,
+    epsilon: f32,
+    momentum: f32,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
+}
+
+/// What the backward pass needs of a block beyond its input and output: the normalised
+/// convolution output and 1/σ per channel.
+#[derive(Debug)]
+struct BlockCache {
+    xhat: Batch,
+    inv_std: Vec<f32>,
+}
+
+/// A forward pass kept for the backward pass.
+#[derive(Debug)]
+pub struct Tape {
+    values: Vec<Option<Batch>>,
+    caches: Vec<Option<BlockCache>>,
+}
+
+impl Tape {
+    /// The logits, image after image (`h × w` each).
+    pub fn logits(&self) -> Result<Vec<f32>> {
+        let out = value(&self.values, self.values.len() - 1)?;
+        Ok(out.iter().flat_map(|p| p.data.iter().copied()).collect())
+    }
+}
+
+/// A network being trained on the CPU.
+#[derive(Debug, Clone)]
+pub struct CpuTrainer {
+    program: Vec<Op>,
+    blocks: Vec<BlockSlot>,
+    head: ConvSlot,
+    /// All trainable parameters.
+    theta: Vec<f32>,
+    /// Adam's first and second moments and step count.
+    moment_1: Vec<f32>,
+    moment_2: Vec<f32>,
+    steps: i32,
+}
+
+fn append(theta: &mut Vec<f32>, v: Vec<f32>) -> usize {
+    let at = theta.len();
+    theta.extend(v);
+    at
+}
+
+fn read_conv(conv: &Conv2d, theta: &mut Vec<f32>) -> Result<ConvSlot> {
+    let w = conv.weight.val();
+    let [cout, cin, kh, kw] = w.dims();
+    if [kh, kw] != [3, 3] || conv.stride != [1, 1] || conv.dilation != [1, 1] {
+        return Err(Error::Device(
+            "only 3×3 convolutions of stride 1 train on the CPU path".into(),
+        ));
+    }
+    let Some(bias) = &conv.bias else {
+        return Err(Error::Device(
+            "the CPU training path needs convolutions with a bias".into(),
+        ));
+    };
+    let weight = append(theta, values(w.flatten(0, 3))?);
+    let bias = append(theta, values(bias.val())?);
+    Ok(ConvSlot {
+        cin,
+        cout,
+        weight,
+        bias,
+    })
+}
+
+fn read_block(b: &ConvBlock, theta: &mut Vec<f32>) -> Result<BlockSlot> {
+    let conv = read_conv(&b.conv, theta)?;
+    Ok(BlockSlot {
+        conv,
+        gamma: append(theta, values(b.bn.gamma.val())?),
+        beta: append(theta, values(b.bn.beta.val())?),
+        epsilon: b.bn.epsilon as f32,
+        momentum: b.bn.momentum as f32,
+        running_mean: values(b.bn.running_mean.value())?,
+        running_var: values(b.bn.running_var.value())?,
+    })
+}
+
+fn param<const D: usize>(data: &[f32], shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(data.to_vec(), shape),
+        device,
+    ))
+}
+
+fn write_conv(conv: &mut Conv2d, slot: &ConvSlot, theta: &[f32], device: &Device) {
+    let ConvSlot {
+        cin,
+        cout,
+        weight,
+        bias,
+    } = *slot;
+    conv.weight = param(
+        &theta[weight..][..slot.weight_len()],
+        [cout, cin, 3, 3],
+        device,
+    );
+    conv.bias = Some(param(&theta[bias..][..cout], [cout], device));
+}
+
+/// Sums, over the batch and the pixels, of `f(a, b)` per channel, `a` and `b` two activations
+/// of the same shape, in f64.
+fn channel_sums(a: &Batch, b: &Batch, f: impl Fn(f32, f32) -> f64 + Sync) -> Vec<f64> {
+    let c = a.first().map_or(0, |p| p.c);
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            a.iter()
+                .zip(b)
+                .map(|(pa, pb)| {
+                    let n = pa.h * pa.w;
+                    pa.data[ch * n..][..n]
+                        .iter()
+                        .zip(&pb.data[ch * n..][..n])
+                        .map(|(&x, &y)| f(x, y))
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// Adds `g` into the gradient of a value, or makes it the gradient.
+fn accumulate(slot: &mut Option<Batch>, g: Batch) {
+    match slot {
+        None => *slot = Some(g),
+        Some(acc) => acc.par_iter_mut().zip(g).for_each(|(a, g)| {
+            for (a, g) in a.data.iter_mut().zip(g.data) {
+                *a += g;
+            }
+        }),
+    }
+}
+
+/// Gradient of 2×2 max pooling: each output's gradient goes to the largest of its four inputs.
+fn pool_backward(input: &Planes, d: &Planes) -> Planes {
+    let (h, w) = (input.h, input.w);
+    let mut dx = Planes {
+        h,
+        w,
+        c: input.c,
+        data: vec![0.0; input.data.len()],
+    };
+    for ch in 0..d.c {
+        for y in 0..d.h {
+            for x in 0..d.w {
+                let at = |dy: usize, dx: usize| (ch * h + 2 * y + dy) * w + 2 * x + dx;
+                let mut best = at(0, 0);
+                for i in [at(0, 1), at(1, 0), at(1, 1)] {
+                    if input.data[i] > input.data[best] {
+                        best = i;
+                    }
+                }
+                dx.data[best] += d.data[(ch * d.h + y) * d.w + x];
+            }
+        }
+    }
+    dx
+}
+
+/// Gradient of nearest-neighbour upsampling by 2: each input collects its four outputs.
+fn up_backward(d: &Planes) -> Planes {
+    let (h, w) = (d.h / 2, d.w / 2);
+    let mut dx = vec![0.0f32; h * w * d.c];
+    for ch in 0..d.c {
+        for y in 0..d.h {
+            let src = &d.data[(ch * d.h + y) * d.w..][..d.w];
+            let dst = &mut dx[(ch * h + y / 2) * w..][..w];
+            for (x, v) in src.iter().enumerate() {
+                dst[x / 2] += v;
+            }
+        }
+    }
+    Planes {
+        h,
+        w,
+        c: d.c,
+        data: dx,
+    }
+}
+
+/// Adds the im2col-shaped gradient of output rows `y0..y1` back onto the input planes.
+fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
+    let (h, w) = (dx.h, dx.w);
+    let n = (y1 - y0) * w;
+    for (r, row) in dcol.chunks_exact(n).enumerate() {
+        let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
+        for y in y0..y1 {
+            let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                continue;
+            };
+            let src = &row[(y - y0) * w..][..w];
+            let dst = &mut dx.data[(ci * h + sy) * w..][..w];
+            let (dst, src) = match kx {
+                0 => (&mut dst[..w - 1], &src[1..]),
+                1 => (dst, src),
+                _ => (&mut dst[1..], &src[..w - 1]),
+            };
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += s;
+            }
+        }
+    }
+}
+
+/// One image's share of a convolution's gradients: weights (`cout × 9·cin`), bias and, when
+/// asked, the input.
+fn conv_backward_image(
+    x: &Planes,
+    dy: &Planes,
+    weight: ArrayView2<f32>,
+    need_dx: bool,
+) -> Result<(Array2<f32>, Vec<f32>, Option<Planes>)> {
+    let (h, w, cin, cout) = (x.h, x.w, x.c, dy.c);
+    let hw = h * w;
+    let mut dw = Array2::<f32>::zeros((cout, 9 * cin));
+    let db = dy
+        .data
+        .chunks_exact(hw)
+        .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() as f32)
+        .collect();
+    let mut dx = need_dx.then(|| Planes {
+        h,
+        w,
+        c: cin,
+        data: vec![0.0; cin * hw],
+    });
+    let rows = band_rows(h, w);
+    for y0 in (0..h).step_by(rows) {
+        let y1 = (y0 + rows).min(h);
+        let n = (y1 - y0) * w;
+        let col = im2col(x, y0, y1);
+        let col = ArrayView2::from_shape((9 * cin, n), &col).map_err(shape_err)?;
+        let dyb = ArrayView2::from_shape((cout, n).strides((hw, 1)), &dy.data[y0 * w..])
+            .map_err(shape_err)?;
+        general_mat_mul(1.0, &dyb, &col.t(), 1.0, &mut dw);
+        if let Some(dx) = dx.as_mut() {
+            let mut dcol = vec![0.0f32; 9 * cin * n];
+            let mut view = ArrayViewMut2::from_shape((9 * cin, n), &mut dcol).map_err(shape_err)?;
+            general_mat_mul(1.0, &weight.t(), &dyb, 0.0, &mut view);
+            col2im_add(&dcol, dx, y0, y1);
+        }
+    }
+    Ok((dw, db, dx))
+}
+
+impl CpuTrainer {
+    /// Copy the weights and running statistics out of `net`.
+    pub fn new(net: &Net) -> Result<Self> {
+        let (blocks, out) = net.parts();
+        let mut theta = Vec::new();
+        let blocks = blocks
+            .into_iter()
+            .map(|b| read_block(b, &mut theta))
+            .collect::<Result<Vec<_>>>()?;
+        let head = read_conv(out, &mut theta)?;
+        Ok(CpuTrainer {
+            program: program(net.architecture()),
+            blocks,
+            head,
+            moment_1: vec![0.0; theta.len()],
+            moment_2: vec![0.0; theta.len()],
+            theta,
+            steps: 0,
+        })
+    }
+
+    /// The current weights and running statistics written into `net`, a network of the same
+    /// architecture and width (e.g. the one this trainer was made from), on `device`.
+    pub fn write_into(&self, mut net: Net, device: &Device) -> Net {
+        let (blocks, out) = net.parts_mut();
+        for (b, slot) in blocks.into_iter().zip(&self.blocks) {
+            write_conv(&mut b.conv, &slot.conv, &self.theta, device);
+            let c = slot.conv.cout;
+            b.bn.gamma = param(&self.theta[slot.gamma..][..c], [c], device);
+            b.bn.beta = param(&self.theta[slot.beta..][..c], [c], device);
+            let state = |v: &[f32]| {
+                RunningState::new(Tensor::from_data(TensorData::new(v.to_vec(), [c]), device))
+            };
+            b.bn.running_mean = state(&slot.running_mean);
+            b.bn.running_var = state(&slot.running_var);
+        }
+        write_conv(out, &self.head, &self.theta, device);
+        net
+    }
+
+    /// Convolution of every image of the batch, without activation.
+    fn conv(&self, slot: &ConvSlot, input: &Batch) -> Result<Batch> {
+        let weight = slot.weight(&self.theta)?;
+        let bias = &self.theta[slot.bias..][..slot.cout];
+        input
+            .par_iter()
+            .map(|x| conv3x3(x, weight, bias, None))
+            .collect()
+    }
+
+    /// A block in training mode: convolution, batch norm on the batch's statistics (which
+    /// also move the running statistics), leaky ReLU.
+    fn block_forward(&mut self, b: usize, input: &Batch) -> Result<(Batch, BlockCache)> {
+        let mut z = self.conv(&self.blocks[b].conv, input)?;
+        let count = z.iter().map(|p| p.h * p.w).sum::<usize>().max(1) as f64;
+        let mean: Vec<f64> = channel_sums(&z, &z, |v, _| f64::from(v))
+            .into_iter()
+            .map(|s| s / count)
+            .collect();
+        let var: Vec<f64> = {
+            let m = &mean;
+            let c = m.len();
+            (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    z.iter()
+                        .map(|p| {
+                            let n = p.h * p.w;
+                            p.data[ch * n..][..n]
+                                .iter()
+                                .map(|&v| (f64::from(v) - m[ch]).powi(2))
+                                .sum::<f64>()
+                        })
+                        .sum::<f64>()
+                        / count
+                })
+                .collect()
+        };
+        let slot = &mut self.blocks[b];
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|&v| (1.0 / (v + f64::from(slot.epsilon)).sqrt()) as f32)
+            .collect();
+        let m = slot.momentum;
+        for ch in 0..mean.len() {
+            slot.running_mean[ch] = (1.0 - m) * slot.running_mean[ch] + m * mean[ch] as f32;
+            slot.running_var[ch] = (1.0 - m) * slot.running_var[ch] + m * var[ch] as f32;
+        }
+        let gamma = &self.theta[slot.gamma..][..mean.len()];
+        let beta = &self.theta[slot.beta..][..mean.len()];
+        let out: Batch = z
+            .par_iter_mut()
+            .map(|p| {
+                let n = p.h * p.w;
+                let mut out = p.clone();
+                for ch in 0..p.c {
+                    let (mu, s) = (mean[ch] as f32, inv_std[ch]);
+                    for (xh, o) in p.data[ch * n..][..n]
+                        .iter_mut()
+                        .zip(&mut out.data[ch * n..][..n])
+                    {
+                        *xh = (*xh - mu) * s;
+                        let y = gamma[ch] * *xh + beta[ch];
+                        *o = if y < 0.0 { y * LEAKY_SLOPE } else { y };
+                    }
+                }
+                out
+            })
+            .collect();
+        Ok((out, BlockCache { xhat: z, inv_std }))
+    }
+
+    /// Forward pass of an `n × h × w` batch in training mode. Moves the batch norms' running
+    /// statistics, as burn's forward pass does.
+    pub fn forward(&mut self, images: &[f32], n: usize, h: usize, w: usize) -> Result<Tape> {
+        if images.len() != n * h * w || n == 0 {
+            return Err(Error::invalid("CPU training: batch of the wrong size"));
+        }
+        let mut values: Vec<Option<Batch>> = Vec::with_capacity(self.program.len());
+        let mut caches = Vec::with_capacity(self.program.len());
+        for op in self.program.clone() {
+            let mut cache = None;
+            let v = match op {
+                Op::Input => images
+                    .chunks_exact(h * w)
+                    .map(|d| Planes {
+                        h,
+                        w,
+                        c: 1,
+                        data: d.to_vec(),
+                    })
+                    .collect(),
+                Op::Block(b, s) => {
+                    let (out, c) = self.block_forward(b, value(&values, s)?)?;
+                    cache = Some(c);
+                    out
+                }
+                Op::Pool(s) => value(&values, s)?.par_iter().map(pool).collect(),
+                Op::Up(s) => value(&values, s)?.par_iter().map(up).collect(),
+                Op::Cat(a, b) => value(&values, a)?
+                    .iter()
+                    .zip(value(&values, b)?)
+                    .map(|(a, b)| cat(a, b))
+                    .collect(),
+                Op::Head(s) => self.conv(&self.head, value(&values, s)?)?,
+            };
+            values.push(Some(v));
+            caches.push(cache);
+        }
+        Ok(Tape { values, caches })
+    }
+
+    /// Gradients of the convolution `slot` (added into `grad`) and, when asked, of its input.
+    fn conv_backward(
+        &self,
+        slot: &ConvSlot,
+        input: &Batch,
+        dy: &Batch,
+        need_dx: bool,
+        grad: &mut [f32],
+    ) -> Result<Option<Batch>> {
+        let weight = slot.weight(&self.theta)?;
+        let parts = input
+            .par_iter()
+            .zip(dy)
+            .map(|(x, d)| conv_backward_image(x, d, weight, need_dx))
+            .collect::<Result<Vec<_>>>()?;
+        let mut dx = Vec::with_capacity(parts.len());
+        for (dw, db, d) in parts {
+            for (g, v) in grad[slot.weight..][..slot.weight_len()]
+                .iter_mut()
+                .zip(dw.iter())
+            {
+                *g += v;
+            }
+            for (g, v) in grad[slot.bias..][..slot.cout].iter_mut().zip(db) {
+                *g += v;
+            }
+            dx.extend(d);
+        }
+        Ok(need_dx.then_some(dx))
+    }
+
+    /// Gradients of a block: through the leaky ReLU and the batch norm (with its batch
+    /// statistics), then the convolution.
+    fn block_backward(
+        &self,
+        b: &BlockSlot,
+        (input, out): (&Batch, &Batch),
+        cache: &BlockCache,
+        mut d: Batch,
+        need_dx: bool,
+        grad: &mut [f32],
+    ) -> Result<Option<Batch>> {
+        d.par_iter_mut().zip(out).for_each(|(d, o)| {
+            for (d, &o) in d.data.iter_mut().zip(&o.data) {
+                if o < 0.0 {
+                    *d *= LEAKY_SLOPE;
+                }
+            }
+        });
+        let dbeta = channel_sums(&d, &d, |v, _| f64::from(v));
+        let dgamma = channel_sums(&d, &cache.xhat, |v, x| f64::from(v) * f64::from(x));
+        let count = d.iter().map(|p| p.h * p.w).sum::<usize>().max(1) as f64;
+        let c = dbeta.len();
+        let gamma = &self.theta[b.gamma..][..c];
+        d.par_iter_mut().zip(&cache.xhat).for_each(|(d, xh)| {
+            let n = d.h * d.w;
+            for ch in 0..c {
+                let k = gamma[ch] * cache.inv_std[ch];
+                let (mb, mg) = ((dbeta[ch] / count) as f32, (dgamma[ch] / count) as f32);
+                for (d, &x) in d.data[ch * n..][..n]
+                    .iter_mut()
+                    .zip(&xh.data[ch * n..][..n])
+                {
+                    *d = k * (*d - mb - x * mg);
+                }
+            }
+        });
+        for ch in 0..c {
+            grad[b.gamma + ch] += dgamma[ch] as f32;
+            grad[b.beta + ch] += dbeta[ch] as f32;
+        }
+        self.conv_backward(&b.conv, input, &d, need_dx, grad)
+    }
+
+    /// Gradient of the loss with respect to every parameter, from the gradient of the loss with
+    /// respect to the logits (image after image, as [`Tape::logits`]).
+    pub fn backward(&self, tape: Tape, dlogits: &[f32]) -> Result<Vec<f32>> {
+        let Tape { values, caches } = tape;
+        let last = values.len() - 1;
+        let out = value(&values, last)?;
+        if dlogits.len() != out.iter().map(|p| p.data.len()).sum::<usize>() {
+            return Err(Error::invalid(
+                "CPU training: logit gradient of the wrong size",
+            ));
+        }
+        let mut grads: Vec<Option<Batch>> = (0..values.len()).map(|_| None).collect();
+        let mut at = 0;
+        grads[last] = Some(
+            out.iter()
+                .map(|p| {
+                    let data = dlogits[at..][..p.data.len()].to_vec();
+                    at += p.data.len();
+                    Planes { data, ..*p }
+                })
+                .collect(),
+        );
+        let mut grad = vec![0.0f32; self.theta.len()];
+        for i in (1..values.len()).rev() {
+            let Some(d) = grads[i].take() else {
+                continue;
+            };
+            match self.program[i] {
+                Op::Input => {}
+                Op::Block(b, s) => {
+                    let cache = caches[i]
+                        .as_ref()
+                        .ok_or_else(|| Error::Device("CPU training: block cache missing".into()))?;
+                    let dx = self.block_backward(
+                        &self.blocks[b],
+                        (value(&values, s)?, value(&values, i)?),
+                        cache,
+                        d,
+                        s != 0,
+                        &mut grad,
+                    )?;
+                    if let Some(dx) = dx {
+                        accumulate(&mut grads[s], dx);
+                    }
+                }
+                Op::Head(s) => {
+                    if let Some(dx) =
+                        self.conv_backward(&self.head, value(&values, s)?, &d, s != 0, &mut grad)?
+                    {
+                        accumulate(&mut grads[s], dx);
+                    }
+                }
+                Op::Pool(s) => {
+                    let dx = value(&values, s)?
+                        .par_iter()
+                        .zip(&d)
+                        .map(|(x, d)| pool_backward(x, d))
+                        .collect();
+                    accumulate(&mut grads[s], dx);
+                }
+                Op::Up(s) => accumulate(&mut grads[s], d.par_iter().map(up_backward).collect()),
+                Op::Cat(a, b) => {
+                    let ca = value(&values, a)?.first().map_or(0, |p| p.c);
+                    let (da, db): (Batch, Batch) = d
+                        .into_iter()
+                        .map(|p| {
+                            let split = ca * p.h * p.w;
+                            let second = Planes {
+                                c: p.c - ca,
+                                data: p.data[split..].to_vec(),
+                                ..p
+                            };
+                            let mut first = p;
+                            first.data.truncate(split);
+                            first.c = ca;
+                            (first, second)
+                        })
+                        .unzip();
+                    accumulate(&mut grads[a], da);
+                    accumulate(&mut grads[b], db);
+                }
+            }
+        }
+        Ok(grad)
+    }
+
+    /// One Adam step of size `learning_rate` along `grad` (from [`CpuTrainer::backward`]).
+    pub fn adam_step(&mut self, grad: &[f32], learning_rate: f64) {
+        self.steps += 1;
+        let bc2 = (1.0 - BETA_2.powi(self.steps)).sqrt();
+        let factor = bc2 / (1.0 - BETA_1.powi(self.steps));
+        let lr = learning_rate as f32;
+        for (((p, g), m), v) in self
+            .theta
+            .iter_mut()
+            .zip(grad)
+            .zip(&mut self.moment_1)
+            .zip(&mut self.moment_2)
+        {
+            *m = BETA_1 * *m + (1.0 - BETA_1) * g;
+            *v = BETA_2 * *v + (1.0 - BETA_2) * g * g;
+            *p -= lr * *m * factor / (v.sqrt() + ADAM_EPSILON * bc2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Architecture, ModelConfig};
+    use burn::module::Module;
+    use burn::optim::{AdamConfig, GradientsParams};
+
+    fn net(arch: Architecture, width: usize, device: &Device) -> Net {
+        device.seed(11);
+        ModelConfig {
+            architecture: arch,
+            width,
+            ..ModelConfig::default()
+        }
+        .init(device)
+    }
+
+    fn data(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i + seed) * 7919 % 211) as f32 / 105.0 - 1.0) * 1.3)
+            .collect()
+    }
+
+    /// burn's gradients, in the order of our flat parameter vector.
+    fn burn_gradients(net: &Net, grads: &GradientsParams) -> Vec<f32> {
+        let get1 =
+            |p: &Param<Tensor<1>>| values(grads.get::<1>(p.id).expect("gradient")).expect("values");
+        let conv = |c: &Conv2d| {
+            let w = grads.get::<4>(c.weight.id).expect("gradient");
+            let mut v = values(w.flatten(0, 3)).expect("values");
+            v.extend(get1(c.bias.as_ref().expect("bias")));
+            v
+        };
+        let (blocks, out) = net.parts();
+        let mut all = Vec::new();
+        for b in blocks {
+            all.extend(conv(&b.conv));
+            all.extend(get1(&b.bn.gamma));
+            all.extend(get1(&b.bn.beta));
+        }
+        all.extend(conv(out));
+        all
+    }
+
+    fn assert_close(ours: &[f32], theirs: &[f32], what: &str) {
+        assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
+        let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(theirs)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            scale > 0.0 && worst <= 2e-4 * scale,
+            "{what}: largest difference {worst} (values up to {scale})"
+        );
+    }
+
+    /// For the loss Σ r·logits (r fixed), our gradients, running statistics and two Adam
+    /// steps equal burn's autodiff and optimiser.
+    #[test]
+    fn gradients_and_adam_equal_burns() {
+        for (arch, width) in [(Architecture::Sniffer, 3), (Architecture::Unet, 2)] {
+            let (n, h, w) = (2, 16, 24);
+            let x = data(n * h * w, 1);
+            let r = data(n * h * w, 5);
+            let ad = Device::flex().autodiff();
+            let mut theirs = net(arch, width, &ad);
+            let mut ours = CpuTrainer::new(&theirs.valid()).expect("trainer");
+            let mut optim = AdamConfig::new().init();
+            for step in 0..2 {
+                let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [n, 1, h, w]), &ad);
+                let rt = Tensor::<4>::from_data(TensorData::new(r.clone(), [n, 1, h, w]), &ad);
+                let logits = theirs.forward(xt);
+                let burn_logits: Vec<f32> = logits
+                    .clone()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("logits");
+                let grads = GradientsParams::from_grads((logits * rt).sum().backward(), &theirs);
+                let burn_grad = burn_gradients(&theirs, &grads);
+                theirs = optim.step(1e-2, theirs, grads);
+
+                let tape = ours.forward(&x, n, h, w).expect("forward");
+                assert_close(&tape.logits().expect("logits"), &burn_logits, "logits");
+                let grad = ours.backward(tape, &r).expect("backward");
+                assert_close(
+                    &grad,
+                    &burn_grad,
+                    &format!("{arch:?} gradients, step {step}"),
+                );
+                ours.adam_step(&grad, 1e-2);
+            }
+            // After two Adam steps. The biases of the convolutions before a batch norm are
+            // left out: their gradient is zero up to rounding (the norm subtracts the mean),
+            // and Adam scales that rounding noise up to the step size, differently in each
+            // implementation; the running means inherit a little of it.
+            let after = CpuTrainer::new(&theirs.valid()).expect("burn's weights");
+            let mut keep = vec![true; ours.theta.len()];
+            for b in &ours.blocks {
+                keep[b.conv.bias..][..b.conv.cout].fill(false);
+            }
+            let pick = |t: &CpuTrainer| -> Vec<f32> {
+                t.theta
+                    .iter()
+                    .zip(&keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(v, _)| *v)
+                    .collect()
+            };
+            assert_close(&pick(&ours), &pick(&after), &format!("{arch:?} after Adam"));
+            for (a, b) in ours.blocks.iter().zip(&after.blocks) {
+                assert_close(&a.running_var, &b.running_var, "running variance");
+                for (x, y) in a.running_mean.iter().zip(&b.running_mean) {
+                    assert!((x - y).abs() < 1e-3, "running mean {x} vs {y}");
+                }
+            }
+            // Writing into a burn network and reading back loses nothing.
+            let back = CpuTrainer::new(
+                &ours.write_into(net(arch, width, &Device::flex()), &Device::flex()),
+            )
+            .expect("written weights");
+            assert_eq!(back.theta, ours.theta);
+            for (a, b) in back.blocks.iter().zip(&ours.blocks) {
+                assert_eq!(
+                    (&a.running_mean, &a.running_var),
+                    (&b.running_mean, &b.running_var)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_and_upsampling_gradients_route_to_their_inputs() {
+        let x = Planes {
+            h: 2,
+            w: 2,
+            c: 1,
+            data: vec![1.0, 5.0, 3.0, 2.0],
+        };
+        let d = Planes {
+            h: 1,
+            w: 1,
+            c: 1,
+            data: vec![7.0],
+        };
+        assert_eq!(pool_backward(&x, &d).data, vec![0.0, 7.0, 0.0, 0.0]);
+        let u = up_backward(&x);
+        assert_eq!((u.h, u.w, u.data.clone()), (1, 1, vec![11.0]));
+    }
+}
