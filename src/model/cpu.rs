@@ -121,6 +121,9 @@ pub(super) fn conv3x3(
     slope: Option<f32>,
 ) -> Result<Planes> {
     let (h, w, cout) = (x.h, x.w, weight.nrows());
+    if cout == 1 {
+        return single_output(x, weight, bias[0], slope);
+    }
     let rows = band_rows(h, w);
     let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
         .into_par_iter()
@@ -149,6 +152,53 @@ pub(super) fn conv3x3(
         c: cout,
         data,
     })
+}
+
+/// A 3×3 convolution to one output plane (the networks' heads) as weighted sums of shifted
+/// input rows: with one output the matrix product of [`conv3x3`] would have a single row, and
+/// building and packing its im2col matrix would cost more than the arithmetic.
+fn single_output(
+    x: &Planes,
+    weight: ArrayView2<f32>,
+    bias: f32,
+    slope: Option<f32>,
+) -> Result<Planes> {
+    let (h, w) = (x.h, x.w);
+    let weight: Vec<f32> = weight.iter().copied().collect();
+    let mut data = vec![bias; h * w];
+    data.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
+        for ci in 0..x.c {
+            for ky in 0..3 {
+                if let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) {
+                    let k = &weight[ci * 9 + ky * 3..][..3];
+                    add_shifted(out, &x.data[(ci * h + sy) * w..][..w], [k[0], k[1], k[2]]);
+                }
+            }
+        }
+        if let Some(s) = slope {
+            for v in out.iter_mut().filter(|v| **v < 0.0) {
+                *v *= s;
+            }
+        }
+    });
+    Ok(Planes { h, w, c: 1, data })
+}
+
+/// `out[x] += k₀·src[x − 1] + k₁·src[x] + k₂·src[x + 1]`, zero outside `src`.
+pub(super) fn add_shifted(out: &mut [f32], src: &[f32], k: [f32; 3]) {
+    let w = out.len().min(src.len());
+    if w == 0 {
+        return;
+    }
+    for (o, s) in out.iter_mut().zip(src) {
+        *o += k[1] * s;
+    }
+    for (o, s) in out[1..w].iter_mut().zip(&src[..w - 1]) {
+        *o += k[0] * s;
+    }
+    for (o, s) in out[..w - 1].iter_mut().zip(&src[1..w]) {
+        *o += k[2] * s;
+    }
 }
 
 /// The im2col matrix of output rows `y0..y1`: `9·c × pixels`, row (ci, ky, kx) holding input

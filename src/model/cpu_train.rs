@@ -19,7 +19,7 @@
 //! detection.
 
 use super::cpu::{
-    Op, Planes, band_rows, cat, conv3x3, im2col, pool, program, shape_err, up, value, values,
+    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, up, value, values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
@@ -280,6 +280,96 @@ fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
     }
 }
 
+/// The im2col matrix of output rows `y0..y1` transposed: `pixels × 9·c`, row p holding the
+/// 3×3 neighbourhoods of pixel p in every input plane (zero outside the image).
+fn im2col_t(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
+    let (h, w, c) = (x.h, x.w, x.c);
+    let k = 9 * c;
+    let mut out = vec![0.0f32; (y1 - y0) * w * k];
+    for (y, band) in (y0..y1).zip(out.chunks_exact_mut(w * k)) {
+        for ci in 0..c {
+            for ky in 0..3 {
+                let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                    continue;
+                };
+                let src = &x.data[(ci * h + sy) * w..][..w];
+                let at = ci * 9 + ky * 3;
+                let mut pixels = band.chunks_exact_mut(k);
+                // The first and last pixels of the row have a zero neighbour.
+                if let Some(px) = pixels.next() {
+                    px[at + 1] = src[0];
+                    px[at + 2] = src.get(1).copied().unwrap_or(0.0);
+                }
+                // Windows first: zip stops on them without taking a pixel.
+                for (three, px) in src.windows(3).zip(pixels.by_ref()) {
+                    px[at..at + 3].copy_from_slice(three);
+                }
+                if let Some(px) = pixels.next() {
+                    px[at] = src[w - 2];
+                    px[at + 1] = src[w - 1];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Σ a·b with eight partial sums, so that it vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Gradients of a convolution to one output plane (see `cpu::single_output`), row by row
+/// from shifted rows: weights (added into `dw`, `9·cin`) and, when asked, the input.
+fn single_output_backward(
+    x: &Planes,
+    dy: &[f32],
+    weight: &[f32],
+    dw: Option<&mut [f32]>,
+    mut dx: Option<&mut Planes>,
+) {
+    let (h, w) = (x.h, x.w);
+    let mut sums = vec![0.0f64; 9 * x.c];
+    for (y, d) in dy.chunks_exact(w).enumerate() {
+        for ci in 0..x.c {
+            for ky in 0..3 {
+                let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                    continue;
+                };
+                let src = &x.data[(ci * h + sy) * w..][..w];
+                let at = ci * 9 + ky * 3;
+                // Tap kx reads src[x + kx − 1] for output x.
+                sums[at] += f64::from(dot(&d[1..], &src[..w - 1]));
+                sums[at + 1] += f64::from(dot(d, src));
+                sums[at + 2] += f64::from(dot(&d[..w - 1], &src[1..]));
+                if let Some(dx) = dx.as_mut() {
+                    let k = &weight[at..][..3];
+                    let row = &mut dx.data[(ci * h + sy) * w..][..w];
+                    add_shifted(row, d, [k[2], k[1], k[0]]);
+                }
+            }
+        }
+    }
+    if let Some(dw) = dw {
+        for (g, s) in dw.iter_mut().zip(sums) {
+            *g += s as f32;
+        }
+    }
+}
+
 /// One image's share of a convolution's gradients: weights (`cout × 9·cin`), bias and, when
 /// asked, the input.
 fn conv_backward_image(
@@ -302,15 +392,20 @@ fn conv_backward_image(
         c: cin,
         data: vec![0.0; cin * hw],
     });
+    if cout == 1 {
+        let weight: Vec<f32> = weight.iter().copied().collect();
+        single_output_backward(x, &dy.data, &weight, dw.as_slice_mut(), dx.as_mut());
+        return Ok((dw, db, dx));
+    }
     let rows = band_rows(h, w);
     for y0 in (0..h).step_by(rows) {
         let y1 = (y0 + rows).min(h);
         let n = (y1 - y0) * w;
-        let col = im2col(x, y0, y1);
-        let col = ArrayView2::from_shape((9 * cin, n), &col).map_err(shape_err)?;
         let dyb = ArrayView2::from_shape((cout, n).strides((hw, 1)), &dy.data[y0 * w..])
             .map_err(shape_err)?;
-        general_mat_mul(1.0, &dyb, &col.t(), 1.0, &mut dw);
+        let colt = im2col_t(x, y0, y1);
+        let colt = ArrayView2::from_shape((n, 9 * cin), &colt).map_err(shape_err)?;
+        general_mat_mul(1.0, &dyb, &colt, 1.0, &mut dw);
         if let Some(dx) = dx.as_mut() {
             let mut dcol = vec![0.0f32; 9 * cin * n];
             let mut view = ArrayViewMut2::from_shape((9 * cin, n), &mut dcol).map_err(shape_err)?;
@@ -436,7 +531,7 @@ impl CpuTrainer {
     /// Forward pass of an `n × h × w` batch in training mode. Moves the batch norms' running
     /// statistics, as burn's forward pass does.
     pub fn forward(&mut self, images: &[f32], n: usize, h: usize, w: usize) -> Result<Tape> {
-        if images.len() != n * h * w || n == 0 {
+        if images.len() != n * h * w || n == 0 || h == 0 || w == 0 {
             return Err(Error::invalid("CPU training: batch of the wrong size"));
         }
         let mut values: Vec<Option<Batch>> = Vec::with_capacity(self.program.len());
