@@ -139,24 +139,32 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
             } else {
                 LineStyle::Solid
             };
+            // A non-finite value (a lag without data, say) is a gap: egui_plot cannot place it.
+            let finite = |q: &[f64; 2]| q[0].is_finite() && q[1].is_finite();
+            let drawn: Vec<[f64; 2]> = pts.iter().copied().filter(finite).collect();
             match s.style {
                 Style::Line | Style::LineMarkers => {
-                    pu.line(
-                        Line::new(s.name.clone(), pts.clone())
-                            .color(col)
-                            .style(style),
-                    );
+                    let runs = pts.split(|q| !finite(q)).filter(|r| !r.is_empty());
+                    for (k, run) in runs.enumerate() {
+                        let name = if k == 0 {
+                            s.name.clone()
+                        } else {
+                            String::new()
+                        };
+                        pu.line(Line::new(name, run.to_vec()).color(col).style(style));
+                    }
                     if s.style == Style::LineMarkers {
-                        pu.points(Points::new("", pts.clone()).color(col).radius(2.5));
+                        pu.points(Points::new("", drawn.clone()).color(col).radius(2.5));
                     }
                 }
                 Style::Markers => pu.points(
-                    Points::new(s.name.clone(), pts.clone())
+                    Points::new(s.name.clone(), drawn.clone())
                         .color(col)
                         .radius(3.0),
                 ),
                 Style::Segments => {
-                    for (k, seg) in pts.chunks_exact(2).enumerate() {
+                    let segments = pts.chunks_exact(2).filter(|seg| seg.iter().all(finite));
+                    for (k, seg) in segments.enumerate() {
                         let name = if k == 0 {
                             s.name.clone()
                         } else {
@@ -167,7 +175,7 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
                 }
             }
             for (q, e) in pts.iter().zip(&s.y_errors) {
-                if e.is_finite() && *e > 0.0 {
+                if finite(q) && e.is_finite() && *e > 0.0 {
                     pu.line(
                         Line::new("", vec![[q[0], q[1] - e], [q[0], q[1] + e]])
                             .color(col)
@@ -306,4 +314,47 @@ fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
         font,
         text_col,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::figure::Series;
+
+    /// NaN marks a gap in our figures (a lag without data, a frame without a class); the
+    /// window draws around it instead of letting egui_plot panic on it.
+    #[test]
+    fn plots_with_gaps_draw() {
+        let nan = f64::NAN;
+        let points = vec![[0.0, 1.0], [1.0, nan], [2.0, 3.0], [nan, 4.0], [4.0, 5.0]];
+        let series = [
+            Style::Line,
+            Style::LineMarkers,
+            Style::Markers,
+            Style::Segments,
+        ]
+        .into_iter()
+        .map(|style| Series {
+            y_errors: vec![0.5, 0.5, nan, 0.5, 0.5],
+            ..Series::new(format!("{style:?}"), [200, 30, 30], style, points.clone())
+        })
+        .collect();
+        let figure = Figure {
+            title: "gaps".into(),
+            width: 400.0,
+            height: 300.0,
+            columns: 1,
+            panels: vec![Panel::Plot(Plot {
+                series,
+                legend: true,
+                ..Plot::default()
+            })],
+        };
+        let ctx = egui::Context::default();
+        let mut output = ctx.run_ui(egui::RawInput::default(), |ui| {
+            let shown = ShownFigure::new(ui.ctx(), figure.clone());
+            show(ui, "gaps", &shown, 300.0, Some(2.0));
+        });
+        output.textures_delta.clear();
+    }
 }

@@ -214,7 +214,10 @@ pub fn train(
         let iteration_start = Instant::now();
         let (x, y) = batch(&image, &target, cfg, it);
         let (value, pending) = learner.loss(x, y, cfg)?;
-        if !value.is_finite() {
+        // Diverged: not finite, or exploded far above where it started (the CPU path keeps its
+        // sums in f64, so huge weights give a huge loss before they give an infinite one).
+        let first = losses.first().copied().unwrap_or(value);
+        if !value.is_finite() || value > EXPLODED * first.max(1e-2) {
             return Err(Error::invalid(format!(
                 "training diverged at iteration {it} (loss {value}); lower the learning rate{}",
                 match (last_good, checkpoint_dir) {
@@ -274,6 +277,10 @@ pub fn train(
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// A loss this many times its first value means training has diverged. The focal + Dice loss
+/// starts near 1 and falls; it never comes near this while training works.
+const EXPLODED: f32 = 1e4;
 
 /// Cosine decay from the configured rate to a tenth of it over the run.
 fn learning_rate(cfg: &TrainConfig, iteration: usize) -> f64 {
