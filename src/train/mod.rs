@@ -176,6 +176,9 @@ pub fn preview_samples(
 }
 
 /// Train on `frame` with its 0/1 `mask`. Checkpoints go to `checkpoint_dir` when given.
+///
+/// If the GPU fails midway (an error, or a panic as when the device is lost), training goes on
+/// on the CPU from the weights of the last validation, with a warning.
 pub fn train(
     frame: &Raster,
     mask: &[bool],
@@ -183,6 +186,44 @@ pub fn train(
     cfg: &TrainConfig,
     checkpoint_dir: Option<&Path>,
     ctx: &JobCtx,
+) -> Result<Trained> {
+    train_with(
+        frame,
+        mask,
+        mask_radius_px,
+        cfg,
+        checkpoint_dir,
+        ctx,
+        Faults::default(),
+    )
+}
+
+/// What tests make happen: burn's path on the CPU standing in for a GPU, and that "GPU"
+/// failing (a panic) when asked for the loss of an iteration.
+#[derive(Debug, Default, Clone, Copy)]
+struct Faults {
+    burn_on_cpu: bool,
+    gpu_panics_at: Option<usize>,
+}
+
+/// `f`, with a panic turned into an error (wgpu panics when its device is lost).
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        Err(Error::Device(format!(
+            "the computation failed: {}",
+            crate::jobs::panic_message(&*p)
+        )))
+    })
+}
+
+fn train_with(
+    frame: &Raster,
+    mask: &[bool],
+    mask_radius_px: f32,
+    cfg: &TrainConfig,
+    checkpoint_dir: Option<&Path>,
+    ctx: &JobCtx,
+    faults: Faults,
 ) -> Result<Trained> {
     cfg.validate(frame.width, frame.height)?;
     if !mask.iter().any(|&m| m) {
@@ -197,7 +238,27 @@ pub fn train(
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
     let (image, target) = training_images(frame, mask, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
-    let mut learner = Learner::new(cfg, &selected.device, false)?;
+    let mut learner = Learner::new(cfg, &selected.device, faults.burn_on_cpu)?;
+    let (mut device, mut device_name) = (selected.device.clone(), selected.name.clone());
+    // On a GPU: the weights on the host (refreshed at each validation) and their iteration,
+    // to go on from on the CPU if the GPU fails.
+    let mut rescue = match learner {
+        Learner::Cpu { .. } => None,
+        Learner::Burn { .. } => Some((0, CpuTrainer::new(&learner.net())?)),
+    };
+    let fall_back = |rescue: &mut Option<(usize, CpuTrainer)>, failure: Error, it: usize| {
+        let Some((from, trainer)) = rescue.take() else {
+            return Err(failure);
+        };
+        ctx.emit(Event::Warning(format!(
+            "the GPU failed at iteration {it} ({failure}); training goes on on the CPU from the weights of iteration {from}"
+        )));
+        Ok(Learner::Cpu {
+            trainer,
+            template: cfg.model.init(&Device::flex()),
+            device: Device::flex(),
+        })
+    };
     let mut losses = Vec::with_capacity(cfg.iterations);
     let mut iteration_seconds = Vec::with_capacity(cfg.iterations);
     let mut validation = Vec::new();
@@ -213,7 +274,20 @@ pub fn train(
     for it in 0..cfg.iterations {
         let iteration_start = Instant::now();
         let (x, y) = batch(&image, &target, cfg, it);
-        let (value, pending) = learner.loss(x, y, cfg)?;
+        let attempt = guarded(|| {
+            if faults.gpu_panics_at == Some(it) {
+                std::panic::panic_any(format!("injected GPU failure at iteration {it}"));
+            }
+            learner.loss(x.clone(), y.clone(), cfg)
+        });
+        let (value, pending) = match attempt {
+            Ok(done) => done,
+            Err(failure) => {
+                learner = fall_back(&mut rescue, failure, it)?;
+                (device, device_name) = (Device::flex(), "cpu".to_string());
+                learner.loss(x, y, cfg)?
+            }
+        };
         // Diverged: not finite, or exploded far above where it started (the CPU path keeps its
         // sums in f64, so huge weights give a huge loss before they give an infinite one).
         let first = losses.first().copied().unwrap_or(value);
@@ -238,7 +312,14 @@ pub fn train(
             save_checkpoint(&learner.net(), &meta(it), dir)?;
             last_good = Some(it);
         }
-        learner = learner.step(pending, learning_rate(cfg, it))?;
+        let rate = learning_rate(cfg, it);
+        learner = match guarded(move || learner.step(pending, rate)) {
+            Ok(stepped) => stepped,
+            Err(failure) => {
+                (device, device_name) = (Device::flex(), "cpu".to_string());
+                fall_back(&mut rescue, failure, it)?
+            }
+        };
         losses.push(value);
         iteration_seconds.push(iteration_start.elapsed().as_secs_f64());
         ctx.emit(Event::TrainStep {
@@ -248,12 +329,11 @@ pub fn train(
         let done = it + 1;
         let last = done == cfg.iterations;
         if (cfg.validate_every > 0 && done % cfg.validate_every == 0) || last {
-            let iou = validation_iou(
-                &learner.net(),
-                &cfg.model,
-                &validation_crops,
-                &selected.device,
-            )?;
+            let net = learner.net();
+            if rescue.is_some() {
+                rescue = Some((done, guarded(|| CpuTrainer::new(&net))?));
+            }
+            let iou = validation_iou(&net, &cfg.model, &validation_crops, &device)?;
             validation.push((done, iou));
             ctx.emit(Event::Validation {
                 iteration: done,
@@ -269,8 +349,8 @@ pub fn train(
     }
     Ok(Trained {
         net: learner.net(),
-        device: selected.device,
-        device_name: selected.name,
+        device,
+        device_name,
         losses,
         iteration_seconds,
         validation,
@@ -556,6 +636,27 @@ mod tests {
     use super::*;
     use crate::model::Architecture;
 
+    /// Bright disks on a noisy 64² background and their mask.
+    fn disks() -> (Raster, Vec<bool>) {
+        let (w, h) = (64, 64);
+        let mut frame = Raster::zeros(w, h);
+        let mut mask = vec![false; w * h];
+        for (i, v) in frame.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 13) as f32 * 0.05;
+        }
+        for &(cx, cy) in &[(16.0f32, 16.0f32), (40.0, 20.0), (24.0, 44.0), (50.0, 50.0)] {
+            for y in 0..h {
+                for x in 0..w {
+                    if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < 16.0 {
+                        frame.set(x, y, 2.0);
+                        mask[y * w + x] = true;
+                    }
+                }
+            }
+        }
+        (frame, mask)
+    }
+
     #[test]
     fn focal_loss_is_lower_for_correct_predictions() {
         let device = Device::flex();
@@ -685,6 +786,65 @@ mod tests {
         }
     }
 
+    /// A "GPU" (burn's path) that panics midway: training goes on on the CPU from the last
+    /// validation's weights, with one warning, and ends with every iteration's loss.
+    #[test]
+    fn a_gpu_that_fails_midway_hands_training_to_the_cpu() {
+        let (frame, mask) = disks();
+        let cfg = TrainConfig {
+            model: ModelConfig {
+                architecture: Architecture::Sniffer,
+                width: 4,
+                ..ModelConfig::default()
+            },
+            crop: 32,
+            batch: 2,
+            iterations: 10,
+            validate_every: 4,
+            augment: AugmentConfig::none(),
+            device: DeviceChoice::Cpu,
+            ..TrainConfig::default()
+        };
+        let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
+        let faults = Faults {
+            burn_on_cpu: true,
+            gpu_panics_at: Some(6),
+        };
+        let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
+        assert_eq!(t.losses.len(), 10);
+        assert!(t.losses.iter().all(|l| l.is_finite()));
+        assert_eq!(t.device_name, "cpu");
+        let warnings: Vec<String> = events
+            .try_iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("iteration 6") && warnings[0].contains("weights of iteration 4"),
+            "{}",
+            warnings[0]
+        );
+        // Without a GPU to fall back from, the same failure is an error.
+        let cpu_only = Faults {
+            burn_on_cpu: false,
+            gpu_panics_at: Some(3),
+        };
+        let err = train_with(
+            &frame,
+            &mask,
+            4.0,
+            &cfg,
+            None,
+            &JobCtx::detached(),
+            cpu_only,
+        )
+        .expect_err("no fallback from the CPU");
+        assert!(err.to_string().contains("injected"), "{err}");
+    }
+
     #[test]
     fn frame_smaller_than_crop_is_refused() {
         let cfg = TrainConfig::default();
@@ -720,22 +880,7 @@ mod tests {
     #[test]
     fn a_few_iterations_lower_the_loss_and_cancel_works() {
         // Bright disks on a noisy background: the network must learn to find them.
-        let (w, h) = (64, 64);
-        let mut frame = Raster::zeros(w, h);
-        let mut mask = vec![false; w * h];
-        for (i, v) in frame.data.iter_mut().enumerate() {
-            *v = ((i * 7919) % 13) as f32 * 0.05;
-        }
-        for &(cx, cy) in &[(16.0f32, 16.0f32), (40.0, 20.0), (24.0, 44.0), (50.0, 50.0)] {
-            for y in 0..h {
-                for x in 0..w {
-                    if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < 16.0 {
-                        frame.set(x, y, 2.0);
-                        mask[y * w + x] = true;
-                    }
-                }
-            }
-        }
+        let (frame, mask) = disks();
         let cfg = TrainConfig {
             model: ModelConfig {
                 architecture: Architecture::Sniffer,
