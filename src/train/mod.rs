@@ -65,7 +65,7 @@ impl Default for TrainConfig {
             model: ModelConfig::default(),
             crop: 128,
             batch: 8,
-            iterations: 400,
+            iterations: 800,
             learning_rate: 2e-3,
             loss: PixelLoss::Focal {
                 gamma: 2.0,
