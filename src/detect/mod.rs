@@ -241,11 +241,9 @@ fn detect_with(
     for chunk in frames.chunks(batch.max(1)) {
         let mut maps = None;
         if let Some(f) = first.as_mut() {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(chunk)));
-            match outcome {
-                Ok(Ok(m)) => maps = Some(m),
-                Ok(Err(e)) => fall_back(ctx, done, &e.to_string()),
-                Err(panic) => fall_back(ctx, done, &crate::jobs::panic_message(&*panic)),
+            match crate::jobs::guarded(|| f(chunk)) {
+                Ok(m) => maps = Some(m),
+                Err(e) => fall_back(ctx, done, &e.to_string()),
             }
             if maps.is_none() {
                 first = None;

@@ -206,6 +206,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// `f`, with a panic turned into an error (wgpu panics when its device is lost).
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        Err(Error::Device(format!(
+            "the computation failed: {}",
+            panic_message(&*p)
+        )))
+    })
+}
+
 impl<T> JobHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()

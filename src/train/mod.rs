@@ -4,12 +4,13 @@
 //! reproducible), computes a per-pixel focal loss plus a Dice loss, and takes an Adam step: on
 //! the CPU through our own kernels (`model::cpu_train`), on a GPU through burn's autodiff.
 //! Progress, losses and validation IoU go to the [`JobCtx`]; checkpoints are saved on request;
-//! a NaN/Inf loss stops training with an error and leaves the last good checkpoint in place.
+//! a NaN/Inf (or exploding) loss stops training with an error and leaves the last good checkpoint
+//! in place; a GPU that fails hands the rest of the run to the CPU.
 
 use crate::augment::{AugmentConfig, Sample, random_sample};
 use crate::detect::probability_maps;
 use crate::error::{Error, Result};
-use crate::jobs::{Event, JobCtx};
+use crate::jobs::{Event, JobCtx, guarded};
 use crate::model::cpu_train::{CpuTrainer, Tape};
 use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, DeviceChoice, ModelConfig, Net, save_checkpoint,
@@ -204,16 +205,6 @@ pub fn train(
 struct Faults {
     burn_on_cpu: bool,
     gpu_panics_at: Option<usize>,
-}
-
-/// `f`, with a panic turned into an error (wgpu panics when its device is lost).
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        Err(Error::Device(format!(
-            "the computation failed: {}",
-            crate::jobs::panic_message(&*p)
-        )))
-    })
 }
 
 fn train_with(
