@@ -442,13 +442,7 @@ mod tests {
                 &mut |f, m| maps.push((f, m.clone())),
             )
             .expect("detection goes on");
-            let warnings: Vec<String> = events
-                .try_iter()
-                .filter_map(|e| match e {
-                    Event::Warning(w) => Some(w),
-                    _ => None,
-                })
-                .collect();
+            let warnings = crate::jobs::warnings(&events);
             (out, maps, warnings)
         };
         let (reference, reference_maps, none) = run(None);

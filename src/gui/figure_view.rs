@@ -142,35 +142,31 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
             // A non-finite value (a lag without data, say) is a gap: egui_plot cannot place it.
             let finite = |q: &[f64; 2]| q[0].is_finite() && q[1].is_finite();
             let drawn: Vec<[f64; 2]> = pts.iter().copied().filter(finite).collect();
+            // A series drawn as several lines is named in the legend once.
+            let legend = |k: usize| {
+                if k == 0 {
+                    s.name.clone()
+                } else {
+                    String::new()
+                }
+            };
             match s.style {
                 Style::Line | Style::LineMarkers => {
                     let runs = pts.split(|q| !finite(q)).filter(|r| !r.is_empty());
                     for (k, run) in runs.enumerate() {
-                        let name = if k == 0 {
-                            s.name.clone()
-                        } else {
-                            String::new()
-                        };
-                        pu.line(Line::new(name, run.to_vec()).color(col).style(style));
+                        pu.line(Line::new(legend(k), run.to_vec()).color(col).style(style));
                     }
                     if s.style == Style::LineMarkers {
-                        pu.points(Points::new("", drawn.clone()).color(col).radius(2.5));
+                        pu.points(Points::new("", drawn).color(col).radius(2.5));
                     }
                 }
-                Style::Markers => pu.points(
-                    Points::new(s.name.clone(), drawn.clone())
-                        .color(col)
-                        .radius(3.0),
-                ),
+                Style::Markers => {
+                    pu.points(Points::new(s.name.clone(), drawn).color(col).radius(3.0))
+                }
                 Style::Segments => {
                     let segments = pts.chunks_exact(2).filter(|seg| seg.iter().all(finite));
                     for (k, seg) in segments.enumerate() {
-                        let name = if k == 0 {
-                            s.name.clone()
-                        } else {
-                            String::new()
-                        };
-                        pu.line(Line::new(name, seg.to_vec()).color(col).style(style));
+                        pu.line(Line::new(legend(k), seg.to_vec()).color(col).style(style));
                     }
                 }
             }

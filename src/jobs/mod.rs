@@ -243,6 +243,18 @@ impl<T> JobHandle<T> {
     }
 }
 
+/// The warnings among the events received so far (for tests of fallbacks).
+#[cfg(test)]
+pub(crate) fn warnings(events: &Receiver<Event>) -> Vec<String> {
+    events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

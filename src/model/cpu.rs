@@ -169,7 +169,7 @@ fn single_output(
     data.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
         for ci in 0..x.c {
             for ky in 0..3 {
-                if let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) {
+                if let Some(sy) = source_row(y, ky, h) {
                     let k = &weight[ci * 9 + ky * 3..][..3];
                     add_shifted(out, &x.data[(ci * h + sy) * w..][..w], [k[0], k[1], k[2]]);
                 }
@@ -201,6 +201,12 @@ pub(super) fn add_shifted(out: &mut [f32], src: &[f32], k: [f32; 3]) {
     }
 }
 
+/// The input row that kernel row `ky` (0–2) reads for output row `y` of a 3×3 convolution with
+/// zero padding 1, or none where that row lies outside the `h` rows of the image.
+pub(super) fn source_row(y: usize, ky: usize, h: usize) -> Option<usize> {
+    (y + ky).checked_sub(1).filter(|&s| s < h)
+}
+
 /// The im2col matrix of output rows `y0..y1`: `9·c × pixels`, row (ci, ky, kx) holding input
 /// plane ci shifted by (ky − 1, kx − 1), zero outside the image.
 pub(super) fn im2col(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
@@ -211,7 +217,7 @@ pub(super) fn im2col(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
         let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
         let plane = &x.data[ci * h * w..][..h * w];
         for y in y0..y1 {
-            let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+            let Some(sy) = source_row(y, ky, h) else {
                 continue;
             };
             let src = &plane[sy * w..][..w];

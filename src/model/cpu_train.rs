@@ -19,7 +19,8 @@
 //! detection.
 
 use super::cpu::{
-    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, up, value, values,
+    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, source_row, up,
+    value, values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
@@ -175,9 +176,9 @@ fn write_conv(conv: &mut Conv2d, slot: &ConvSlot, theta: &[f32], device: &Device
     conv.bias = Some(param(&theta[bias..][..cout], [cout], device));
 }
 
-/// Sums, over the batch and the pixels, of `f(a, b)` per channel, `a` and `b` two activations
-/// of the same shape, in f64.
-fn channel_sums(a: &Batch, b: &Batch, f: impl Fn(f32, f32) -> f64 + Sync) -> Vec<f64> {
+/// Sums, over the batch and the pixels, of `f(channel, a, b)` per channel, `a` and `b` two
+/// activations of the same shape, in f64.
+fn channel_sums(a: &Batch, b: &Batch, f: impl Fn(usize, f32, f32) -> f64 + Sync) -> Vec<f64> {
     let c = a.first().map_or(0, |p| p.c);
     (0..c)
         .into_par_iter()
@@ -189,7 +190,7 @@ fn channel_sums(a: &Batch, b: &Batch, f: impl Fn(f32, f32) -> f64 + Sync) -> Vec
                     pa.data[ch * n..][..n]
                         .iter()
                         .zip(&pb.data[ch * n..][..n])
-                        .map(|(&x, &y)| f(x, y))
+                        .map(|(&x, &y)| f(ch, x, y))
                         .sum::<f64>()
                 })
                 .sum()
@@ -263,7 +264,7 @@ fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
     for (r, row) in dcol.chunks_exact(n).enumerate() {
         let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
         for y in y0..y1 {
-            let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+            let Some(sy) = source_row(y, ky, h) else {
                 continue;
             };
             let src = &row[(y - y0) * w..][..w];
@@ -289,7 +290,7 @@ fn im2col_t(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
     for (y, band) in (y0..y1).zip(out.chunks_exact_mut(w * k)) {
         for ci in 0..c {
             for ky in 0..3 {
-                let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                let Some(sy) = source_row(y, ky, h) else {
                     continue;
                 };
                 let src = &x.data[(ci * h + sy) * w..][..w];
@@ -346,7 +347,7 @@ fn single_output_backward(
     for (y, d) in dy.chunks_exact(w).enumerate() {
         for ci in 0..x.c {
             for ky in 0..3 {
-                let Some(sy) = (y + ky).checked_sub(1).filter(|&s| s < h) else {
+                let Some(sy) = source_row(y, ky, h) else {
                     continue;
                 };
                 let src = &x.data[(ci * h + sy) * w..][..w];
@@ -471,29 +472,14 @@ impl CpuTrainer {
     fn block_forward(&mut self, b: usize, input: &Batch) -> Result<(Batch, BlockCache)> {
         let mut z = self.conv(&self.blocks[b].conv, input)?;
         let count = z.iter().map(|p| p.h * p.w).sum::<usize>().max(1) as f64;
-        let mean: Vec<f64> = channel_sums(&z, &z, |v, _| f64::from(v))
+        let mean: Vec<f64> = channel_sums(&z, &z, |_, v, _| f64::from(v))
             .into_iter()
             .map(|s| s / count)
             .collect();
-        let var: Vec<f64> = {
-            let m = &mean;
-            let c = m.len();
-            (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    z.iter()
-                        .map(|p| {
-                            let n = p.h * p.w;
-                            p.data[ch * n..][..n]
-                                .iter()
-                                .map(|&v| (f64::from(v) - m[ch]).powi(2))
-                                .sum::<f64>()
-                        })
-                        .sum::<f64>()
-                        / count
-                })
-                .collect()
-        };
+        let var: Vec<f64> = channel_sums(&z, &z, |ch, v, _| (f64::from(v) - mean[ch]).powi(2))
+            .into_iter()
+            .map(|s| s / count)
+            .collect();
         let slot = &mut self.blocks[b];
         let inv_std: Vec<f32> = var
             .iter()
@@ -617,8 +603,8 @@ impl CpuTrainer {
                 }
             }
         });
-        let dbeta = channel_sums(&d, &d, |v, _| f64::from(v));
-        let dgamma = channel_sums(&d, &cache.xhat, |v, x| f64::from(v) * f64::from(x));
+        let dbeta = channel_sums(&d, &d, |_, v, _| f64::from(v));
+        let dgamma = channel_sums(&d, &cache.xhat, |_, v, x| f64::from(v) * f64::from(x));
         let count = d.iter().map(|p| p.h * p.w).sum::<usize>().max(1) as f64;
         let c = dbeta.len();
         let gamma = &self.theta[b.gamma..][..c];

@@ -269,14 +269,14 @@ fn train_with(
             if faults.gpu_panics_at == Some(it) {
                 std::panic::panic_any(format!("injected GPU failure at iteration {it}"));
             }
-            learner.loss(x.clone(), y.clone(), cfg)
+            learner.loss(&x, &y, cfg)
         });
         let (value, pending) = match attempt {
             Ok(done) => done,
             Err(failure) => {
                 learner = fall_back(&mut rescue, failure, it)?;
                 (device, device_name) = (Device::flex(), "cpu".to_string());
-                learner.loss(x, y, cfg)?
+                learner.loss(&x, &y, cfg)?
             }
         };
         // Diverged: not finite, or exploded far above where it started (the CPU path keeps its
@@ -408,18 +408,18 @@ impl Learner {
     }
 
     /// Forward pass and loss of a batch (images and 0/1 targets, `batch × crop × crop`).
-    fn loss(&mut self, x: Vec<f32>, y: Vec<f32>, cfg: &TrainConfig) -> Result<(f32, Pending)> {
+    fn loss(&mut self, x: &[f32], y: &[f32], cfg: &TrainConfig) -> Result<(f32, Pending)> {
         match self {
             Learner::Burn { net, device, .. } => {
                 let shape = [cfg.batch, 1, cfg.crop, cfg.crop];
-                let x = Tensor::from_data(TensorData::new(x, shape), &*device);
-                let y = Tensor::from_data(TensorData::new(y, shape), &*device);
+                let x = Tensor::from_data(TensorData::new(x.to_vec(), shape), &*device);
+                let y = Tensor::from_data(TensorData::new(y.to_vec(), shape), &*device);
                 let loss = loss_fn(net.forward(x), y, cfg);
                 Ok((loss.clone().into_scalar(), Pending::Burn(loss)))
             }
             Learner::Cpu { trainer, .. } => {
-                let tape = trainer.forward(&x, cfg.batch, cfg.crop, cfg.crop)?;
-                let (value, dlogits) = loss_and_gradient(&tape.logits()?, &y, cfg);
+                let tape = trainer.forward(x, cfg.batch, cfg.crop, cfg.crop)?;
+                let (value, dlogits) = loss_and_gradient(&tape.logits()?, y, cfg);
                 Ok((value, Pending::Cpu(tape, dlogits)))
             }
         }
@@ -764,8 +764,8 @@ mod tests {
             assert!(matches!(ours, Learner::Cpu { .. }) && matches!(theirs, Learner::Burn { .. }));
             for it in 0..cfg.iterations {
                 let (x, y) = batch(&image, &target, &cfg, it);
-                let (a, pa) = ours.loss(x.clone(), y.clone(), &cfg).expect("loss");
-                let (b, pb) = theirs.loss(x, y, &cfg).expect("loss");
+                let (a, pa) = ours.loss(&x, &y, &cfg).expect("loss");
+                let (b, pb) = theirs.loss(&x, &y, &cfg).expect("loss");
                 assert!(
                     (a - b).abs() <= 1e-3 * b.abs(),
                     "{arch:?} iteration {it}: {a} vs {b}"
@@ -805,13 +805,7 @@ mod tests {
         assert_eq!(t.losses.len(), 10);
         assert!(t.losses.iter().all(|l| l.is_finite()));
         assert_eq!(t.device_name, "cpu");
-        let warnings: Vec<String> = events
-            .try_iter()
-            .filter_map(|e| match e {
-                Event::Warning(w) => Some(w),
-                _ => None,
-            })
-            .collect();
+        let warnings = crate::jobs::warnings(&events);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].contains("iteration 6") && warnings[0].contains("weights of iteration 4"),
