@@ -5,5 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = defectscope::movie::read_hdf5(Path::new("fuzz"), data);
+    let _ = defectscope::movie::read_hdf5(
+        Path::new("fuzz"),
+        data,
+        &defectscope::jobs::JobCtx::detached(),
+    );
 });

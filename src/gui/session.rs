@@ -16,7 +16,7 @@ use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
     select_device,
 };
-use crate::movie::register::{Registration, register_movie};
+use crate::movie::register::{Registration, register_movie, registered};
 use crate::movie::{self, Movie};
 use crate::project;
 use crate::raster::Raster;
@@ -764,8 +764,7 @@ impl Session {
         }
         let (path, truth) = (self.movie_path.clone(), self.truth.clone());
         self.start(JobKind::Register, move |ctx| {
-            let mut movie = Movie::clone(&movie);
-            let reg = register_movie(&mut movie, crop, ctx)?;
+            let (movie, reg) = registered(&movie, crop, ctx)?;
             let truth =
                 truth.map(|t| synth::register_truth(&t, &reg, movie.width(), movie.height()));
             Ok(Output::Opened(Box::new(Opened {

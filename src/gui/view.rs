@@ -149,7 +149,8 @@ pub struct MovieView {
     probability: Option<(usize, u64, TextureHandle)>,
 }
 
-const TEXTURE_CACHE: usize = 64;
+/// Bytes of frame textures kept for stepping back and forth (64 frames of 1024², 16 of 2048²).
+const TEXTURE_CACHE_BYTES: usize = 256 << 20;
 
 /// A frame and the display settings its contrast limits depend on.
 type LimitsKey = (usize, [u32; 3]);
@@ -204,7 +205,10 @@ impl MovieView {
         {
             return t.clone();
         }
-        if self.frames.len() >= TEXTURE_CACHE {
+        // RGBA, 4 bytes a pixel; at least two, so that stepping between two frames never
+        // uploads again.
+        let capacity = (TEXTURE_CACHE_BYTES / (frame.data.len() * 4).max(1)).max(2);
+        if self.frames.len() >= capacity {
             self.frames.clear();
         }
         let t = ctx.load_texture(

@@ -18,8 +18,9 @@
 //! limited, and arrays are read in place (only the image array is decoded).
 
 use super::cursor::ByteCursor;
-use super::{Acquisition, Calibration, Movie, nm_per_unit, s_per_unit};
+use super::{Acquisition, Calibration, Decoding, Movie, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use std::path::Path;
 
@@ -339,7 +340,7 @@ pub fn looks_like_dm(bytes: &[u8]) -> bool {
 }
 
 /// Parse a DM3 or DM4 file.
-pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
+pub fn read_dm(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let mut r = Reader {
         c: ByteCursor::new(bytes, path, "DM3"),
         dm4: false,
@@ -443,10 +444,12 @@ pub fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
         ));
     }
     let size = simple_size(elem).unwrap_or(1);
-    super::check_fits(path, len as u64)?;
     let px = w * h;
+    let mut decoding = Decoding::new(ctx);
+    decoding.expect(t);
     let frames = (0..t)
         .map(|k| {
+            decoding.frame(path, px as u64)?;
             let values = (0..px)
                 .map(|i| {
                     let o = start + (k * px + i) * size;
@@ -544,6 +547,10 @@ fn acquisition(image: &Tag, bytes: &[u8], little: bool) -> Acquisition {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    fn read_dm(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_dm(path, bytes, &JobCtx::detached())
+    }
 
     /// Builds DM3/DM4 files byte by byte, to the layout in the module documentation.
     pub(crate) struct Writer {

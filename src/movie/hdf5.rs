@@ -16,8 +16,9 @@
 //!   attribute, read like the `.ndata` files (see `nion.rs`).
 
 use super::nion;
-use super::{Acquisition, Calibration, Movie, iso_utc, nm_per_unit, s_per_unit};
+use super::{Acquisition, Calibration, Decoding, Movie, iso_utc, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use hdf5_reader::group::Group;
 use hdf5_reader::{Dataset, Datatype, Hdf5File, OpenOptions, SliceInfo, SliceInfoElem};
@@ -39,7 +40,7 @@ pub fn looks_like_hdf5(bytes: &[u8]) -> bool {
 }
 
 /// Read a Velox EMD, NCEM EMD or Nion HDF5 movie.
-pub fn read_hdf5(path: &Path, bytes: &[u8]) -> Result<Movie> {
+pub fn read_hdf5(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let limit = bytes
         .len()
         .saturating_mul(MAX_EXPANSION)
@@ -53,15 +54,15 @@ pub fn read_hdf5(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let (groups, datasets) = root.member_names().map_err(|e| corrupt(path, e))?;
     let has = |names: &[String], n: &str| names.iter().any(|g| g == n);
     if has(&datasets, "Version") && has(&groups, "Data") {
-        read_velox(path, &file)
+        read_velox(path, &file, &mut Decoding::new(ctx))
     } else if has(&datasets, "data")
         && file
             .dataset("/data")
             .is_ok_and(|d| d.attribute("properties").is_ok())
     {
-        read_nion_h5(path, &file)
+        read_nion_h5(path, &file, &mut Decoding::new(ctx))
     } else if root.attribute("version_major").is_ok() || find_emd_groups(&root, "", 0).is_ok() {
-        read_ncem(path, &root)
+        read_ncem(path, &root, ctx)
     } else {
         Err(Error::format(
             path,
@@ -76,10 +77,10 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// A numeric dataset's values as f32 in stored (C) order, with its shape.
-fn values(path: &Path, ds: &Dataset) -> Result<(Vec<usize>, Vec<f32>)> {
+fn values(path: &Path, ds: &Dataset, decoding: &mut Decoding) -> Result<(Vec<usize>, Vec<f32>)> {
     let shape: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
     // The typed array and its f32 copy are both alive for a moment.
-    super::check_fits(path, elements(ds.shape()).saturating_mul(2))?;
+    decoding.take(path, elements(ds.shape()).saturating_mul(2))?;
     macro_rules! read {
         ($t:ty) => {
             ds.read_array::<$t>()
@@ -144,6 +145,8 @@ fn unsupported(path: &Path, ds: &Dataset, what: &str) -> Error {
 /// Frames from an N-d array (C order) given which axes are time, rows and columns; `t` is
 /// `None` for a single image.
 fn frames_from(
+    path: &Path,
+    decoding: &mut Decoding,
     shape: &[usize],
     v: &[f32],
     t: Option<usize>,
@@ -156,8 +159,10 @@ fn frames_from(
     }
     let (n, st) = t.map_or((1, 0), |t| (shape[t], strides[t]));
     let (h, w) = (shape[y], shape[x]);
+    decoding.expect(n);
     (0..n)
         .map(|k| {
+            decoding.frame(path, (h * w) as u64)?;
             let data = (0..h)
                 .flat_map(|r| (0..w).map(move |c| (r, c)))
                 .map(|(r, c)| v[k * st + r * strides[y] + c * strides[x]])
@@ -170,7 +175,7 @@ fn frames_from(
 // ---------------------------------------------------------------------------------------------
 // Velox
 
-fn read_velox(path: &Path, file: &Hdf5File) -> Result<Movie> {
+fn read_velox(path: &Path, file: &Hdf5File, decoding: &mut Decoding) -> Result<Movie> {
     let version: Value = file
         .dataset("/Version")
         .and_then(|d| d.read_strings())
@@ -210,8 +215,8 @@ fn read_velox(path: &Path, file: &Hdf5File) -> Result<Movie> {
             "this Velox EMD file holds no real-valued image (complex FFT/DPC results are not read)",
         ));
     };
-    let (shape, v) = values(path, &data)?;
-    let frames = frames_from(&shape, &v, Some(2), 0, 1)?;
+    let (shape, v) = values(path, &data, decoding)?;
+    let frames = frames_from(path, decoding, &shape, &v, Some(2), 0, 1)?;
     let meta = velox_metadata(&group);
     let text = |v: &Value| match v {
         Value::String(s) => s.parse::<f64>().ok(),
@@ -399,7 +404,7 @@ fn ncem_time_axis(dims: &[Dim]) -> Option<usize> {
         .or_else(|| dims.iter().all(|d| d.unit.is_empty()).then_some(0))
 }
 
-fn read_ncem(path: &Path, root: &Group) -> Result<Movie> {
+fn read_ncem(path: &Path, root: &Group, ctx: &JobCtx) -> Result<Movie> {
     let groups = find_emd_groups(root, "", 0).map_err(|_| {
         Error::format(
             path,
@@ -430,8 +435,9 @@ fn read_ncem(path: &Path, root: &Group) -> Result<Movie> {
         } else {
             label
         };
-        match read_ncem_dataset(path, root, &group, &data, label) {
+        match read_ncem_dataset(path, root, &group, &data, label, ctx) {
             Ok(m) => return Ok(m),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -451,6 +457,7 @@ fn read_ncem_dataset(
     group: &Group,
     data: &Dataset,
     label: String,
+    ctx: &JobCtx,
 ) -> Result<Movie> {
     let dims: Vec<Dim> = (0..data.ndim()).map(|i| ncem_dim(group, i)).collect();
     let t = if dims.len() == 3 {
@@ -482,8 +489,9 @@ fn read_ncem_dataset(
         (Some(y), Some(x)) if y != x => (y, x),
         _ => (rest[0], rest[1]),
     };
-    let (shape, v) = values(path, data)?;
-    let frames = frames_from(&shape, &v, t, y, x)?;
+    let mut decoding = Decoding::new(ctx);
+    let (shape, v) = values(path, data, &mut decoding)?;
+    let frames = frames_from(path, &mut decoding, &shape, &v, t, y, x)?;
     let pixel_size_nm = dims[x]
         .step
         .zip(nm_per_unit(&dims[x].unit))
@@ -536,7 +544,7 @@ fn kilovolts(s: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // Nion
 
-fn read_nion_h5(path: &Path, file: &Hdf5File) -> Result<Movie> {
+fn read_nion_h5(path: &Path, file: &Hdf5File, decoding: &mut Decoding) -> Result<Movie> {
     let data = file.dataset("/data").map_err(|e| corrupt(path, e))?;
     let json = data
         .attribute("properties")
@@ -544,19 +552,24 @@ fn read_nion_h5(path: &Path, file: &Hdf5File) -> Result<Movie> {
         .map_err(|e| corrupt(path, e))?;
     let props: Value = serde_json::from_str(&json)
         .map_err(|e| Error::format(path, format!("Nion properties are not JSON: {e}")))?;
-    let (shape, v) = values(path, &data)?;
+    let (shape, v) = values(path, &data, decoding)?;
     nion::movie(
         path,
         &shape,
         &v,
         &props,
         format!("Nion Swift HDF5 ({})", type_name(data.dtype())),
+        decoding,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_hdf5(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_hdf5(path, bytes, &JobCtx::detached())
+    }
     use hdf5_writer::{
         AttributeBuilder, ByteOrder, DatasetBuilder, FILTER_DEFLATE, FilterDescription,
         Hdf5Builder, WriteOptions,
@@ -863,7 +876,18 @@ mod tests {
     fn frames_follow_the_named_axes() {
         // A (2, 3, 4) array read with time on axis 2, rows on 0, columns on 1 (Velox layout).
         let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
-        let f = frames_from(&[2, 3, 4], &v, Some(2), 0, 1).unwrap();
+        let ctx = JobCtx::detached();
+        let mut decoding = Decoding::new(&ctx);
+        let f = frames_from(
+            Path::new("f.h5"),
+            &mut decoding,
+            &[2, 3, 4],
+            &v,
+            Some(2),
+            0,
+            1,
+        )
+        .unwrap();
         assert_eq!(f.len(), 4);
         assert_eq!((f[0].width, f[0].height), (3, 2));
         // pixel (row 1, column 2) of frame 3 is element [1][2][3] = 12 + 8 + 3

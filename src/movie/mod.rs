@@ -206,12 +206,13 @@ pub fn load(path: &Path) -> Result<Movie> {
     load_in(path, &JobCtx::detached())
 }
 
-/// Bytes read between progress reports and cancel checks.
+/// Bytes read between progress reports and cancel checks where a file cannot be mapped.
 const READ_PIECE: usize = 16 << 20;
 
-/// [`load`], reporting progress to `ctx` and stopping when it is cancelled: a file is read in
-/// pieces of 16 MB (stage "reading the movie", counted in MB), then decoded (stage "decoding the
-/// movie", not interruptible).
+/// [`load`], reporting progress to `ctx` and stopping when it is cancelled. A file is mapped into
+/// memory and decoded frame by frame (stage "decoding the movie", counted in frames), so it
+/// needs memory for its decoded frames only; where it cannot be mapped it is read whole first,
+/// in pieces of 16 MB (stage "reading the movie", counted in MB).
 pub fn load_in(path: &Path, ctx: &JobCtx) -> Result<Movie> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("could not open movie", path, e))?;
     if meta.is_dir() {
@@ -220,10 +221,14 @@ pub fn load_in(path: &Path, ctx: &JobCtx) -> Result<Movie> {
         movie.validate()?;
         return Ok(movie);
     }
-    // The file is read whole first: it must fit too.
-    fits(path, meta.len(), available_memory())?;
     let read_err = |e| Error::io("could not read movie", path, e);
     let mut file = std::fs::File::open(path).map_err(read_err)?;
+    if let Some(map) = map(&file) {
+        ctx.begin("decoding the movie", 0);
+        return decode(path, &map, ctx);
+    }
+    // Read whole: the file must fit too.
+    fits(path, meta.len(), available_memory())?;
     let mb = |n: usize| (n >> 20) as u64;
     ctx.begin("reading the movie", mb(meta.len() as usize).max(1));
     let mut bytes = Vec::with_capacity(meta.len() as usize);
@@ -238,19 +243,40 @@ pub fn load_in(path: &Path, ctx: &JobCtx) -> Result<Movie> {
             break;
         }
     }
-    ctx.begin("decoding the movie", 1);
-    from_bytes(path, &bytes)
+    ctx.begin("decoding the movie", 0);
+    decode(path, &bytes, ctx)
+}
+
+/// The file mapped read-only into memory: the system reads its pages as the decoder reaches
+/// them and may drop them again, so they do not count against the memory a movie needs. `None`
+/// for an empty file or where the file system does not allow it (then the file is read).
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File) -> Option<memmap2::Mmap> {
+    if file.metadata().ok()?.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is only read, and only while this load runs. Its one hazard is another
+    // program shortening the file during the load, which the system reports as SIGBUS; we
+    // accept that, as other tools that map files do (README, "Your data is safe").
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    // Frames are decoded front to back: ask for read-ahead. Only a hint, so failure is fine.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
 }
 
 /// Read and validate a movie file's bytes, the format chosen by content; `path` names the file in
 /// messages (and places an SER file's EMI companion).
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
-    let movie = read_bytes(path, bytes)?;
+    decode(path, bytes, &JobCtx::detached())
+}
+
+fn decode(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
+    let movie = read_bytes(path, bytes, ctx)?;
     movie.validate()?;
     Ok(movie)
 }
 
-fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
+fn read_bytes(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     if bytes.is_empty() {
         return Err(Error::format(path, "the file is empty"));
     }
@@ -259,17 +285,17 @@ fn read_bytes(path: &Path, bytes: &[u8]) -> Result<Movie> {
         || bytes.starts_with(b"II+\0")
         || bytes.starts_with(b"MM\0+")
     {
-        read_tiff(path, bytes)
+        read_tiff(path, bytes, ctx)
     } else if bytes.starts_with(b"\x93NUMPY") {
-        read_npy(path, bytes)
+        read_npy(path, bytes, ctx)
     } else if dm::looks_like_dm(bytes) {
-        read_dm(path, bytes)
+        read_dm(path, bytes, ctx)
     } else if ser::looks_like_ser(bytes) {
-        read_ser(path, bytes)
+        read_ser(path, bytes, ctx)
     } else if hdf5::looks_like_hdf5(bytes) {
-        read_hdf5(path, bytes)
+        read_hdf5(path, bytes, ctx)
     } else if nion::looks_like_ndata(bytes) {
-        read_ndata(path, bytes)
+        read_ndata(path, bytes, ctx)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Ok(Movie {
             frames: vec![read_png(path, bytes)?],
@@ -333,7 +359,7 @@ fn read_folder(dir: &Path) -> Result<Movie> {
     let mut calibration = Calibration::default();
     for (i, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f).map_err(|e| Error::io("could not read frame", f, e))?;
-        let m = read_bytes(f, &bytes)?;
+        let m = read_bytes(f, &bytes, &JobCtx::detached())?;
         if m.frames.len() != 1 {
             return Err(Error::format(
                 f,
@@ -378,33 +404,46 @@ pub(crate) fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The memory a reader may still fill with 32-bit pixels: what was free when it started, less
-/// what it has decoded. Readers take from it before allocating frames, so a movie too large is a
-/// clear error instead of the system killing us.
-pub(crate) struct MemoryBudget {
+/// Frames being decoded. A reader announces each frame before it allocates it, which accounts
+/// the frame's memory against what was free when decoding began (a movie too large is a clear
+/// error instead of the system killing us), reports progress ("decoding the movie", frame by
+/// frame) and stops when the job is cancelled.
+pub(crate) struct Decoding<'a> {
+    ctx: &'a JobCtx,
     free: Option<u64>,
     used: u64,
+    frames: u64,
 }
 
-impl MemoryBudget {
-    pub fn new() -> Self {
-        MemoryBudget {
+impl<'a> Decoding<'a> {
+    pub fn new(ctx: &'a JobCtx) -> Self {
+        Decoding {
+            ctx,
             free: available_memory(),
             used: 0,
+            frames: 0,
         }
     }
 
-    /// Account for `pixels` more 32-bit pixels; an error when they would not fit.
+    /// The reader knows how many frames will come: progress counts towards it.
+    pub fn expect(&self, frames: usize) {
+        self.ctx.begin("decoding the movie", frames as u64);
+    }
+
+    /// One more frame of `pixels` 32-bit pixels is about to be decoded: an error when it would
+    /// not fit, or when the job was cancelled.
+    pub fn frame(&mut self, path: &Path, pixels: u64) -> Result<()> {
+        self.take(path, pixels)?;
+        self.frames += 1;
+        self.ctx.step(self.frames)
+    }
+
+    /// Account for a buffer of `pixels` 32-bit pixels that a reader decodes in one piece.
     pub fn take(&mut self, path: &Path, pixels: u64) -> Result<()> {
         self.used = self.used.saturating_add(pixels.saturating_mul(4));
-        fits(path, self.used, self.free)
+        fits(path, self.used, self.free)?;
+        self.ctx.check()
     }
-}
-
-/// Refuse to decode `pixels` 32-bit pixels (the frames of a movie at once) when they cannot fit
-/// in the memory that is free.
-pub(crate) fn check_fits(path: &Path, pixels: u64) -> Result<()> {
-    MemoryBudget::new().take(path, pixels)
 }
 
 fn fits(path: &Path, need: u64, available: Option<u64>) -> Result<()> {
@@ -477,20 +516,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loading_reports_progress_and_can_be_cancelled() {
+    fn loading_counts_frames_and_can_be_cancelled() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("m.tif");
-        // 3 frames of 1024 × 1024 float32: 12 MB, read in one piece plus the empty last read.
-        let frames = vec![Raster::zeros(1024, 1024); 3];
-        let tiff = write_tiff_f32(&frames, &Calibration::default()).expect("tiff");
-        std::fs::write(&path, &tiff).expect("write");
-        let ctx = JobCtx::detached();
-        let movie = load_in(&path, &ctx).expect("load");
-        assert_eq!(movie.frames.len(), 3);
-        assert_eq!(ctx.progress().stage, "decoding the movie");
-        let cancelled = JobCtx::detached();
-        cancelled.cancel();
-        assert!(matches!(load_in(&path, &cancelled), Err(Error::Cancelled)));
+        let frames: Vec<Raster> = (0..3)
+            .map(|i| Raster::from_vec(64, 48, vec![i as f32; 64 * 48]).expect("raster"))
+            .collect();
+        let tiff = dir.path().join("m.tif");
+        let npy = dir.path().join("m.npy");
+        let bytes = write_tiff_f32(&frames, &Calibration::default()).expect("tiff");
+        std::fs::write(&tiff, bytes).expect("write");
+        std::fs::write(&npy, write_npy_f32(&frames)).expect("write");
+        for path in [&tiff, &npy] {
+            let ctx = JobCtx::detached();
+            let movie = load_in(path, &ctx).expect("load");
+            assert_eq!(movie.frames, frames);
+            let p = ctx.progress();
+            assert_eq!(
+                (p.stage.as_str(), p.done, p.total),
+                ("decoding the movie", 3, 3)
+            );
+            let cancelled = JobCtx::detached();
+            cancelled.cancel();
+            assert!(matches!(load_in(path, &cancelled), Err(Error::Cancelled)));
+        }
     }
 
     #[test]
@@ -545,7 +593,8 @@ mod tests {
 
     #[test]
     fn unknown_format_lists_supported() {
-        let err = read_bytes(Path::new("x.bin"), b"hello world").expect_err("unknown");
+        let err = read_bytes(Path::new("x.bin"), b"hello world", &JobCtx::detached())
+            .expect_err("unknown");
         let msg = err.to_string();
         assert!(
             msg.contains("unknown file format") && msg.contains("NPY") && msg.contains("x.bin")

@@ -8,9 +8,10 @@
 //!
 //! Nion Swift writes the archive uncompressed ("stored"); deflated members are read too.
 
-use super::npy::parse_npy;
-use super::{Acquisition, Calibration, Movie, nm_per_unit, s_per_unit};
+use super::npy::Npy;
+use super::{Acquisition, Calibration, Decoding, Movie, nm_per_unit, s_per_unit};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use serde_json::Value;
 use std::io::Read;
@@ -28,18 +29,21 @@ pub fn looks_like_ndata(bytes: &[u8]) -> bool {
             .all(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
 }
 
-pub fn read_ndata(path: &Path, bytes: &[u8]) -> Result<Movie> {
+pub fn read_ndata(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let npy = zip_member(path, bytes, "data.npy")?;
     let json = zip_member(path, bytes, "metadata.json")?;
     let props: Value = serde_json::from_slice(&json)
         .map_err(|e| Error::format(path, format!("metadata.json is not JSON: {e}")))?;
-    let (shape, descr, values) = parse_npy(path, &npy)?;
+    let npy = Npy::parse(path, &npy)?;
+    let mut decoding = Decoding::new(ctx);
+    decoding.take(path, npy.len() as u64)?;
     movie(
         path,
-        &shape,
-        &values,
+        &npy.shape,
+        &npy.values(0..npy.len()),
         &props,
-        format!("Nion Swift ndata ({descr})"),
+        format!("Nion Swift ndata ({})", npy.descr),
+        &mut decoding,
     )
 }
 
@@ -114,6 +118,7 @@ pub(super) fn movie(
     values: &[f32],
     props: &Value,
     format: String,
+    decoding: &mut Decoding,
 ) -> Result<Movie> {
     let sequence = props["is_sequence"].as_bool().unwrap_or(false);
     let datum = props["datum_dimension_count"]
@@ -134,13 +139,17 @@ pub(super) fn movie(
         }
     };
     let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
-    let frames = if h * w == 0 {
-        Vec::new()
-    } else {
+    let frames = if let Some(count) = values.len().checked_div(h * w) {
+        decoding.expect(count);
         values
             .chunks_exact(h * w)
-            .map(|c| Raster::from_vec(w, h, c.to_vec()))
+            .map(|c| {
+                decoding.frame(path, c.len() as u64)?;
+                Raster::from_vec(w, h, c.to_vec())
+            })
             .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
     };
     let cal = |axis: usize| -> Option<(f64, String)> {
         let c = props["dimensional_calibrations"].get(axis)?;
@@ -220,6 +229,10 @@ pub(super) fn movie(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    fn read_ndata(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_ndata(path, bytes, &JobCtx::detached())
+    }
 
     /// A stored (uncompressed) ZIP archive of the given members, laid out as Nion Swift writes
     /// it: local headers with data, then the central directory and the end record.

@@ -1,13 +1,15 @@
 //! NPY (NumPy array file) reading and writing, versions 1–3, C order.
 
-use super::{Calibration, Movie};
+use super::{Calibration, Decoding, Movie};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use std::path::Path;
 
 /// Parse an NPY file of shape (T,H,W) or (H,W) with dtype u1/u2/i2/i4/u4/f4/f8 (either byte order).
-pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
-    let (shape, descr, values) = parse_npy(path, bytes)?;
+pub fn read_npy(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
+    let npy = Npy::parse(path, bytes)?;
+    let shape = &npy.shape;
     let (t, h, w) = match shape.as_slice() {
         [h, w] => (1, *h, *w),
         [t, h, w] => (*t, *h, *w),
@@ -20,115 +22,151 @@ pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
             ));
         }
     };
-    let frames = if h * w == 0 {
-        vec![Raster::zeros(w, h); t]
-    } else {
-        values
-            .chunks_exact(h * w)
-            .map(|c| Raster {
-                width: w,
-                height: h,
-                data: c.to_vec(),
-            })
-            .collect()
-    };
+    let px = h * w;
+    if px == 0 {
+        return Err(Error::format(
+            path,
+            format!("frames are {w}x{h} pixels; at least 2x2 are needed"),
+        ));
+    }
+    let mut decoding = Decoding::new(ctx);
+    decoding.expect(t);
+    let frames = (0..t)
+        .map(|k| {
+            decoding.frame(path, px as u64)?;
+            Raster::from_vec(w, h, npy.values(k * px..(k + 1) * px))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Movie {
         frames,
         calibration: Calibration::default(),
         acquisition: Default::default(),
         source: path.to_path_buf(),
-        format: format!("NPY ({descr})"),
+        format: format!("NPY ({})", npy.descr),
     })
 }
 
-/// Any NPY array: its shape, dtype descriptor and values as f32 in C order.
-pub(super) fn parse_npy(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, String, Vec<f32>)> {
-    let bad = |msg: &str| Error::format(path, format!("corrupt NPY file: {msg}"));
-    if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
-        return Err(bad("missing NPY magic"));
+/// An NPY array: its shape and dtype, and its data, checked to be as long as they say.
+pub(super) struct Npy<'a> {
+    pub shape: Vec<usize>,
+    /// The dtype as written, e.g. "<f4".
+    pub descr: String,
+    /// The dtype without its byte order, e.g. "f4".
+    kind: String,
+    little: bool,
+    /// Bytes per value.
+    item: usize,
+    data: &'a [u8],
+}
+
+impl<'a> Npy<'a> {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.data.len() / self.item
     }
-    let major = bytes[6];
-    let (header_len, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => {
-            if bytes.len() < 12 {
-                return Err(bad("truncated header"));
-            }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+
+    /// The values with C-order indices in `range`, as f32.
+    pub fn values(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        self.data[range.start * self.item..range.end * self.item]
+            .chunks_exact(self.item)
+            .map(|c| decode(&self.kind, self.little, c))
+            .collect()
+    }
+
+    /// Parse the header of any NPY array.
+    pub fn parse(path: &Path, bytes: &'a [u8]) -> Result<Self> {
+        let bad = |msg: &str| Error::format(path, format!("corrupt NPY file: {msg}"));
+        if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
+            return Err(bad("missing NPY magic"));
         }
-        v => return Err(bad(&format!("unsupported NPY version {v}"))),
-    };
-    let header = bytes
-        .get(start..start + header_len)
-        .ok_or_else(|| bad("truncated header"))?;
-    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| bad("no 'fortran_order'"))?;
-    if fortran.starts_with("True") {
-        return Err(Error::format(
-            path,
-            "Fortran-ordered NPY arrays are not supported; save with numpy.ascontiguousarray",
-        ));
-    }
-    let shape_txt = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?;
-    let shape: Vec<usize> = shape_txt
-        .trim_start_matches('(')
-        .split(')')
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad("shape is not a tuple of integers"))
-        })
-        .collect::<Result<_>>()?;
-    let (little, kind) = match descr.as_bytes().first() {
-        Some(b'<') | Some(b'|') => (true, &descr[1..]),
-        Some(b'>') => (false, &descr[1..]),
-        Some(b'=') => (cfg!(target_endian = "little"), &descr[1..]),
-        _ => (true, descr),
-    };
-    let item = match kind {
-        "u1" | "i1" | "b1" => 1,
-        "u2" | "i2" => 2,
-        "u4" | "i4" | "f4" => 4,
-        "f8" | "i8" | "u8" => 8,
-        _ => {
+        let major = bytes[6];
+        let (header_len, start) = match major {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            2 | 3 => {
+                if bytes.len() < 12 {
+                    return Err(bad("truncated header"));
+                }
+                (
+                    u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                    12,
+                )
+            }
+            v => return Err(bad(&format!("unsupported NPY version {v}"))),
+        };
+        let header = bytes
+            .get(start..start + header_len)
+            .ok_or_else(|| bad("truncated header"))?;
+        let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
+        let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
+        let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+        let fortran =
+            dict_value(header, "fortran_order").ok_or_else(|| bad("no 'fortran_order'"))?;
+        if fortran.starts_with("True") {
             return Err(Error::format(
                 path,
-                format!("NPY dtype '{descr}' is not supported (use u1, u2, i2, u4, i4, f4 or f8)"),
+                "Fortran-ordered NPY arrays are not supported; save with numpy.ascontiguousarray",
             ));
         }
-    };
-    let data = &bytes[start + header_len..];
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| bad("shape is too large"))?;
-    let need = n
-        .checked_mul(item)
-        .ok_or_else(|| bad("shape is too large"))?;
-    super::check_fits(path, n as u64)?;
-    if data.len() < need {
-        return Err(Error::format(
-            path,
-            format!(
-                "truncated NPY file: shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}",
-                data.len()
-            ),
-        ));
+        let shape_txt = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?;
+        let shape: Vec<usize> = shape_txt
+            .trim_start_matches('(')
+            .split(')')
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<usize>()
+                    .map_err(|_| bad("shape is not a tuple of integers"))
+            })
+            .collect::<Result<_>>()?;
+        let (little, kind) = match descr.as_bytes().first() {
+            Some(b'<') | Some(b'|') => (true, &descr[1..]),
+            Some(b'>') => (false, &descr[1..]),
+            Some(b'=') => (cfg!(target_endian = "little"), &descr[1..]),
+            _ => (true, descr),
+        };
+        let item = match kind {
+            "u1" | "i1" | "b1" => 1,
+            "u2" | "i2" => 2,
+            "u4" | "i4" | "f4" => 4,
+            "f8" | "i8" | "u8" => 8,
+            _ => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "NPY dtype '{descr}' is not supported (use u1, u2, i2, u4, i4, f4 or f8)"
+                    ),
+                ));
+            }
+        };
+        let data = &bytes[start + header_len..];
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("shape is too large"))?;
+        let need = n
+            .checked_mul(item)
+            .ok_or_else(|| bad("shape is too large"))?;
+        if data.len() < need {
+            return Err(Error::format(
+                path,
+                format!(
+                    "truncated NPY file: shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Npy {
+            shape,
+            descr: descr.to_string(),
+            kind: kind.to_string(),
+            little,
+            item,
+            data: &data[..need],
+        })
     }
-    let values: Vec<f32> = data[..need]
-        .chunks_exact(item)
-        .map(|c| decode(kind, little, c))
-        .collect();
-    Ok((shape, descr.to_string(), values))
 }
 
 fn decode(kind: &str, little: bool, c: &[u8]) -> f32 {
@@ -203,6 +241,10 @@ pub fn write_npy_f32(frames: &[Raster]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_npy(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_npy(path, bytes, &JobCtx::detached())
+    }
 
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
         let header =

@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 use crate::jobs::JobCtx;
 use crate::lattice::fft::{fft2, signed_bin};
 use crate::raster::Raster;
+use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Drift of each frame relative to frame 0, in pixels: the content of frame `f` sits at
 /// `position_in_frame_0 + offset[f]`.
@@ -95,14 +97,20 @@ const REFINE_ROUNDS: usize = 4;
 
 /// Low-passed cross-power spectrum of two windowed spectra (not whitened: see the module docs).
 fn cross_power(a: &[Complex32], b: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
+    // The Gaussian is separable: one factor per column times one per row.
+    let gauss = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let f = signed_bin(i, n) as f32 / n as f32;
+                (-(f * f) / (2.0 * LOWPASS_SIGMA * LOWPASS_SIGMA)).exp()
+            })
+            .collect()
+    };
+    let (gx, gy) = (gauss(w), gauss(h));
     let mut out = Vec::with_capacity(w * h);
-    for y in 0..h {
-        let fy = signed_bin(y, h) as f32 / h as f32;
-        for x in 0..w {
-            let fx = signed_bin(x, w) as f32 / w as f32;
-            let c = b[y * w + x] * a[y * w + x].conj();
-            let lp = (-(fx * fx + fy * fy) / (2.0 * LOWPASS_SIGMA * LOWPASS_SIGMA)).exp();
-            out.push(c * lp);
+    for (y, g) in gy.iter().enumerate() {
+        for (x, lp) in gx.iter().enumerate() {
+            out.push(b[y * w + x] * a[y * w + x].conj() * (lp * g));
         }
     }
     out
@@ -129,23 +137,47 @@ fn shifted(spectrum: &[Complex32], w: usize, h: usize, dx: f64, dy: f64) -> Rast
     }
 }
 
-/// Drift of every frame relative to frame 0, by chaining frame-to-frame shifts.
+/// Drift of every frame relative to frame 0, by chaining frame-to-frame shifts. The shifts are
+/// measured in parallel, as many pairs at a time as there are threads and free memory for.
 pub fn drift(frames: &[Raster], ctx: &JobCtx) -> Result<Drift> {
-    ctx.begin("registering frames", frames.len().saturating_sub(1) as u64);
+    let pairs = frames.len().saturating_sub(1);
+    ctx.begin("registering frames", pairs as u64);
+    let pixels = frames.first().map_or(0, |f| f.data.len()) as u64;
+    let lanes = match crate::movie::available_memory() {
+        // Half of what is free, at the buffers one pair needs.
+        Some(free) => (free / 2 / (PAIR_BUFFERS * 8 * pixels).max(1)).max(1) as usize,
+        None => 1,
+    }
+    .min(rayon::current_num_threads());
+    let done = AtomicU64::new(0);
+    let mut steps = Vec::with_capacity(pairs);
+    for chunk in (1..frames.len()).collect::<Vec<_>>().chunks(lanes) {
+        let measured = chunk
+            .par_iter()
+            .map(|&f| {
+                ctx.check()?;
+                let step = cross_correlation(&frames[f - 1], &frames[f])?;
+                ctx.step(done.fetch_add(1, Ordering::Relaxed) + 1)?;
+                Ok(step)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        steps.extend(measured);
+    }
     let mut offsets = vec![(0.0, 0.0)];
     let mut peak_heights = vec![1.0];
-    for f in 1..frames.len() {
-        let ((dx, dy), peak) = cross_correlation(&frames[f - 1], &frames[f])?;
-        let (px, py) = offsets[f - 1];
+    for ((dx, dy), peak) in steps {
+        let (px, py) = offsets[offsets.len() - 1];
         offsets.push((px + dx, py + dy));
         peak_heights.push(peak);
-        ctx.step(f as u64)?;
     }
     Ok(Drift {
         offsets,
         peak_heights,
     })
 }
+
+/// Complex frame-sized buffers alive at once while one pair is measured.
+const PAIR_BUFFERS: u64 = 8;
 
 /// A movie moved onto frame 0's field of view.
 #[derive(Debug, Clone)]
@@ -182,14 +214,32 @@ pub fn register_movie(
     crop: bool,
     ctx: &JobCtx,
 ) -> Result<Registration> {
+    let (registered, reg) = registered(movie, crop, ctx)?;
+    *movie = registered;
+    Ok(reg)
+}
+
+/// A registered copy of `movie` (see [`register`]), whose format says so; the frames are not
+/// copied first, so it needs memory for the moved frames only.
+pub fn registered(
+    movie: &crate::movie::Movie,
+    crop: bool,
+    ctx: &JobCtx,
+) -> Result<(crate::movie::Movie, Registration)> {
     let (frames, reg) = register(&movie.frames, crop, ctx)?;
-    movie.frames = frames;
-    movie.format = format!(
+    let format = format!(
         "{}, registered{}",
         movie.format,
         if crop { " and cropped" } else { "" }
     );
-    Ok(reg)
+    let registered = crate::movie::Movie {
+        frames,
+        calibration: movie.calibration,
+        acquisition: movie.acquisition.clone(),
+        source: movie.source.clone(),
+        format,
+    };
+    Ok((registered, reg))
 }
 
 /// Move every frame by its measured offset onto frame 0; see [`register`].
@@ -230,8 +280,19 @@ pub fn align(frames: &[Raster], drift: &Drift, crop: bool) -> Result<(Vec<Raster
     } else {
         ((0, 0), (w, h))
     };
+    let need = (size.0 * size.1 * frames.len() * 4) as u64;
+    if let Some(free) = crate::movie::available_memory()
+        && need > free
+    {
+        return Err(Error::invalid(format!(
+            "registration needs {:.1} GB for the moved frames and only {:.1} GB are free; crop \
+             or bin the movie, or split it into shorter ones",
+            need as f64 / 1e9,
+            free as f64 / 1e9
+        )));
+    }
     let aligned = frames
-        .iter()
+        .par_iter()
         .zip(&drift.offsets)
         .map(|(frame, &(dx, dy))| {
             let (mean, _) = frame.mean_std();
@@ -306,7 +367,7 @@ fn refine(spectrum: &[Complex32], w: usize, h: usize, x0: f64, y0: f64) -> (f64,
         })
         .collect();
     let mut rows = vec![vec![(0.0f64, 0.0f64); n]; h];
-    for (v, row) in rows.iter_mut().enumerate() {
+    rows.par_iter_mut().enumerate().for_each(|(v, row)| {
         let s = &spectrum[v * w..(v + 1) * w];
         for (i, e) in ex.iter().enumerate() {
             let (mut re, mut im) = (0.0, 0.0);
@@ -317,7 +378,7 @@ fn refine(spectrum: &[Complex32], w: usize, h: usize, x0: f64, y0: f64) -> (f64,
             }
             row[i] = (re, im);
         }
-    }
+    });
     let mut grid = vec![0.0f64; n * n];
     for (j, &y) in ys.iter().enumerate() {
         let ey: Vec<(f64, f64)> = (0..h)

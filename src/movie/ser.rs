@@ -25,8 +25,9 @@
 //! still loads.
 
 use super::cursor::ByteCursor;
-use super::{Acquisition, Calibration, Movie, iso_utc};
+use super::{Acquisition, Calibration, Decoding, Movie, iso_utc};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use std::path::Path;
 
@@ -89,7 +90,7 @@ fn pixel(t: i16, b: &[u8]) -> f32 {
 }
 
 /// Parse a TIA series file.
-pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
+pub fn read_ser(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let mut c = ByteCursor::new(bytes, path, "SER");
     if !looks_like_ser(bytes) {
         return Err(c.bad("not a SER file (no II 0x0197 signature)"));
@@ -152,7 +153,8 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
     let tag_offsets = read_offsets(&mut c, valid)?;
 
     let mut frames = Vec::with_capacity(valid);
-    let mut budget = super::MemoryBudget::new();
+    let mut decoding = Decoding::new(ctx);
+    decoding.expect(valid);
     let mut pixel_size_nm = None;
     let mut name = "";
     for (i, &off) in data_offsets.iter().enumerate() {
@@ -172,7 +174,7 @@ pub fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
             return Err(c.bad(format!("image {i} of {w}×{h} pixels")));
         }
         let (w, h) = (w as usize, h as usize);
-        budget.take(path, w as u64 * h as u64)?;
+        decoding.frame(path, w as u64 * h as u64)?;
         let raw = c.take(
             w.checked_mul(h)
                 .and_then(|p| p.checked_mul(size))
@@ -307,6 +309,10 @@ fn parse_emi(text: &str, index: usize) -> Option<EmiInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_ser(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_ser(path, bytes, &JobCtx::detached())
+    }
 
     #[test]
     fn emi_metadata_of_the_numbered_series() {

@@ -1,8 +1,9 @@
 //! TIFF stacks: reading (grey 8/16/32/64-bit integer and float, ImageJ calibration) and writing.
 
 use super::nm_per_unit;
-use super::{Calibration, Movie};
+use super::{Calibration, Decoding, Movie};
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::Raster;
 use std::io::Cursor;
 use std::path::Path;
@@ -12,11 +13,14 @@ use tiff::tags::{ResolutionUnit, Tag};
 
 /// Read every page of a grey TIFF as a frame; calibration from ImageJ metadata or the
 /// resolution tags (centimetre unit) when present.
-pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
+pub fn read_tiff(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let corrupt =
         |e: tiff::TiffError| Error::format(path, format!("corrupt or truncated TIFF ({e})"));
     let mut dec = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?;
-    let mut budget = super::MemoryBudget::new();
+    let mut decoding = Decoding::new(ctx);
+    if let Some(pages) = count_pages(bytes) {
+        decoding.expect(pages);
+    }
     let description = dec
         .find_tag(Tag::ImageDescription)
         .ok()
@@ -50,7 +54,7 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
             ));
         }
         // Page by page against the memory free at the start.
-        budget.take(path, w as u64 * h as u64)?;
+        decoding.frame(path, w as u64 * h as u64)?;
         let (data, k) = match dec.read_image().map_err(corrupt)? {
             DecodingResult::U8(v) => (v.into_iter().map(f32::from).collect(), "8-bit"),
             DecodingResult::U16(v) => (v.into_iter().map(f32::from).collect(), "16-bit"),
@@ -78,6 +82,18 @@ pub fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
         source: path.to_path_buf(),
         format: format!("TIFF ({last_kind})"),
     })
+}
+
+/// How many pages the TIFF holds, by walking its directories without decoding an image; `None`
+/// when they cannot be walked (then decoding says why).
+fn count_pages(bytes: &[u8]) -> Option<usize> {
+    let mut dec = Decoder::new(Cursor::new(bytes)).ok()?;
+    let mut pages = 1;
+    while dec.more_images() {
+        dec.next_image().ok()?;
+        pages += 1;
+    }
+    Some(pages)
 }
 
 /// A numeric tag value (rational, float or integer) as f64.
@@ -219,6 +235,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_tiff(path: &Path, bytes: &[u8]) -> Result<Movie> {
+        super::read_tiff(path, bytes, &JobCtx::detached())
+    }
 
     #[test]
     fn float_stack_round_trip_with_calibration() {
