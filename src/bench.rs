@@ -34,25 +34,36 @@ pub struct Case {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
-    Train { arch: Architecture, batch: usize },
-    Infer { arch: Architecture, size: usize },
-    Analyze { frames: usize, size: usize },
+    Train {
+        arch: Architecture,
+        batch: usize,
+    },
+    Infer {
+        arch: Architecture,
+        size: usize,
+    },
+    Analyze {
+        frames: usize,
+        size: usize,
+    },
     Cluster(ClusterMethod),
-    Dendrogram { all: bool },
+    Dendrogram {
+        all: bool,
+    },
     Link,
-    GuiMarkers,
+    /// The window with `detections` spread over a movie of `frames` frames.
+    GuiMarkers {
+        detections: usize,
+        frames: usize,
+    },
 }
 
 /// Side of the training crops of the training cases.
 pub const TRAIN_CROP: usize = 256;
-/// First-layer filters of both networks in every case (the defaults of the workbench).
-pub const WIDTH: usize = 16;
 /// Defects in the `…-10k` cases come from a movie of this many frames of this size
 /// (about 11 000 true defects).
 const TEN_K_FRAMES: usize = 100;
 const TEN_K_SIZE: usize = 768;
-/// Markers drawn on one frame in the window case.
-pub const GUI_MARKERS: usize = 10_000;
 
 /// Every case, in the order they run.
 pub const CASES: &[Case] = &[
@@ -134,7 +145,17 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "gui-10k-markers",
-        kind: Kind::GuiMarkers,
+        kind: Kind::GuiMarkers {
+            detections: 10_000,
+            frames: 1,
+        },
+    },
+    Case {
+        id: "gui-100k-detections",
+        kind: Kind::GuiMarkers {
+            detections: 100_000,
+            frames: 200,
+        },
     },
     Case {
         id: "analyze-30x512",
@@ -183,6 +204,8 @@ pub struct BenchConfig {
     /// Frames per forward pass in the inference cases (the detection default is 2).
     pub inference_batch: usize,
     pub seed: u64,
+    /// First-layer filters of the networks in the training, inference and whole-chain cases.
+    pub width: usize,
 }
 
 impl Default for BenchConfig {
@@ -192,6 +215,7 @@ impl Default for BenchConfig {
             device: DeviceChoice::Auto,
             inference_batch: AnalyzeConfig::new().inference_batch,
             seed: 1,
+            width: ModelConfig::default().width,
         }
     }
 }
@@ -215,8 +239,8 @@ pub struct BenchRow {
 }
 
 /// Measures CPU time of the window's frames (the GUI is not part of the library's pipeline,
-/// so the binary hands this in): `(markers, frames)` → milliseconds per frame.
-pub type FrameTimer = Box<dyn Fn(usize, usize) -> Vec<f64>>;
+/// so the binary hands this in): `(detections, movie frames, window frames)` → milliseconds per window frame.
+pub type FrameTimer = Box<dyn Fn(usize, usize, usize) -> Vec<f64>>;
 
 /// Inputs shared between cases, made when first needed.
 pub struct Bench {
@@ -238,6 +262,15 @@ struct TenK {
 }
 
 impl Bench {
+    /// The network of the training and inference cases: the workbench's, at the bench's width.
+    fn model(&self, architecture: Architecture) -> ModelConfig {
+        ModelConfig {
+            architecture,
+            width: self.cfg.width,
+            ..ModelConfig::default()
+        }
+    }
+
     /// Selects the device now, so that every row names the same one.
     pub fn new(cfg: BenchConfig, gui: Option<FrameTimer>) -> Result<Self> {
         if cfg.repeats == 0 || cfg.inference_batch == 0 {
@@ -271,7 +304,10 @@ impl Bench {
             Kind::Cluster(method) => self.cluster(case, method).map(|r| vec![r]),
             Kind::Dendrogram { all } => self.dendrogram(case, all).map(|r| vec![r]),
             Kind::Link => self.link(case).map(|r| vec![r]),
-            Kind::GuiMarkers => Ok(self.gui_markers(case).into_iter().collect()),
+            Kind::GuiMarkers { detections, frames } => Ok(self
+                .gui_markers(case, detections, frames)
+                .into_iter()
+                .collect()),
         }
     }
 
@@ -313,7 +349,7 @@ impl Bench {
             return Err(Error::invalid("the training frame was not made"));
         };
         let cfg = TrainConfig {
-            model: model(arch),
+            model: self.model(arch),
             crop: TRAIN_CROP,
             batch,
             iterations: 1 + self.cfg.repeats,
@@ -335,8 +371,9 @@ impl Bench {
         Ok(self.row(
             case,
             format!(
-                "training iteration, {} (width {WIDTH}), batch {batch}, {TRAIN_CROP}² crops: augmentation, forward, focal + Dice loss, backward, Adam",
-                arch_name(arch)
+                "training iteration, {} (width {}), batch {batch}, {TRAIN_CROP}² crops: augmentation, forward, focal + Dice loss, backward, Adam",
+                arch_name(arch),
+                self.cfg.width
             ),
             "s/iteration",
             &trained.iteration_seconds[1..],
@@ -355,7 +392,7 @@ impl Bench {
             .find(|(s, _)| *s == size)
             .map(|(_, f)| f.as_slice())
             .unwrap_or_default();
-        let model = model(arch);
+        let model = self.model(arch);
         self.device.device.seed(self.cfg.seed);
         let net = model.init(&self.device.device);
         reset_peak_memory();
@@ -369,8 +406,9 @@ impl Bench {
         Ok(self.row(
             case,
             format!(
-                "inference, {} (width {WIDTH}), {size}² frames, {batch} per pass: input transform, forward, sigmoid, read back",
-                arch_name(arch)
+                "inference, {} (width {}), {size}² frames, {batch} per pass: input transform, forward, sigmoid, read back",
+                arch_name(arch),
+                self.cfg.width
             ),
             "ms/frame",
             &samples,
@@ -384,6 +422,7 @@ impl Bench {
         let movie = self.synth(frames, size)?;
         let mut cfg = AnalyzeConfig::new();
         cfg.train.device = self.cfg.device;
+        cfg.train.model.width = self.cfg.width;
         let ctx = JobCtx::detached();
         reset_peak_memory();
         let t = Instant::now();
@@ -537,29 +576,26 @@ impl Bench {
         ))
     }
 
-    fn gui_markers(&self, case: &Case) -> Option<BenchRow> {
+    fn gui_markers(&self, case: &Case, detections: usize, frames: usize) -> Option<BenchRow> {
         let timer = self.gui.as_ref()?;
         reset_peak_memory();
-        let samples = timer(GUI_MARKERS, self.cfg.repeats.max(10));
+        let samples = timer(detections, frames, self.cfg.repeats.max(10));
         Some(BenchRow {
             device: "cpu (egui pass + tessellation)".into(),
             ..self.row(
                 case,
-                format!(
-                    "window frame, Detection panel with {GUI_MARKERS} markers on the frame shown"
-                ),
+                if frames == 1 {
+                    format!("window frame, Detection panel with {detections} markers on the frame shown")
+                } else {
+                    format!(
+                        "window frame, Detection panel, {detections} detections over {frames} frames ({} on the frame shown)",
+                        detections / frames
+                    )
+                },
                 "ms/frame",
                 &samples,
             )
         })
-    }
-}
-
-fn model(architecture: Architecture) -> ModelConfig {
-    ModelConfig {
-        architecture,
-        width: WIDTH,
-        ..ModelConfig::default()
     }
 }
 

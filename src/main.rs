@@ -113,6 +113,10 @@ enum Command {
         /// Frames per forward pass in the inference cases.
         #[arg(long, default_value_t = 2)]
         inference_batch: usize,
+        /// Filters of the networks' first layer in the training, inference and `analyze-…`
+        /// cases.
+        #[arg(long, default_value_t = defectscope::model::ModelConfig::default().width)]
+        net_width: usize,
         /// Print the rows as JSON (with the machine) instead of a table.
         #[arg(long)]
         json: bool,
@@ -424,6 +428,7 @@ fn run_headless(command: Command) -> Result<()> {
             repeats,
             device,
             inference_batch,
+            net_width,
             json,
             list,
         } => {
@@ -431,6 +436,7 @@ fn run_headless(command: Command) -> Result<()> {
                 repeats,
                 device,
                 inference_batch,
+                width: net_width,
                 ..BenchConfig::default()
             };
             run_bench(&cases, cfg, json, list)

@@ -605,12 +605,14 @@ impl App {
 }
 
 /// CPU time of the window's frames, ms each: the Detection panel of a 1600 × 1000 window on a
-/// 512² frame carrying `markers` detections, `frames` frames after two untimed ones. A frame is
-/// the egui pass (input, panels, overlay) plus tessellation; drawing on the GPU is not included.
-/// For `defectscope bench`.
-pub fn marker_frame_times(markers: usize, frames: usize) -> Vec<f64> {
+/// movie of `movie_frames` 512² frames carrying `markers` detections spread evenly over them
+/// (frame 0 is shown), `frames` window frames after two untimed ones. A window frame is the egui
+/// pass (input, panels, overlay) plus tessellation; drawing on the GPU is not included. For
+/// `defectscope bench`.
+pub fn marker_frame_times(markers: usize, movie_frames: usize, frames: usize) -> Vec<f64> {
     use rand::{Rng, SeedableRng};
     let (w, h) = (512usize, 512usize);
+    let movie_frames = movie_frames.max(1);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let frame = crate::raster::Raster {
         width: w,
@@ -618,8 +620,8 @@ pub fn marker_frame_times(markers: usize, frames: usize) -> Vec<f64> {
         data: (0..w * h).map(|_| rng.random::<f32>()).collect(),
     };
     let all = (0..markers)
-        .map(|_| crate::detect::Detection {
-            frame: 0,
+        .map(|i| crate::detect::Detection {
+            frame: i * movie_frames / markers.max(1),
             x: rng.random_range(0.0..(w - 1) as f32),
             y: rng.random_range(0.0..(h - 1) as f32),
             area: rng.random_range(20..60),
@@ -629,7 +631,7 @@ pub fn marker_frame_times(markers: usize, frames: usize) -> Vec<f64> {
     let ctx = egui::Context::default();
     let mut app = App::new(&ctx, Settings::default());
     app.session.movie = Some(Arc::new(crate::movie::Movie {
-        frames: vec![frame],
+        frames: vec![frame; movie_frames],
         calibration: Default::default(),
         acquisition: Default::default(),
         source: "bench".into(),

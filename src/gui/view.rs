@@ -355,11 +355,19 @@ impl MovieView {
         // One mesh for all markers: 10⁴ anti-aliased circle strokes take ~40 ms to tessellate,
         // this ~1 ms.
         let mut rings = egui::Mesh::default();
-        for (p, c) in &overlays.markers {
-            let s = screen_from_image(p[0], p[1]);
-            if rect.expand(r).contains(s) {
-                ring(&mut rings, s, r, 2.0, class_col(*c));
-            }
+        let shown: Vec<(Pos2, Color32)> = overlays
+            .markers
+            .iter()
+            .map(|(p, c)| (screen_from_image(p[0], p[1]), class_col(*c)))
+            .filter(|(s, _)| rect.expand(r).contains(*s))
+            .collect();
+        rings.reserve_vertices(shown.len() * 2 * RING_SEGMENTS);
+        rings.reserve_triangles(shown.len() * 2 * RING_SEGMENTS);
+        let directions: Vec<Vec2> = (0..RING_SEGMENTS)
+            .map(|k| Vec2::angled(k as f32 / RING_SEGMENTS as f32 * std::f32::consts::TAU))
+            .collect();
+        for (s, c) in shown {
+            ring(&mut rings, &directions, s, r, 2.0, c);
         }
         painter.add(egui::Shape::mesh(rings));
         for p in &overlays.truth {
@@ -387,19 +395,29 @@ impl MovieView {
 }
 
 /// A ring of radius `r` (centre line) and `width` as 16 quads, appended to `mesh`.
-fn ring(mesh: &mut egui::Mesh, centre: Pos2, r: f32, width: f32, colour: Color32) {
-    const SEGMENTS: u32 = 16;
+/// Segments of a marker ring.
+const RING_SEGMENTS: usize = 16;
+
+/// A ring of `width` around `centre` as triangles, through the unit `directions` (one per
+/// segment, computed once per frame).
+fn ring(
+    mesh: &mut egui::Mesh,
+    directions: &[Vec2],
+    centre: Pos2,
+    r: f32,
+    width: f32,
+    colour: Color32,
+) {
     let base = mesh.vertices.len() as u32;
     let (inner, outer) = (r - width / 2.0, r + width / 2.0);
-    for k in 0..SEGMENTS {
-        let a = k as f32 / SEGMENTS as f32 * std::f32::consts::TAU;
-        let dir = Vec2::new(a.cos(), a.sin());
+    for &dir in directions {
         mesh.colored_vertex(centre + dir * inner, colour);
         mesh.colored_vertex(centre + dir * outer, colour);
     }
-    for k in 0..SEGMENTS {
+    let n = directions.len() as u32;
+    for k in 0..n {
         let (i0, o0) = (base + 2 * k, base + 2 * k + 1);
-        let next = (k + 1) % SEGMENTS;
+        let next = (k + 1) % n;
         let (i1, o1) = (base + 2 * next, base + 2 * next + 1);
         mesh.add_triangle(i0, o0, o1);
         mesh.add_triangle(i0, o1, i1);
