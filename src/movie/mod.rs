@@ -447,21 +447,23 @@ impl<'a> Decoding<'a> {
 }
 
 fn fits(path: &Path, need: u64, available: Option<u64>) -> Result<()> {
-    match available {
-        Some(free) if need > free => {
-            let gb = |b: u64| b as f64 / 1e9;
-            Err(Error::format(
-                path,
-                format!(
-                    "this movie needs {:.1} GB of memory as 32-bit floats and only {:.1} GB are \
-                     free; crop or bin it, or split it into shorter movies",
-                    gb(need),
-                    gb(free)
-                ),
-            ))
-        }
-        _ => Ok(()),
+    match shortfall(need, available) {
+        Some(why) => Err(Error::format(path, format!("this movie needs {why}"))),
+        None => Ok(()),
     }
+}
+
+/// Where `need` bytes of 32-bit floats exceed the `available` memory: "6.4 GB of memory as …
+/// only 2.0 GB are free; crop or bin …", to follow "… needs ".
+pub(crate) fn shortfall(need: u64, available: Option<u64>) -> Option<String> {
+    let free = available.filter(|&free| need > free)?;
+    let gb = |b: u64| b as f64 / 1e9;
+    Some(format!(
+        "{:.1} GB of memory as 32-bit floats and only {:.1} GB are free; crop or bin the movie, \
+         or split it into shorter movies",
+        gb(need),
+        gb(free)
+    ))
 }
 
 /// Seconds per time unit; `None` for units that are not times.

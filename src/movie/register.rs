@@ -281,14 +281,9 @@ pub fn align(frames: &[Raster], drift: &Drift, crop: bool) -> Result<(Vec<Raster
         ((0, 0), (w, h))
     };
     let need = (size.0 * size.1 * frames.len() * 4) as u64;
-    if let Some(free) = crate::movie::available_memory()
-        && need > free
-    {
+    if let Some(why) = crate::movie::shortfall(need, crate::movie::available_memory()) {
         return Err(Error::invalid(format!(
-            "registration needs {:.1} GB for the moved frames and only {:.1} GB are free; crop \
-             or bin the movie, or split it into shorter ones",
-            need as f64 / 1e9,
-            free as f64 / 1e9
+            "registration makes a moved copy of the frames, and it needs {why}"
         )));
     }
     let aligned = frames

@@ -200,11 +200,13 @@ pub fn train(
 }
 
 /// What tests make happen: burn's path on the CPU standing in for a GPU, and that "GPU"
-/// failing (a panic) when asked for the loss of an iteration.
+/// failing (a panic) when asked for the loss of an iteration, or at the validation after an
+/// iteration.
 #[derive(Debug, Default, Clone, Copy)]
 struct Faults {
     burn_on_cpu: bool,
     gpu_panics_at: Option<usize>,
+    validation_panics_after: Option<usize>,
 }
 
 fn train_with(
@@ -320,16 +322,37 @@ fn train_with(
         let done = it + 1;
         let last = done == cfg.iterations;
         if (cfg.validate_every > 0 && done % cfg.validate_every == 0) || last {
-            let net = learner.net();
-            if rescue.is_some() {
-                rescue = Some((done, guarded(|| CpuTrainer::new(&net))?));
-            }
-            let iou = validation_iou(&net, &cfg.model, &validation_crops, &device)?;
-            validation.push((done, iou));
-            ctx.emit(Event::Validation {
-                iteration: done,
-                iou,
+            // The weights come to the host here (for a GPU failing later), and the GPU may
+            // fail here too: then the run goes on on the CPU from the last validation's
+            // weights, and this validation, of weights no longer trained, is left out.
+            let validated = guarded(|| {
+                if faults.validation_panics_after == Some(done) {
+                    std::panic::panic_any(format!("injected GPU failure validating {done}"));
+                }
+                let net = learner.net();
+                let copy = match rescue {
+                    Some(_) => Some(CpuTrainer::new(&net)?),
+                    None => None,
+                };
+                let iou = validation_iou(&net, &cfg.model, &validation_crops, &device)?;
+                Ok((copy, iou))
             });
+            match validated {
+                Ok((copy, iou)) => {
+                    if let Some(copy) = copy {
+                        rescue = Some((done, copy));
+                    }
+                    validation.push((done, iou));
+                    ctx.emit(Event::Validation {
+                        iteration: done,
+                        iou,
+                    });
+                }
+                Err(failure) => {
+                    learner = fall_back(&mut rescue, failure, done)?;
+                    (device, device_name) = (Device::flex(), "cpu".to_string());
+                }
+            }
         }
         if let Some(dir) = checkpoint_dir
             && last
@@ -800,6 +823,7 @@ mod tests {
         let faults = Faults {
             burn_on_cpu: true,
             gpu_panics_at: Some(6),
+            ..Faults::default()
         };
         let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
         assert_eq!(t.losses.len(), 10);
@@ -814,8 +838,8 @@ mod tests {
         );
         // Without a GPU to fall back from, the same failure is an error.
         let cpu_only = Faults {
-            burn_on_cpu: false,
             gpu_panics_at: Some(3),
+            ..Faults::default()
         };
         let err = train_with(
             &frame,
@@ -828,6 +852,26 @@ mod tests {
         )
         .expect_err("no fallback from the CPU");
         assert!(err.to_string().contains("injected"), "{err}");
+        // A GPU that fails while validating (or copying its weights out) after iteration 8:
+        // the run goes on from the weights of iteration 4, without a validation at 8.
+        let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
+        let faults = Faults {
+            burn_on_cpu: true,
+            validation_panics_after: Some(8),
+            ..Faults::default()
+        };
+        let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
+        assert_eq!(t.losses.len(), 10);
+        assert_eq!(t.device_name, "cpu");
+        let validated: Vec<usize> = t.validation.iter().map(|v| v.0).collect();
+        assert_eq!(validated, [4, 10]);
+        let warnings = crate::jobs::warnings(&events);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("iteration 8") && warnings[0].contains("weights of iteration 4"),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[test]
