@@ -90,6 +90,18 @@ fn every_long_job_stops_when_cancelled() {
         }),
     ));
 
+    // Loading: a TIFF of 1200 frames (the 40 again and again, 315 MB), decoded frame by frame.
+    let dir = tempfile::tempdir().expect("dir");
+    let tiff = dir.path().join("long.tif");
+    let frames: Vec<_> = movie.frames.iter().cycle().take(1200).cloned().collect();
+    let bytes = defectscope::movie::write_tiff_f32(&frames, &movie.calibration).expect("tiff");
+    drop(frames);
+    std::fs::write(&tiff, bytes).expect("write");
+    took.push((
+        "loading",
+        cancel_after_progress("load", move |ctx| defectscope::movie::load_in(&tiff, ctx)),
+    ));
+
     let m = movie.clone();
     took.push((
         "registration",
