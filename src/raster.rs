@@ -3,6 +3,7 @@
 //! Coordinates: `x` is the column, `y` the row, both 0-based, pixel centres at integer positions.
 
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 
 /// A row-major single-channel image.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,29 +122,40 @@ impl Raster {
             .collect();
         let norm: f32 = kernel.iter().sum();
         let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
-        // Each pass adds shifted copies of whole rows, weighted (vectorisable loops).
+        // Each pass adds shifted copies of whole rows, weighted (vectorisable loops); rows are
+        // independent in both passes, so they run in parallel.
         let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 {
+            return self.clone();
+        }
         let mut tmp = vec![0.0f32; w * h];
-        let mut padded = vec![0.0f32; w + 2 * radius as usize];
-        for (src, dst) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
-            for (i, p) in padded.iter_mut().enumerate() {
-                *p = src[reflect(i as isize - radius, w)];
-            }
-            for (k, wk) in kernel.iter().enumerate() {
-                for (d, s) in dst.iter_mut().zip(&padded[k..]) {
-                    *d += wk * s;
-                }
-            }
-        }
+        self.data
+            .par_chunks_exact(w)
+            .zip(tmp.par_chunks_exact_mut(w))
+            .for_each_init(
+                || vec![0.0f32; w + 2 * radius as usize],
+                |padded, (src, dst)| {
+                    for (i, p) in padded.iter_mut().enumerate() {
+                        *p = src[reflect(i as isize - radius, w)];
+                    }
+                    for (k, wk) in kernel.iter().enumerate() {
+                        for (d, s) in dst.iter_mut().zip(&padded[k..]) {
+                            *d += wk * s;
+                        }
+                    }
+                },
+            );
         let mut out = vec![0.0f32; w * h];
-        for (y, dst) in out.chunks_exact_mut(w).enumerate() {
-            for (k, wk) in kernel.iter().enumerate() {
-                let sy = reflect(y as isize + k as isize - radius, h);
-                for (d, s) in dst.iter_mut().zip(&tmp[sy * w..][..w]) {
-                    *d += wk * s;
+        out.par_chunks_exact_mut(w)
+            .enumerate()
+            .for_each(|(y, dst)| {
+                for (k, wk) in kernel.iter().enumerate() {
+                    let sy = reflect(y as isize + k as isize - radius, h);
+                    for (d, s) in dst.iter_mut().zip(&tmp[sy * w..][..w]) {
+                        *d += wk * s;
+                    }
                 }
-            }
-        }
+            });
         Raster {
             width: w,
             height: h,
