@@ -6,7 +6,7 @@ use crate::detect::{Detection, Dropped, LocalizeConfig, detect_all, detections_c
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
 use crate::jobs::{Event, JobCtx};
-use crate::lattice::{LabelMethod, Labels, label};
+use crate::lattice::{LabelMethod, Labels, label_in};
 use crate::model::{load_checkpoint, select_device};
 use crate::movie::Movie;
 use crate::score::{Score, score_frame};
@@ -105,8 +105,9 @@ pub fn analyze(
 
     ctx.begin("labelling frame 0", 1);
     let t = Instant::now();
-    let labels = match label(frame0, &cfg.label) {
+    let labels = match label_in(frame0, &cfg.label, ctx) {
         Ok(l) => Some(l),
+        Err(Error::Cancelled) => return Err(Error::Cancelled),
         Err(e) if model_dir.is_some() => {
             warn(
                 format!("frame 0 could not be labelled ({e}); using the given model only"),

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
 use crate::jobs::{self, Event, JobHandle, Progress};
-use crate::lattice::{DEFAULT_MASK_RADIUS_PX, LabelMethod, Labels, label};
+use crate::lattice::{DEFAULT_MASK_RADIUS_PX, LabelMethod, Labels, label_in};
 use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
     select_device,
@@ -571,7 +571,7 @@ impl Session {
         }
         self.start(JobKind::Label, move |ctx| {
             ctx.begin("labelling frame 0", 1);
-            let l = label(&movie.frames[0], &method)?;
+            let l = label_in(&movie.frames[0], &method, ctx)?;
             ctx.step(1)?;
             Ok(Output::Labelled(l))
         });
@@ -1055,7 +1055,10 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     };
     let (w, h) = (movie.width(), movie.height());
     ctx.begin("labelling frame 0", 1);
-    let labels = label(&movie.frames[0], &settings.label).ok();
+    let labels = match label_in(&movie.frames[0], &settings.label, ctx) {
+        Err(Error::Cancelled) => return Err(Error::Cancelled),
+        labelled => labelled.ok(),
+    };
     let mask = if file.mask_edited {
         let img = movie::load(&paths.mask)?;
         let f = &img.frames[0];

@@ -17,6 +17,7 @@
 pub mod fft;
 
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::raster::{Raster, mean_std, median_mad_sigma};
 use crate::synth::disk_mask;
 use fft::{fft2, signed_bin};
@@ -277,6 +278,12 @@ impl Labels {
 
 /// Label a frame with the chosen method.
 pub fn label(frame: &Raster, method: &LabelMethod) -> Result<Labels> {
+    label_in(frame, method, &JobCtx::detached())
+}
+
+/// [`label`], stopping between its stages (each well under a second on a 2048² frame) when
+/// `ctx` is cancelled.
+pub fn label_in(frame: &Raster, method: &LabelMethod, ctx: &JobCtx) -> Result<Labels> {
     method.validate()?;
     match *method {
         LabelMethod::Columns {
@@ -289,12 +296,13 @@ pub fn label(frame: &Raster, method: &LabelMethod) -> Result<Labels> {
             z_threshold,
             disk_radius_frac,
             min_site_fraction,
+            ctx,
         ),
         LabelMethod::FftResidual {
             cutoff_cycles_per_px,
             lo,
             hi,
-        } => label_fft_residual(frame, method, cutoff_cycles_per_px, lo, hi),
+        } => label_fft_residual(frame, method, cutoff_cycles_per_px, lo, hi, ctx),
     }
 }
 
@@ -304,10 +312,12 @@ fn label_fft_residual(
     cutoff: f32,
     lo: f32,
     hi: f32,
+    ctx: &JobCtx,
 ) -> Result<Labels> {
     let (w, h) = (frame.width, frame.height);
     let mut spec: Vec<Complex32> = frame.data.iter().map(|&v| Complex32::new(v, 0.0)).collect();
     fft2(&mut spec, w, h, false);
+    ctx.check()?;
     for y in 0..h {
         let fy = signed_bin(y, h) as f32 / h as f32;
         for x in 0..w {
@@ -318,6 +328,7 @@ fn label_fft_residual(
         }
     }
     fft2(&mut spec, w, h, true);
+    ctx.check()?;
     let n = (w * h) as f32;
     let residual: Vec<f32> = frame
         .data
@@ -351,14 +362,18 @@ fn label_columns(
     z_threshold: f32,
     disk_radius_frac: f32,
     min_site_fraction: f32,
+    ctx: &JobCtx,
 ) -> Result<Labels> {
     let fit = fit_lattice(frame, min_site_fraction)?;
+    ctx.check()?;
     // Slowly varying background: a blur over several cells averages the lattice away, and is
     // wide enough that one dark Mo column does not lower it noticeably for its neighbours.
     let cell = cell_size(&fit);
     let background = frame.gaussian_blur(3.0 * cell);
+    ctx.check()?;
     let r_meas = 0.3 * fit.nearest_column_px;
     let mut columns = measure_columns(frame, &background, &fit, r_meas);
+    ctx.check()?;
     for site in 0..fit.basis.len() {
         let vals: Vec<f32> = columns
             .iter()
@@ -906,6 +921,24 @@ mod tests {
             min_site_fraction: 0.05,
         };
         assert!(label(&f, &bad).is_err());
+    }
+
+    #[test]
+    fn labelling_stops_when_cancelled() {
+        let cfg = SynthConfig {
+            frames: 1,
+            width: 160,
+            height: 160,
+            ..SynthConfig::default()
+        };
+        let frame = &generate(&cfg).expect("gen").movie.frames[0];
+        let cancelled = JobCtx::detached();
+        cancelled.cancel();
+        for method in [LabelMethod::default(), LabelMethod::fft_residual_default()] {
+            assert!(label(frame, &method).is_ok(), "{method:?}");
+            let r = label_in(frame, &method, &cancelled);
+            assert!(matches!(r, Err(Error::Cancelled)), "{method:?}");
+        }
     }
 
     #[test]
