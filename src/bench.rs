@@ -393,8 +393,7 @@ impl Bench {
             .map(|(_, f)| f.as_slice())
             .unwrap_or_default();
         let model = self.model(arch);
-        self.device.device.seed(self.cfg.seed);
-        let net = model.init(&self.device.device);
+        let net = model.init_seeded(&self.device.device, self.cfg.seed);
         reset_peak_memory();
         probability_maps(&net, &model, &self.device.device, frames)?;
         let mut samples = Vec::with_capacity(self.cfg.repeats);

@@ -414,8 +414,7 @@ mod tests {
             ..ModelConfig::default()
         };
         let device = Device::flex();
-        device.seed(5);
-        let net = model.init(&device);
+        let net = model.init_seeded(&device, 5);
         (frames, net, model)
     }
 

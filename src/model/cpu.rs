@@ -465,13 +465,12 @@ mod tests {
     /// A network whose batch norms hold running statistics far from 0 and 1, as after training.
     fn trained_like(arch: Architecture) -> Net {
         let device = Device::flex();
-        device.seed(3);
         let net = ModelConfig {
             architecture: arch,
             width: 4,
             ..ModelConfig::default()
         }
-        .init(&device);
+        .init_seeded(&device, 3);
         // One forward pass in training mode moves the running statistics (momentum 0.1).
         let ad = device.clone().autodiff();
         let trainable = net.fork(&ad);

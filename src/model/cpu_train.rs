@@ -742,13 +742,12 @@ mod tests {
     use burn::optim::{AdamConfig, GradientsParams};
 
     fn net(arch: Architecture, width: usize, device: &Device) -> Net {
-        device.seed(11);
         ModelConfig {
             architecture: arch,
             width,
             ..ModelConfig::default()
         }
-        .init(device)
+        .init_seeded(device, 11)
     }
 
     fn data(n: usize, seed: usize) -> Vec<f32> {

@@ -106,12 +106,35 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// A network with random initial weights from the backend's generator.
     pub fn init(&self, device: &Device) -> Net {
+        let _drawing = drawing_weights();
+        self.build(device)
+    }
+
+    /// A network whose initial weights are set by `seed`: the backend's generator is seeded and
+    /// drawn from with no other thread's initialisation in between.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Net {
+        let _drawing = drawing_weights();
+        device.seed(seed);
+        self.build(device)
+    }
+
+    fn build(&self, device: &Device) -> Net {
         match self.architecture {
             Architecture::Sniffer => Net::Sniffer(Sniffer::new(self.width, device)),
             Architecture::Unet => Net::Unet(Unet::new(self.width, device)),
         }
     }
+}
+
+/// The backend's generator is one per device and process: seeding it and drawing the weights
+/// hold this lock, so that two trainings started together each get their seed's weights.
+fn drawing_weights() -> std::sync::MutexGuard<'static, ()> {
+    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DRAWING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Slope of the leaky ReLU after each batch norm.
