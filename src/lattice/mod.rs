@@ -923,15 +923,20 @@ mod tests {
         assert!(label(&f, &bad).is_err());
     }
 
-    #[test]
-    fn labelling_stops_when_cancelled() {
+    /// One 160² frame of the synthetic WS2 movie.
+    fn small_frame() -> Raster {
         let cfg = SynthConfig {
             frames: 1,
             width: 160,
             height: 160,
             ..SynthConfig::default()
         };
-        let frame = &generate(&cfg).expect("gen").movie.frames[0];
+        generate(&cfg).expect("gen").movie.frames.swap_remove(0)
+    }
+
+    #[test]
+    fn labelling_stops_when_cancelled() {
+        let frame = &small_frame();
         let cancelled = JobCtx::detached();
         cancelled.cancel();
         for method in [LabelMethod::default(), LabelMethod::fft_residual_default()] {
@@ -943,13 +948,7 @@ mod tests {
 
     #[test]
     fn rethresholding_equals_labelling_afresh() {
-        let cfg = SynthConfig {
-            frames: 1,
-            width: 160,
-            height: 160,
-            ..SynthConfig::default()
-        };
-        let frame = &generate(&cfg).expect("gen").movie.frames[0];
+        let frame = &small_frame();
         let cases = [
             (
                 LabelMethod::default(),

@@ -167,13 +167,9 @@ fn single_output(
     let weight: Vec<f32> = weight.iter().copied().collect();
     let mut data = vec![bias; h * w];
     data.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
-        for ci in 0..x.c {
-            for ky in 0..3 {
-                if let Some(sy) = source_row(y, ky, h) {
-                    let k = &weight[ci * 9 + ky * 3..][..3];
-                    add_shifted(out, &x.data[(ci * h + sy) * w..][..w], [k[0], k[1], k[2]]);
-                }
-            }
+        for (at, row) in tap_rows(x, y) {
+            let k = &weight[at..][..3];
+            add_shifted(out, &x.data[row..][..w], [k[0], k[1], k[2]]);
         }
         if let Some(s) = slope {
             for v in out.iter_mut().filter(|v| **v < 0.0) {
@@ -205,6 +201,17 @@ pub(super) fn add_shifted(out: &mut [f32], src: &[f32], k: [f32; 3]) {
 /// zero padding 1, or none where that row lies outside the `h` rows of the image.
 pub(super) fn source_row(y: usize, ky: usize, h: usize) -> Option<usize> {
     (y + ky).checked_sub(1).filter(|&s| s < h)
+}
+
+/// For output row `y`: each input plane `ci` and kernel row `ky` whose source row lies in the
+/// image, in that order, as (`ci·9 + ky·3`, the offset of the source row in `x.data`).
+pub(super) fn tap_rows(x: &Planes, y: usize) -> impl Iterator<Item = (usize, usize)> {
+    let (h, w) = (x.h, x.w);
+    (0..x.c).flat_map(move |ci| {
+        (0..3).filter_map(move |ky| {
+            source_row(y, ky, h).map(|sy| (ci * 9 + ky * 3, (ci * h + sy) * w))
+        })
+    })
 }
 
 /// The im2col matrix of output rows `y0..y1`: `9·c × pixels`, row (ci, ky, kx) holding input

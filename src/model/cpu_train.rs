@@ -19,8 +19,8 @@
 //! detection.
 
 use super::cpu::{
-    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, source_row, up,
-    value, values,
+    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, source_row,
+    tap_rows, up, value, values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
@@ -284,31 +284,25 @@ fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
 /// The im2col matrix of output rows `y0..y1` transposed: `pixels × 9·c`, row p holding the
 /// 3×3 neighbourhoods of pixel p in every input plane (zero outside the image).
 fn im2col_t(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
-    let (h, w, c) = (x.h, x.w, x.c);
+    let (w, c) = (x.w, x.c);
     let k = 9 * c;
     let mut out = vec![0.0f32; (y1 - y0) * w * k];
     for (y, band) in (y0..y1).zip(out.chunks_exact_mut(w * k)) {
-        for ci in 0..c {
-            for ky in 0..3 {
-                let Some(sy) = source_row(y, ky, h) else {
-                    continue;
-                };
-                let src = &x.data[(ci * h + sy) * w..][..w];
-                let at = ci * 9 + ky * 3;
-                let mut pixels = band.chunks_exact_mut(k);
-                // The first and last pixels of the row have a zero neighbour.
-                if let Some(px) = pixels.next() {
-                    px[at + 1] = src[0];
-                    px[at + 2] = src.get(1).copied().unwrap_or(0.0);
-                }
-                // Windows first: zip stops on them without taking a pixel.
-                for (three, px) in src.windows(3).zip(pixels.by_ref()) {
-                    px[at..at + 3].copy_from_slice(three);
-                }
-                if let Some(px) = pixels.next() {
-                    px[at] = src[w - 2];
-                    px[at + 1] = src[w - 1];
-                }
+        for (at, row) in tap_rows(x, y) {
+            let src = &x.data[row..][..w];
+            let mut pixels = band.chunks_exact_mut(k);
+            // The first and last pixels of the row have a zero neighbour.
+            if let Some(px) = pixels.next() {
+                px[at + 1] = src[0];
+                px[at + 2] = src.get(1).copied().unwrap_or(0.0);
+            }
+            // Windows first: zip stops on them without taking a pixel.
+            for (three, px) in src.windows(3).zip(pixels.by_ref()) {
+                px[at..at + 3].copy_from_slice(three);
+            }
+            if let Some(px) = pixels.next() {
+                px[at] = src[w - 2];
+                px[at + 1] = src[w - 1];
             }
         }
     }
@@ -342,25 +336,18 @@ fn single_output_backward(
     dw: Option<&mut [f32]>,
     mut dx: Option<&mut Planes>,
 ) {
-    let (h, w) = (x.h, x.w);
+    let w = x.w;
     let mut sums = vec![0.0f64; 9 * x.c];
     for (y, d) in dy.chunks_exact(w).enumerate() {
-        for ci in 0..x.c {
-            for ky in 0..3 {
-                let Some(sy) = source_row(y, ky, h) else {
-                    continue;
-                };
-                let src = &x.data[(ci * h + sy) * w..][..w];
-                let at = ci * 9 + ky * 3;
-                // Tap kx reads src[x + kx − 1] for output x.
-                sums[at] += f64::from(dot(&d[1..], &src[..w - 1]));
-                sums[at + 1] += f64::from(dot(d, src));
-                sums[at + 2] += f64::from(dot(&d[..w - 1], &src[1..]));
-                if let Some(dx) = dx.as_mut() {
-                    let k = &weight[at..][..3];
-                    let row = &mut dx.data[(ci * h + sy) * w..][..w];
-                    add_shifted(row, d, [k[2], k[1], k[0]]);
-                }
+        for (at, row) in tap_rows(x, y) {
+            let src = &x.data[row..][..w];
+            // Tap kx reads src[x + kx − 1] for output x.
+            sums[at] += f64::from(dot(&d[1..], &src[..w - 1]));
+            sums[at + 1] += f64::from(dot(d, src));
+            sums[at + 2] += f64::from(dot(&d[..w - 1], &src[1..]));
+            if let Some(dx) = dx.as_mut() {
+                let k = &weight[at..][..3];
+                add_shifted(&mut dx.data[row..][..w], d, [k[2], k[1], k[0]]);
             }
         }
     }

@@ -150,15 +150,7 @@ impl Movie {
             .frames
             .first()
             .ok_or_else(|| Error::format(path, "the movie has no frames"))?;
-        if first.width < 2 || first.height < 2 {
-            return Err(Error::format(
-                path,
-                format!(
-                    "frames are {}x{} pixels; at least 2x2 are needed",
-                    first.width, first.height
-                ),
-            ));
-        }
+        check_frame_size(path, first.width, first.height)?;
         for (i, f) in self.frames.iter().enumerate() {
             if f.width != first.width || f.height != first.height {
                 return Err(Error::format(
@@ -193,6 +185,17 @@ impl Movie {
         }
         Ok(())
     }
+}
+
+/// Frames must be at least 2×2 pixels.
+pub(crate) fn check_frame_size(path: &Path, width: usize, height: usize) -> Result<()> {
+    if width < 2 || height < 2 {
+        return Err(Error::format(
+            path,
+            format!("frames are {width}x{height} pixels; at least 2x2 are needed"),
+        ));
+    }
+    Ok(())
 }
 
 /// The formats we read, for error messages.

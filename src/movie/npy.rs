@@ -24,10 +24,8 @@ pub fn read_npy(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     };
     let px = h * w;
     if px == 0 {
-        return Err(Error::format(
-            path,
-            format!("frames are {w}x{h} pixels; at least 2x2 are needed"),
-        ));
+        // Refused before the frames: a huge count of empty ones would take long to make.
+        super::check_frame_size(path, w, h)?;
     }
     let mut decoding = Decoding::new(ctx);
     decoding.expect(t);

@@ -232,20 +232,25 @@ fn train_with(
     let (image, target) = training_images(frame, mask, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
     let mut learner = Learner::new(cfg, &selected.device, faults.burn_on_cpu)?;
-    let (mut device, mut device_name) = (selected.device.clone(), selected.name.clone());
+    // The device training runs on, and its name: the CPU's once the GPU has failed.
+    let mut on = (selected.device.clone(), selected.name.clone());
     // On a GPU: the weights on the host (refreshed at each validation) and their iteration,
     // to go on from on the CPU if the GPU fails.
     let mut rescue = match learner {
         Learner::Cpu { .. } => None,
         Learner::Burn { .. } => Some((0, CpuTrainer::new(&learner.net())?)),
     };
-    let fall_back = |rescue: &mut Option<(usize, CpuTrainer)>, failure: Error, it: usize| {
+    let fall_back = |rescue: &mut Option<(usize, CpuTrainer)>,
+                     on: &mut (Device, String),
+                     failure: Error,
+                     it: usize| {
         let Some((from, trainer)) = rescue.take() else {
             return Err(failure);
         };
         ctx.emit(Event::Warning(format!(
             "the GPU failed at iteration {it} ({failure}); training goes on on the CPU from the weights of iteration {from}"
         )));
+        *on = (Device::flex(), "cpu".to_string());
         Ok(Learner::Cpu {
             trainer,
             template: cfg.model.init(&Device::flex()),
@@ -276,8 +281,7 @@ fn train_with(
         let (value, pending) = match attempt {
             Ok(done) => done,
             Err(failure) => {
-                learner = fall_back(&mut rescue, failure, it)?;
-                (device, device_name) = (Device::flex(), "cpu".to_string());
+                learner = fall_back(&mut rescue, &mut on, failure, it)?;
                 learner.loss(&x, &y, cfg)?
             }
         };
@@ -308,10 +312,7 @@ fn train_with(
         let rate = learning_rate(cfg, it);
         learner = match guarded(move || learner.step(pending, rate)) {
             Ok(stepped) => stepped,
-            Err(failure) => {
-                (device, device_name) = (Device::flex(), "cpu".to_string());
-                fall_back(&mut rescue, failure, it)?
-            }
+            Err(failure) => fall_back(&mut rescue, &mut on, failure, it)?,
         };
         losses.push(value);
         iteration_seconds.push(iteration_start.elapsed().as_secs_f64());
@@ -334,7 +335,7 @@ fn train_with(
                     Some(_) => Some(CpuTrainer::new(&net)?),
                     None => None,
                 };
-                let iou = validation_iou(&net, &cfg.model, &validation_crops, &device)?;
+                let iou = validation_iou(&net, &cfg.model, &validation_crops, &on.0)?;
                 Ok((copy, iou))
             });
             match validated {
@@ -348,10 +349,7 @@ fn train_with(
                         iou,
                     });
                 }
-                Err(failure) => {
-                    learner = fall_back(&mut rescue, failure, done)?;
-                    (device, device_name) = (Device::flex(), "cpu".to_string());
-                }
+                Err(failure) => learner = fall_back(&mut rescue, &mut on, failure, done)?,
             }
         }
         if let Some(dir) = checkpoint_dir
@@ -363,8 +361,8 @@ fn train_with(
     }
     Ok(Trained {
         net: learner.net(),
-        device,
-        device_name,
+        device: on.0,
+        device_name: on.1,
         losses,
         iteration_seconds,
         validation,
@@ -823,22 +821,31 @@ mod tests {
             device: DeviceChoice::Cpu,
             ..TrainConfig::default()
         };
-        let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
-        let faults = Faults {
-            burn_on_cpu: true,
-            gpu_panics_at: Some(6),
-            ..Faults::default()
+        // Training on burn's path (the "GPU") with `faults` goes on on the CPU: all 10 losses,
+        // finite, and one warning naming the failed iteration and the validation's (4).
+        let falls_back = |faults: Faults, failed: usize| {
+            let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
+            let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
+            assert_eq!(t.losses.len(), 10);
+            assert!(t.losses.iter().all(|l| l.is_finite()));
+            assert_eq!(t.device_name, "cpu");
+            let warnings = crate::jobs::warnings(&events);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains(&format!("iteration {failed}"))
+                    && warnings[0].contains("weights of iteration 4"),
+                "{}",
+                warnings[0]
+            );
+            t
         };
-        let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
-        assert_eq!(t.losses.len(), 10);
-        assert!(t.losses.iter().all(|l| l.is_finite()));
-        assert_eq!(t.device_name, "cpu");
-        let warnings = crate::jobs::warnings(&events);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].contains("iteration 6") && warnings[0].contains("weights of iteration 4"),
-            "{}",
-            warnings[0]
+        falls_back(
+            Faults {
+                burn_on_cpu: true,
+                gpu_panics_at: Some(6),
+                ..Faults::default()
+            },
+            6,
         );
         // Without a GPU to fall back from, the same failure is an error.
         let cpu_only = Faults {
@@ -858,24 +865,16 @@ mod tests {
         assert!(err.to_string().contains("injected"), "{err}");
         // A GPU that fails while validating (or copying its weights out) after iteration 8:
         // the run goes on from the weights of iteration 4, without a validation at 8.
-        let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
-        let faults = Faults {
-            burn_on_cpu: true,
-            validation_panics_after: Some(8),
-            ..Faults::default()
-        };
-        let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
-        assert_eq!(t.losses.len(), 10);
-        assert_eq!(t.device_name, "cpu");
+        let t = falls_back(
+            Faults {
+                burn_on_cpu: true,
+                validation_panics_after: Some(8),
+                ..Faults::default()
+            },
+            8,
+        );
         let validated: Vec<usize> = t.validation.iter().map(|v| v.0).collect();
         assert_eq!(validated, [4, 10]);
-        let warnings = crate::jobs::warnings(&events);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].contains("iteration 8") && warnings[0].contains("weights of iteration 4"),
-            "{}",
-            warnings[0]
-        );
     }
 
     #[test]
