@@ -180,20 +180,23 @@ fn single_output(
     Ok(Planes { h, w, c: 1, data })
 }
 
-/// `out[x] += k₀·src[x − 1] + k₁·src[x] + k₂·src[x + 1]`, zero outside `src`.
+/// `out[x] += k₀·src[x − 1] + k₁·src[x] + k₂·src[x + 1]`, zero outside `src`: one pass over
+/// `out`.
 pub(super) fn add_shifted(out: &mut [f32], src: &[f32], k: [f32; 3]) {
     let w = out.len().min(src.len());
-    if w == 0 {
-        return;
+    match w {
+        0 => return,
+        1 => {
+            out[0] += k[1] * src[0];
+            return;
+        }
+        _ => {}
     }
-    for (o, s) in out.iter_mut().zip(src) {
-        *o += k[1] * s;
-    }
-    for (o, s) in out[1..w].iter_mut().zip(&src[..w - 1]) {
-        *o += k[0] * s;
-    }
-    for (o, s) in out[..w - 1].iter_mut().zip(&src[1..w]) {
-        *o += k[2] * s;
+    out[0] += k[1] * src[0] + k[2] * src[1];
+    out[w - 1] += k[0] * src[w - 2] + k[1] * src[w - 1];
+    let (left, mid, right) = (&src[..w - 2], &src[1..w - 1], &src[2..w]);
+    for (((o, a), b), c) in out[1..w - 1].iter_mut().zip(left).zip(mid).zip(right) {
+        *o += k[0] * a + k[1] * b + k[2] * c;
     }
 }
 
@@ -294,8 +297,8 @@ pub(super) fn up(x: &Planes) -> Planes {
     data.par_chunks_mut(w).enumerate().for_each(|(row, out)| {
         let (ch, y) = (row / h, row % h);
         let src = &x.data[(ch * x.h + y / 2) * x.w..][..x.w];
-        for (xx, v) in out.iter_mut().enumerate() {
-            *v = src[xx / 2];
+        for (pair, &v) in out.chunks_exact_mut(2).zip(src) {
+            pair.fill(v);
         }
     });
     Planes { h, w, c, data }

@@ -523,55 +523,85 @@ fn batch(
     (xs, ys)
 }
 
-/// [`loss_fn`] and its gradient with respect to each logit, computed on the host for the CPU
-/// training path (sums in f64).
-fn loss_and_gradient(logits: &[f32], target: &[f32], cfg: &TrainConfig) -> (f32, Vec<f32>) {
-    let m = logits.len().max(1) as f64;
-    let mut grad = Vec::with_capacity(logits.len());
-    let (mut pixel, mut inter, mut sum_p, mut sum_y) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in logits.iter().zip(target) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        let bce = x.max(0.0) - x * y + (-x.abs()).exp().ln_1p();
-        let p = 1.0 / (1.0 + (-x).exp());
-        let (loss, d) = match cfg.loss {
-            PixelLoss::CrossEntropy { pos_weight } => {
-                let w = 1.0 + (f64::from(pos_weight) - 1.0) * y;
-                (w * bce, w * (p - y))
-            }
-            PixelLoss::Focal { gamma, alpha } => {
-                let (gamma, alpha) = (f64::from(gamma), f64::from(alpha));
-                // q = 1 − p_t; dq/dx = (1 − 2y)·p(1 − p).
-                let q = p + y - 2.0 * p * y;
-                let alpha_t = (1.0 - alpha) + (2.0 * alpha - 1.0) * y;
-                let dq = (1.0 - 2.0 * y) * p * (1.0 - p);
-                let focus = if gamma > 0.0 && q > 0.0 {
-                    gamma * q.powf(gamma - 1.0) * dq * bce
+/// One pixel's loss term of [`loss_fn`] (before the mean), its derivative with respect to the
+/// logit `x`, and the probability σ(x); `y` is the 0/1 target.
+fn pixel_loss(x: f64, y: f64, loss: PixelLoss) -> (f64, f64, f64) {
+    let bce = x.max(0.0) - x * y + (-x.abs()).exp().ln_1p();
+    let p = 1.0 / (1.0 + (-x).exp());
+    let (value, d) = match loss {
+        PixelLoss::CrossEntropy { pos_weight } => {
+            let w = 1.0 + (f64::from(pos_weight) - 1.0) * y;
+            (w * bce, w * (p - y))
+        }
+        PixelLoss::Focal { gamma, alpha } => {
+            let (gamma, alpha) = (f64::from(gamma), f64::from(alpha));
+            // q = 1 − p_t; dq/dx = (1 − 2y)·p(1 − p).
+            let q = p + y - 2.0 * p * y;
+            let alpha_t = (1.0 - alpha) + (2.0 * alpha - 1.0) * y;
+            let dq = (1.0 - 2.0 * y) * p * (1.0 - p);
+            // q^γ from q^(γ−1): one power per pixel instead of two.
+            let (qg, focus) = if q > 0.0 {
+                let qg1 = q.powf(gamma - 1.0);
+                let focus = if gamma > 0.0 {
+                    gamma * qg1 * dq * bce
                 } else {
                     0.0
                 };
-                let qg = q.powf(gamma);
-                (alpha_t * qg * bce, alpha_t * (focus + qg * (p - y)))
+                (qg1 * q, focus)
+            } else {
+                (q.powf(gamma), 0.0)
+            };
+            (alpha_t * qg * bce, alpha_t * (focus + qg * (p - y)))
+        }
+    };
+    (value, d, p)
+}
+
+/// [`loss_fn`] and its gradient with respect to each logit, computed on the host for the CPU
+/// training path (sums in f64), in parallel over blocks of pixels.
+fn loss_and_gradient(logits: &[f32], target: &[f32], cfg: &TrainConfig) -> (f32, Vec<f32>) {
+    const BLOCK: usize = 4096;
+    let n = logits.len().min(target.len());
+    let m = n.max(1) as f64;
+    let mut grad = vec![0.0f64; n];
+    let mut prob = vec![0.0f64; n];
+    // Per block: Σ loss, Σ p·y, Σ p, Σ y.
+    let [pixel, inter, sum_p, sum_y] = grad
+        .par_chunks_mut(BLOCK)
+        .zip(prob.par_chunks_mut(BLOCK))
+        .zip(logits.par_chunks(BLOCK).zip(target.par_chunks(BLOCK)))
+        .map(|((g, pr), (x, y))| {
+            let mut s = [0.0f64; 4];
+            for (((g, pr), &x), &y) in g.iter_mut().zip(pr.iter_mut()).zip(x).zip(y) {
+                let y = f64::from(y);
+                let (value, d, p) = pixel_loss(f64::from(x), y, cfg.loss);
+                (*g, *pr) = (d / m, p);
+                s[0] += value;
+                s[1] += p * y;
+                s[2] += p;
+                s[3] += y;
             }
-        };
-        pixel += loss;
-        inter += p * y;
-        sum_p += p;
-        sum_y += y;
-        grad.push(d / m);
-    }
+            s
+        })
+        .reduce(|| [0.0; 4], |a, b| std::array::from_fn(|i| a[i] + b[i]));
     let mut value = pixel / m;
     let dice_weight = f64::from(cfg.dice_weight);
     if dice_weight > 0.0 {
         let s = sum_p + sum_y + 1.0;
         let dice = (2.0 * inter + 1.0) / s;
         value += dice_weight * (1.0 - dice);
-        for ((g, &x), &y) in grad.iter_mut().zip(logits).zip(target) {
-            let p = 1.0 / (1.0 + (-f64::from(x)).exp());
-            let ddice = (2.0 * f64::from(y) * s - (2.0 * inter + 1.0)) / (s * s);
-            *g -= dice_weight * ddice * p * (1.0 - p);
-        }
+        grad.par_iter_mut()
+            .zip(&prob)
+            .zip(&target[..n])
+            .for_each(|((g, &p), &y)| {
+                let ddice = (2.0 * f64::from(y) * s - (2.0 * inter + 1.0)) / (s * s);
+                *g -= dice_weight * ddice * p * (1.0 - p);
+            });
     }
-    (value as f32, grad.into_iter().map(|g| g as f32).collect())
+    (
+        value as f32,
+        grad.into_par_iter().map(|g| g as f32).collect(),
+    )
 }
 
 /// Mean per-pixel loss plus weighted Dice loss.
