@@ -121,8 +121,8 @@ pub(super) fn conv3x3(
     slope: Option<f32>,
 ) -> Result<Planes> {
     let (h, w, cout) = (x.h, x.w, weight.nrows());
-    if cout == 1 {
-        return single_output(x, weight, bias[0], slope);
+    if cout == 1 || x.c == 1 {
+        return shifted_rows(x, weight, bias, slope);
     }
     let rows = band_rows(h, w);
     let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
@@ -154,22 +154,27 @@ pub(super) fn conv3x3(
     })
 }
 
-/// A 3×3 convolution to one output plane (the networks' heads) as weighted sums of shifted
-/// input rows: with one output the matrix product of [`conv3x3`] would have a single row, and
-/// building and packing its im2col matrix would cost more than the arithmetic.
-fn single_output(
+/// A 3×3 convolution with one input or one output plane (the networks' first layers and
+/// heads) as weighted sums of shifted input rows, one output row at a time: with a single
+/// row or column in the matrix product of [`conv3x3`], building and packing its im2col matrix
+/// would cost more than the arithmetic.
+fn shifted_rows(
     x: &Planes,
     weight: ArrayView2<f32>,
-    bias: f32,
+    bias: &[f32],
     slope: Option<f32>,
 ) -> Result<Planes> {
-    let (h, w) = (x.h, x.w);
+    let (h, w, cout) = (x.h, x.w, weight.nrows());
     let weight: Vec<f32> = weight.iter().copied().collect();
-    let mut data = vec![bias; h * w];
-    data.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
+    let k = 9 * x.c;
+    let mut data = vec![0.0f32; cout * h * w];
+    // Row r of the output is row r % h of plane r / h.
+    data.par_chunks_mut(w).enumerate().for_each(|(r, out)| {
+        let (o, y) = (r / h, r % h);
+        out.fill(bias[o]);
         for (at, row) in tap_rows(x, y) {
-            let k = &weight[at..][..3];
-            add_shifted(out, &x.data[row..][..w], [k[0], k[1], k[2]]);
+            let t = &weight[o * k + at..][..3];
+            add_shifted(out, &x.data[row..][..w], [t[0], t[1], t[2]]);
         }
         if let Some(s) = slope {
             for v in out.iter_mut().filter(|v| **v < 0.0) {
@@ -177,7 +182,12 @@ fn single_output(
             }
         }
     });
-    Ok(Planes { h, w, c: 1, data })
+    Ok(Planes {
+        h,
+        w,
+        c: cout,
+        data,
+    })
 }
 
 /// `out[x] += k₀·src[x − 1] + k₁·src[x] + k₂·src[x + 1]`, zero outside `src`: one pass over

@@ -360,18 +360,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Gradients of a convolution to one output plane (see `cpu::single_output`), row by row
-/// from shifted rows: weights (added into `dw`, `9·cin`) and, when asked, the input.
-fn single_output_backward(
+/// Gradients of a convolution with one input or one output plane (see `cpu::shifted_rows`),
+/// row by row from shifted rows: weights (added into `dw`, `cout × 9·cin`) and, when asked,
+/// the input.
+fn shifted_rows_backward(
     x: &Planes,
-    dy: &[f32],
+    dy: &Planes,
     weight: &[f32],
     dw: Option<&mut [f32]>,
     mut dx: Option<&mut Planes>,
 ) {
-    let w = x.w;
-    let mut sums = vec![0.0f64; 9 * x.c];
-    for (y, d) in dy.chunks_exact(w).enumerate() {
+    let (w, k) = (x.w, 9 * x.c);
+    let mut sums = vec![0.0f64; dy.c * k];
+    // Row r of the output gradient is row r % h of plane r / h.
+    for (r, d) in dy.data.chunks_exact(w).enumerate() {
+        let (o, y) = (r / dy.h, r % dy.h);
+        let (sums, weight) = (&mut sums[o * k..][..k], &weight[o * k..][..k]);
         for (at, row) in tap_rows(x, y) {
             let src = &x.data[row..][..w];
             // Tap kx reads src[x + kx − 1] for output x.
@@ -379,8 +383,8 @@ fn single_output_backward(
             sums[at + 1] += f64::from(dot(d, src));
             sums[at + 2] += f64::from(dot(&d[..w - 1], &src[1..]));
             if let Some(dx) = dx.as_mut() {
-                let k = &weight[at..][..3];
-                add_shifted(&mut dx.data[row..][..w], d, [k[2], k[1], k[0]]);
+                let t = &weight[at..][..3];
+                add_shifted(&mut dx.data[row..][..w], d, [t[2], t[1], t[0]]);
             }
         }
     }
@@ -413,9 +417,9 @@ fn conv_backward_image(
         c: cin,
         data: vec![0.0; cin * hw],
     });
-    if cout == 1 {
+    if cout == 1 || cin == 1 {
         let weight: Vec<f32> = weight.iter().copied().collect();
-        single_output_backward(x, &dy.data, &weight, dw.as_slice_mut(), dx.as_mut());
+        shifted_rows_backward(x, dy, &weight, dw.as_slice_mut(), dx.as_mut());
         return Ok((dw, db, dx));
     }
     let rows = band_rows(h, w);
