@@ -39,6 +39,10 @@ pub struct FusedConv {
     bias: Vec<f32>,
     /// Leaky ReLU slope applied after, or none (the output head).
     slope: Option<f32>,
+    /// Where this convolution reads an image upsampled by 2 ([`FusedConv::forward_up`]): for
+    /// each output phase (row parity, column parity), the `cout × 4·cin` weights of the 2×2
+    /// convolution of the image before upsampling that gives the same result.
+    up: Option<[Array2<f32>; 4]>,
 }
 
 /// Output pixels per band: enough work per matrix product, few enough that a band's im2col
@@ -89,6 +93,7 @@ impl FusedConv {
             weight,
             bias,
             slope,
+            up: None,
         })
     }
 
@@ -105,6 +110,86 @@ impl FusedConv {
         }
         conv3x3(x, self.weight.view(), &self.bias, self.slope)
     }
+
+    /// Ready [`FusedConv::forward_up`]: a tap of the 3×3 kernel over the upsampled image reads,
+    /// in output phase p, the lower (0) or higher (1) of two rows of the image before it.
+    fn prepare_up(&mut self) {
+        let (cout, cin) = (self.weight.nrows(), self.cin);
+        let low = |p: usize, k: usize| (p + k).div_ceil(2) - p;
+        self.up = Some(std::array::from_fn(|phase| {
+            let (py, px) = (phase / 2, phase % 2);
+            let mut m = Array2::<f32>::zeros((cout, 4 * cin));
+            for ((o, j), &v) in self.weight.indexed_iter() {
+                let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
+                m[[o, ci * 4 + low(py, ky) * 2 + low(px, kx)]] += v;
+            }
+            m
+        }));
+    }
+
+    /// This convolution of `x` upsampled by 2 (nearest neighbour), without making the
+    /// upsampled image: each output phase is a 2×2 convolution of `x`, 4 taps per input plane
+    /// instead of 9 on four times the pixels. Bands of rows run in parallel.
+    fn forward_up(&self, x: &Planes) -> Result<Planes> {
+        let Some(phases) = &self.up else {
+            return Err(Error::Device("CPU network: upsampling not prepared".into()));
+        };
+        if x.c != self.cin {
+            return Err(Error::Device(format!(
+                "a layer of {} input channels was given {}",
+                self.cin, x.c
+            )));
+        }
+        let (h, w, cout) = (x.h, x.w, self.weight.nrows());
+        let w2 = 2 * w;
+        let rows = band_rows(h, w);
+        let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
+            .into_par_iter()
+            .map(|band| {
+                let (y0, y1) = (band * rows, (band * rows + rows).min(h));
+                let n = (y1 - y0) * w;
+                // Output rows 2·y0 … 2·y1 of every plane.
+                let mut out = vec![0.0f32; cout * 4 * n];
+                for (phase, weight) in phases.iter().enumerate() {
+                    let (py, px) = (phase / 2, phase % 2);
+                    // Low tap (0 or 1) a of phase p reads row y + a + p − 1 of x.
+                    let shift = |p: usize, a: usize| (a + p) as isize - 1;
+                    let shifts: [(isize, isize); 4] =
+                        std::array::from_fn(|t| (shift(py, t / 2), shift(px, t % 2)));
+                    let part =
+                        conv_band(x, (weight.view(), &shifts), &self.bias, self.slope, y0, y1)?;
+                    for (src, dst) in part.chunks_exact(n).zip(out.chunks_exact_mut(4 * n)) {
+                        for (yy, row) in src.chunks_exact(w).enumerate() {
+                            let target = &mut dst[(2 * yy + py) * w2..][..w2];
+                            for (d, &v) in target[px..].iter_mut().step_by(2).zip(row) {
+                                *d = v;
+                            }
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Planes {
+            h: 2 * h,
+            w: w2,
+            c: cout,
+            data: stack_bands(&bands, cout, 2 * h * w2, 2 * rows * w2),
+        })
+    }
+}
+
+/// The planes of a convolution whose bands of rows were computed apart: band b holds, for each
+/// of the `cout` planes in turn, its rows from `b·band_len` on (the last band may be shorter).
+fn stack_bands(bands: &[Vec<f32>], cout: usize, plane: usize, band_len: usize) -> Vec<f32> {
+    let mut data = vec![0.0f32; plane * cout];
+    for (band, out) in bands.iter().enumerate() {
+        let n = out.len() / cout;
+        for (o, src) in out.chunks_exact(n).enumerate() {
+            data[o * plane + band * band_len..][..n].copy_from_slice(src);
+        }
+    }
+    data
 }
 
 /// Rows of output per band for an image of `h × w`.
@@ -130,7 +215,7 @@ pub(super) fn conv3x3(
         .map(|band| {
             conv_band(
                 x,
-                weight,
+                (weight, &TAPS_3X3),
                 bias,
                 slope,
                 band * rows,
@@ -138,19 +223,11 @@ pub(super) fn conv3x3(
             )
         })
         .collect::<Result<_>>()?;
-    let mut data = vec![0.0f32; h * w * cout];
-    for (band, out) in bands.iter().enumerate() {
-        let n = out.len() / cout;
-        let at = band * rows * w;
-        for (o, src) in out.chunks_exact(n).enumerate() {
-            data[o * h * w + at..][..n].copy_from_slice(src);
-        }
-    }
     Ok(Planes {
         h,
         w,
         c: cout,
-        data,
+        data: stack_bands(&bands, cout, h * w, rows * w),
     })
 }
 
@@ -227,24 +304,38 @@ pub(super) fn tap_rows(x: &Planes, y: usize) -> impl Iterator<Item = (usize, usi
     })
 }
 
-/// The im2col matrix of output rows `y0..y1`: `9·c × pixels`, row (ci, ky, kx) holding input
-/// plane ci shifted by (ky − 1, kx − 1), zero outside the image.
-pub(super) fn im2col(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
+/// The (row, column) shifts of a 3×3 convolution's taps, in burn's (ky, kx) order.
+const TAPS_3X3: [(isize, isize); 9] = [
+    (-1, -1),
+    (-1, 0),
+    (-1, 1),
+    (0, -1),
+    (0, 0),
+    (0, 1),
+    (1, -1),
+    (1, 0),
+    (1, 1),
+];
+
+/// The im2col matrix of output rows `y0..y1` for taps at `shifts` (each −1, 0 or 1 in both
+/// directions): `shifts.len()·c × pixels`, row (ci, tap) holding input plane ci read at
+/// (y + dy, x + dx), zero outside the image.
+pub(super) fn im2col(x: &Planes, y0: usize, y1: usize, shifts: &[(isize, isize)]) -> Vec<f32> {
     let (h, w) = (x.h, x.w);
     let n = (y1 - y0) * w;
-    let mut col = vec![0.0f32; 9 * x.c * n];
+    let mut col = vec![0.0f32; shifts.len() * x.c * n];
     for (r, row) in col.chunks_exact_mut(n).enumerate() {
-        let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
+        let (ci, (dy, dx)) = (r / shifts.len(), shifts[r % shifts.len()]);
         let plane = &x.data[ci * h * w..][..h * w];
         for y in y0..y1 {
-            let Some(sy) = source_row(y, ky, h) else {
+            let Some(sy) = y.checked_add_signed(dy).filter(|&s| s < h) else {
                 continue;
             };
             let src = &plane[sy * w..][..w];
             let dst = &mut row[(y - y0) * w..][..w];
-            match kx {
-                0 => dst[1..].copy_from_slice(&src[..w - 1]),
-                1 => dst.copy_from_slice(src),
+            match dx {
+                -1 => dst[1..].copy_from_slice(&src[..w - 1]),
+                0 => dst.copy_from_slice(src),
                 _ => dst[..w - 1].copy_from_slice(&src[1..]),
             }
         }
@@ -252,11 +343,11 @@ pub(super) fn im2col(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
     col
 }
 
-/// Output rows `y0..y1`, `cout × pixels`: im2col of the band, one matrix product, bias and
-/// activation.
+/// Output rows `y0..y1`, `cout × pixels`, of the convolution with taps at `shifts` and
+/// `weight` (`cout × shifts·cin`): im2col of the band, one matrix product, bias and activation.
 fn conv_band(
     x: &Planes,
-    weight: ArrayView2<f32>,
+    (weight, shifts): (ArrayView2<f32>, &[(isize, isize)]),
     bias: &[f32],
     slope: Option<f32>,
     y0: usize,
@@ -264,12 +355,12 @@ fn conv_band(
 ) -> Result<Vec<f32>> {
     let cout = weight.nrows();
     let n = (y1 - y0) * x.w;
-    let col = im2col(x, y0, y1);
+    let col = im2col(x, y0, y1, shifts);
     let mut out = vec![0.0f32; cout * n];
     for (o, row) in out.chunks_exact_mut(n).enumerate() {
         row.fill(bias[o]);
     }
-    let b = ArrayView2::from_shape((9 * x.c, n), &col).map_err(shape_err)?;
+    let b = ArrayView2::from_shape((shifts.len() * x.c, n), &col).map_err(shape_err)?;
     let mut c = ArrayViewMut2::from_shape((cout, n), &mut out).map_err(shape_err)?;
     general_mat_mul(1.0, &weight, &b, 1.0, &mut c);
     if let Some(s) = slope {
@@ -417,20 +508,55 @@ pub struct CpuNet {
     program: Vec<Op>,
     blocks: Vec<FusedConv>,
     out: FusedConv,
+    /// Per step: an upsampling whose one reader is a convolution block with several input and
+    /// output planes. That block reads the value before it ([`FusedConv::forward_up`]) and the
+    /// step itself computes nothing.
+    fused_up: Vec<bool>,
 }
 
 impl CpuNet {
     /// Copy the weights out of `net` (in inference mode), folding batch norm in.
     pub fn new(net: &Net) -> Result<Self> {
         let (blocks, out) = net.parts();
+        let program = program(net.architecture());
+        let mut blocks: Vec<FusedConv> = blocks
+            .into_iter()
+            .map(FusedConv::block)
+            .collect::<Result<_>>()?;
+        let fused_up: Vec<bool> = (0..program.len())
+            .map(|i| {
+                let mut readers = program.iter().filter(|op| op.inputs().contains(&i));
+                matches!(program[i], Op::Up(_))
+                    && match (readers.next(), readers.next()) {
+                        (Some(&Op::Block(b, _)), None) => {
+                            blocks[b].cin > 1 && blocks[b].weight.nrows() > 1
+                        }
+                        _ => false,
+                    }
+            })
+            .collect();
+        for op in &program {
+            if let Op::Block(b, s) = *op
+                && fused_up[s]
+            {
+                blocks[b].prepare_up();
+            }
+        }
         Ok(CpuNet {
-            program: program(net.architecture()),
-            blocks: blocks
-                .into_iter()
-                .map(FusedConv::block)
-                .collect::<Result<_>>()?,
+            program,
+            blocks,
             out: FusedConv::new(out, None, None)?,
+            fused_up,
         })
+    }
+
+    /// The values step `i` reads: a fused upsampling none, its reader the value before it.
+    fn reads(&self, i: usize) -> Vec<usize> {
+        match self.program[i] {
+            Op::Up(_) if self.fused_up[i] => vec![],
+            Op::Block(_, s) if self.fused_up[s] => self.program[s].inputs(),
+            op => op.inputs(),
+        }
     }
 
     /// Logits of one `h × w` image (sizes multiples of the network's downsampling).
@@ -443,8 +569,8 @@ impl CpuNet {
         });
         // Each value is dropped after the last step that reads it.
         let mut last_use = vec![0; self.program.len()];
-        for (i, op) in self.program.iter().enumerate() {
-            for s in op.inputs() {
+        for i in 0..self.program.len() {
+            for s in self.reads(i) {
                 last_use[s] = i;
             }
         }
@@ -454,6 +580,11 @@ impl CpuNet {
                 Op::Input => input
                     .take()
                     .ok_or_else(|| Error::Device("two inputs".into()))?,
+                Op::Up(_) if self.fused_up[i] => continue,
+                Op::Block(b, s) if self.fused_up[s] => {
+                    let before = self.reads(i);
+                    self.blocks[b].forward_up(value(&values, before[0])?)?
+                }
                 Op::Block(b, s) => self.blocks[b].forward(value(&values, s)?)?,
                 Op::Pool(s) => pool(value(&values, s)?),
                 Op::Up(s) => up(value(&values, s)?),
@@ -461,7 +592,7 @@ impl CpuNet {
                 Op::Head(s) => self.out.forward(value(&values, s)?)?,
             };
             values[i] = Some(v);
-            for s in op.inputs() {
+            for s in self.reads(i) {
                 if last_use[s] == i {
                     values[s] = None;
                 }
@@ -520,10 +651,11 @@ mod tests {
                 .into_data()
                 .try_into_vec::<f32>()
                 .expect("burn output");
-            let ours = CpuNet::new(&net)
-                .expect("weights")
-                .forward(h, w, image)
-                .expect("forward");
+            let cpu = CpuNet::new(&net).expect("weights");
+            // The Sniffer's last block reads an upsampled value, and runs on its phases.
+            let fused = cpu.fused_up.iter().filter(|f| **f).count();
+            assert_eq!(fused, usize::from(arch == Architecture::Sniffer));
+            let ours = cpu.forward(h, w, image).expect("forward");
             assert_eq!(ours.len(), burn.len());
             let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let worst = ours
@@ -534,6 +666,36 @@ mod tests {
                 scale > 0.0 && worst <= 1e-4 * scale.max(1.0),
                 "{arch:?}: largest difference {worst} (outputs up to {scale})"
             );
+        }
+    }
+
+    #[test]
+    fn convolution_of_the_upsampled_image_equals_its_phases() {
+        let device = Device::flex();
+        let (cin, cout, h, w) = (3, 4, 5, 7);
+        let conv = burn::nn::conv::Conv2dConfig::new([cin, cout], [3, 3])
+            .with_padding(burn::nn::PaddingConfig2d::Same)
+            .init(&device);
+        let x = Planes {
+            h,
+            w,
+            c: cin,
+            data: (0..cin * h * w)
+                .map(|i| ((i * 37 % 29) as f32 / 14.0 - 1.0) * 1.3)
+                .collect(),
+        };
+        for slope in [None, Some(LEAKY_SLOPE)] {
+            let mut fused = FusedConv::new(&conv, None, slope).expect("weights");
+            let direct = fused.forward(&up(&x)).expect("direct");
+            fused.prepare_up();
+            let phases = fused.forward_up(&x).expect("phases");
+            assert_eq!((phases.h, phases.w, phases.c), (2 * h, 2 * w, cout));
+            let worst = direct
+                .data
+                .iter()
+                .zip(&phases.data)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-5, "largest difference {worst}");
         }
     }
 
