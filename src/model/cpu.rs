@@ -39,10 +39,20 @@ pub struct FusedConv {
     bias: Vec<f32>,
     /// Leaky ReLU slope applied after, or none (the output head).
     slope: Option<f32>,
-    /// Where this convolution reads an image upsampled by 2 ([`FusedConv::forward_up`]): for
-    /// each output phase (row parity, column parity), the `cout × 4·cin` weights of the 2×2
-    /// convolution of the image before upsampling that gives the same result.
-    up: Option<[Array2<f32>; 4]>,
+    /// Where this convolution reads an image upsampled by 2, alone or followed by a skip
+    /// connection's planes ([`FusedConv::forward_up`]).
+    up: Option<UpInput>,
+}
+
+/// The weights of a convolution whose first `planes` input planes are an image upsampled by 2.
+#[derive(Debug, Clone)]
+struct UpInput {
+    planes: usize,
+    /// For each output phase (row parity, column parity), the `cout × 4·planes` weights of the
+    /// 2×2 convolution of the image before upsampling that gives the same result.
+    phases: [Array2<f32>; 4],
+    /// `cout × 9·(cin − planes)`: the weights of the other planes.
+    skip: Array2<f32>,
 }
 
 /// Output pixels per band: enough work per matrix product, few enough that a band's im2col
@@ -111,35 +121,55 @@ impl FusedConv {
         conv3x3(x, self.weight.view(), &self.bias, self.slope)
     }
 
-    /// Ready [`FusedConv::forward_up`]: a tap of the 3×3 kernel over the upsampled image reads,
-    /// in output phase p, the lower (0) or higher (1) of two rows of the image before it.
-    fn prepare_up(&mut self) {
-        let (cout, cin) = (self.weight.nrows(), self.cin);
+    /// Ready [`FusedConv::forward_up`] for an upsampled image of `planes` planes, then the
+    /// rest. A tap of the 3×3 kernel over the upsampled image reads, in output phase p, the
+    /// lower (0) or higher (1) of two rows of the image before it.
+    fn prepare_up(&mut self, planes: usize) {
+        let cout = self.weight.nrows();
         let low = |p: usize, k: usize| (p + k).div_ceil(2) - p;
-        self.up = Some(std::array::from_fn(|phase| {
+        let phases = std::array::from_fn(|phase| {
             let (py, px) = (phase / 2, phase % 2);
-            let mut m = Array2::<f32>::zeros((cout, 4 * cin));
-            for ((o, j), &v) in self.weight.indexed_iter() {
+            let mut m = Array2::<f32>::zeros((cout, 4 * planes));
+            for ((o, j), &v) in self
+                .weight
+                .indexed_iter()
+                .filter(|((_, j), _)| *j < 9 * planes)
+            {
                 let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
                 m[[o, ci * 4 + low(py, ky) * 2 + low(px, kx)]] += v;
             }
             m
-        }));
+        });
+        let skip = self.weight.slice(ndarray::s![.., 9 * planes..]).to_owned();
+        self.up = Some(UpInput {
+            planes,
+            phases,
+            skip,
+        });
     }
 
-    /// This convolution of `x` upsampled by 2 (nearest neighbour), without making the
-    /// upsampled image: each output phase is a 2×2 convolution of `x`, 4 taps per input plane
-    /// instead of 9 on four times the pixels. Bands of rows run in parallel.
-    fn forward_up(&self, x: &Planes) -> Result<Planes> {
-        let Some(phases) = &self.up else {
+    /// This convolution of `x` upsampled by 2 (nearest neighbour), followed by the planes of
+    /// `skip` if the convolution has more inputs, without making the upsampled image or the
+    /// concatenation: each output phase of the upsampled part is a 2×2 convolution of `x`, 4
+    /// taps per input plane instead of 9 on four times the pixels. Bands of rows run in
+    /// parallel.
+    fn forward_up(&self, x: &Planes, skip: Option<&Planes>) -> Result<Planes> {
+        let Some(up) = &self.up else {
             return Err(Error::Device("CPU network: upsampling not prepared".into()));
         };
-        if x.c != self.cin {
+        let skip_planes = skip.map_or(0, |s| s.c);
+        if x.c != up.planes || x.c + skip_planes != self.cin {
             return Err(Error::Device(format!(
-                "a layer of {} input channels was given {}",
-                self.cin, x.c
+                "a layer of {} input channels ({} upsampled) was given {} and {skip_planes}",
+                self.cin, up.planes, x.c
             )));
         }
+        // With a skip part, bias and activation come after the two parts are added.
+        let zeros = vec![0.0; self.bias.len()];
+        let (bias, slope) = match skip {
+            Some(_) => (&zeros, None),
+            None => (&self.bias, self.slope),
+        };
         let (h, w, cout) = (x.h, x.w, self.weight.nrows());
         let w2 = 2 * w;
         let rows = band_rows(h, w);
@@ -150,14 +180,13 @@ impl FusedConv {
                 let n = (y1 - y0) * w;
                 // Output rows 2·y0 … 2·y1 of every plane.
                 let mut out = vec![0.0f32; cout * 4 * n];
-                for (phase, weight) in phases.iter().enumerate() {
+                for (phase, weight) in up.phases.iter().enumerate() {
                     let (py, px) = (phase / 2, phase % 2);
                     // Low tap (0 or 1) a of phase p reads row y + a + p − 1 of x.
                     let shift = |p: usize, a: usize| (a + p) as isize - 1;
                     let shifts: [(isize, isize); 4] =
                         std::array::from_fn(|t| (shift(py, t / 2), shift(px, t % 2)));
-                    let part =
-                        conv_band(x, (weight.view(), &shifts), &self.bias, self.slope, y0, y1)?;
+                    let part = conv_band(x, (weight.view(), &shifts), bias, slope, y0, y1)?;
                     for (src, dst) in part.chunks_exact(n).zip(out.chunks_exact_mut(4 * n)) {
                         for (yy, row) in src.chunks_exact(w).enumerate() {
                             let target = &mut dst[(2 * yy + py) * w2..][..w2];
@@ -170,12 +199,34 @@ impl FusedConv {
                 Ok(out)
             })
             .collect::<Result<_>>()?;
-        Ok(Planes {
+        let mut out = Planes {
             h: 2 * h,
             w: w2,
             c: cout,
             data: stack_bands(&bands, cout, 2 * h * w2, 2 * rows * w2),
-        })
+        };
+        if let Some(skip) = skip {
+            if (skip.h, skip.w) != (out.h, out.w) {
+                return Err(Error::Device(
+                    "CPU network: a skip connection of another size".into(),
+                ));
+            }
+            let part = conv3x3(skip, up.skip.view(), &self.bias, None)?;
+            out.data
+                .par_chunks_mut(w2)
+                .zip(part.data.par_chunks(w2))
+                .for_each(|(o, p)| {
+                    for (o, &p) in o.iter_mut().zip(p) {
+                        *o += p;
+                        if let Some(s) = self.slope
+                            && *o < 0.0
+                        {
+                            *o *= s;
+                        }
+                    }
+                });
+        }
+        Ok(out)
     }
 }
 
@@ -508,10 +559,11 @@ pub struct CpuNet {
     program: Vec<Op>,
     blocks: Vec<FusedConv>,
     out: FusedConv,
-    /// Per step: an upsampling whose one reader is a convolution block with several input and
-    /// output planes. That block reads the value before it ([`FusedConv::forward_up`]) and the
-    /// step itself computes nothing.
-    fused_up: Vec<bool>,
+    /// Per step, where it differs from the step's inputs: the values read by a convolution
+    /// block whose input is an upsampled value, alone or concatenated with a skip connection
+    /// (the value before upsampling, then the skip; [`FusedConv::forward_up`]), and nothing
+    /// for the upsampling and concatenation it makes unneeded.
+    fused: Vec<Option<Vec<usize>>>,
 }
 
 impl CpuNet {
@@ -523,40 +575,59 @@ impl CpuNet {
             .into_iter()
             .map(FusedConv::block)
             .collect::<Result<_>>()?;
-        let fused_up: Vec<bool> = (0..program.len())
-            .map(|i| {
-                let mut readers = program.iter().filter(|op| op.inputs().contains(&i));
-                matches!(program[i], Op::Up(_))
-                    && match (readers.next(), readers.next()) {
-                        (Some(&Op::Block(b, _)), None) => {
-                            blocks[b].cin > 1 && blocks[b].weight.nrows() > 1
-                        }
-                        _ => false,
-                    }
-            })
-            .collect();
-        for op in &program {
-            if let Op::Block(b, s) = *op
-                && fused_up[s]
-            {
-                blocks[b].prepare_up();
+        // Planes of each value.
+        let mut planes = vec![1; program.len()];
+        for (i, op) in program.iter().enumerate() {
+            planes[i] = match *op {
+                Op::Input | Op::Head(_) => 1,
+                Op::Block(b, _) => blocks[b].weight.nrows(),
+                Op::Pool(s) | Op::Up(s) => planes[s],
+                Op::Cat(a, b) => planes[a] + planes[b],
+            };
+        }
+        let only_reader = |i: usize| {
+            let mut readers = (0..program.len()).filter(|&j| program[j].inputs().contains(&i));
+            match (readers.next(), readers.next()) {
+                (Some(j), None) => Some(j),
+                _ => None,
+            }
+        };
+        let mut fused = vec![None; program.len()];
+        for (j, op) in program.iter().enumerate() {
+            let Op::Block(b, s) = *op else { continue };
+            if blocks[b].weight.nrows() < 2 || only_reader(s) != Some(j) {
+                continue;
+            }
+            let (t, skip, made) = match program[s] {
+                Op::Up(t) => (t, None, vec![s]),
+                Op::Cat(u, k) => match program[u] {
+                    Op::Up(t) if only_reader(u) == Some(s) => (t, Some(k), vec![u, s]),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if planes[t] < 2 {
+                continue;
+            }
+            blocks[b].prepare_up(planes[t]);
+            fused[j] = Some([t].into_iter().chain(skip).collect());
+            for m in made {
+                fused[m] = Some(vec![]);
             }
         }
         Ok(CpuNet {
             program,
             blocks,
             out: FusedConv::new(out, None, None)?,
-            fused_up,
+            fused,
         })
     }
 
-    /// The values step `i` reads: a fused upsampling none, its reader the value before it.
+    /// The values step `i` reads.
     fn reads(&self, i: usize) -> Vec<usize> {
-        match self.program[i] {
-            Op::Up(_) if self.fused_up[i] => vec![],
-            Op::Block(_, s) if self.fused_up[s] => self.program[s].inputs(),
-            op => op.inputs(),
-        }
+        self.fused[i]
+            .clone()
+            .unwrap_or_else(|| self.program[i].inputs())
     }
 
     /// Logits of one `h × w` image (sizes multiples of the network's downsampling).
@@ -580,12 +651,14 @@ impl CpuNet {
                 Op::Input => input
                     .take()
                     .ok_or_else(|| Error::Device("two inputs".into()))?,
-                Op::Up(_) if self.fused_up[i] => continue,
-                Op::Block(b, s) if self.fused_up[s] => {
-                    let before = self.reads(i);
-                    self.blocks[b].forward_up(value(&values, before[0])?)?
-                }
-                Op::Block(b, s) => self.blocks[b].forward(value(&values, s)?)?,
+                Op::Block(b, s) => match self.fused[i].as_deref() {
+                    Some(&[t]) => self.blocks[b].forward_up(value(&values, t)?, None)?,
+                    Some(&[t, k]) => {
+                        self.blocks[b].forward_up(value(&values, t)?, Some(value(&values, k)?))?
+                    }
+                    _ => self.blocks[b].forward(value(&values, s)?)?,
+                },
+                _ if self.fused[i].is_some() => continue,
                 Op::Pool(s) => pool(value(&values, s)?),
                 Op::Up(s) => up(value(&values, s)?),
                 Op::Cat(a, b) => cat(value(&values, a)?, value(&values, b)?),
@@ -652,9 +725,14 @@ mod tests {
                 .try_into_vec::<f32>()
                 .expect("burn output");
             let cpu = CpuNet::new(&net).expect("weights");
-            // The Sniffer's last block reads an upsampled value, and runs on its phases.
-            let fused = cpu.fused_up.iter().filter(|f| **f).count();
-            assert_eq!(fused, usize::from(arch == Architecture::Sniffer));
+            // Blocks that read an upsampled value run on its phases: the Sniffer's last, the
+            // U-Net's first of each decoder level (after a concatenation).
+            let fused = cpu
+                .fused
+                .iter()
+                .filter(|f| f.as_ref().is_some_and(|f| !f.is_empty()))
+                .count();
+            assert_eq!(fused, if arch == Architecture::Sniffer { 1 } else { 3 });
             let ours = cpu.forward(h, w, image).expect("forward");
             assert_eq!(ours.len(), burn.len());
             let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -672,30 +750,39 @@ mod tests {
     #[test]
     fn convolution_of_the_upsampled_image_equals_its_phases() {
         let device = Device::flex();
-        let (cin, cout, h, w) = (3, 4, 5, 7);
-        let conv = burn::nn::conv::Conv2dConfig::new([cin, cout], [3, 3])
-            .with_padding(burn::nn::PaddingConfig2d::Same)
-            .init(&device);
-        let x = Planes {
+        let (planes, cout, h, w) = (3, 4, 5, 7);
+        let filled = |c: usize, h: usize, w: usize, seed: usize| Planes {
             h,
             w,
-            c: cin,
-            data: (0..cin * h * w)
-                .map(|i| ((i * 37 % 29) as f32 / 14.0 - 1.0) * 1.3)
+            c,
+            data: (0..c * h * w)
+                .map(|i| (((i + seed) * 37 % 29) as f32 / 14.0 - 1.0) * 1.3)
                 .collect(),
         };
-        for slope in [None, Some(LEAKY_SLOPE)] {
-            let mut fused = FusedConv::new(&conv, None, slope).expect("weights");
-            let direct = fused.forward(&up(&x)).expect("direct");
-            fused.prepare_up();
-            let phases = fused.forward_up(&x).expect("phases");
-            assert_eq!((phases.h, phases.w, phases.c), (2 * h, 2 * w, cout));
-            let worst = direct
-                .data
-                .iter()
-                .zip(&phases.data)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst <= 1e-5, "largest difference {worst}");
+        let x = filled(planes, h, w, 0);
+        // Alone, and followed by a skip connection of two planes (as in the U-Net's decoder).
+        for skip in [None, Some(filled(2, 2 * h, 2 * w, 5))] {
+            let cin = planes + skip.as_ref().map_or(0, |s| s.c);
+            let conv = burn::nn::conv::Conv2dConfig::new([cin, cout], [3, 3])
+                .with_padding(burn::nn::PaddingConfig2d::Same)
+                .init(&device);
+            let input = match &skip {
+                Some(s) => cat(&up(&x), s),
+                None => up(&x),
+            };
+            for slope in [None, Some(LEAKY_SLOPE)] {
+                let mut fused = FusedConv::new(&conv, None, slope).expect("weights");
+                let direct = fused.forward(&input).expect("direct");
+                fused.prepare_up(planes);
+                let phases = fused.forward_up(&x, skip.as_ref()).expect("phases");
+                assert_eq!((phases.h, phases.w, phases.c), (2 * h, 2 * w, cout));
+                let worst = direct
+                    .data
+                    .iter()
+                    .zip(&phases.data)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-5, "largest difference {worst}");
+            }
         }
     }
 
