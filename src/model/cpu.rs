@@ -46,13 +46,51 @@ pub struct FusedConv {
 
 /// The weights of a convolution whose first `planes` input planes are an image upsampled by 2.
 #[derive(Debug, Clone)]
-struct UpInput {
-    planes: usize,
+pub(super) struct UpInput {
+    pub(super) planes: usize,
     /// For each output phase (row parity, column parity), the `cout × 4·planes` weights of the
-    /// 2×2 convolution of the image before upsampling that gives the same result.
-    phases: [Array2<f32>; 4],
+    /// 2×2 convolution of the image before upsampling that gives the same result, its taps at
+    /// [`phase_shifts`].
+    pub(super) phases: [Array2<f32>; 4],
     /// `cout × 9·(cin − planes)`: the weights of the other planes.
-    skip: Array2<f32>,
+    pub(super) skip: Array2<f32>,
+}
+
+/// Which of the two rows (0: the lower, 1: the higher) of the image before upsampling kernel
+/// row `k` (0–2) of a 3×3 convolution of the upsampled image reads in output phase `p` (the
+/// output row's parity); the same for columns.
+pub(super) fn up_tap(p: usize, k: usize) -> usize {
+    (p + k).div_ceil(2) - p
+}
+
+/// The (row, column) shifts of the four taps of output phase `phase` (row parity · 2 + column
+/// parity) in [`UpInput::phases`]: tap a·2 + b reads row y + a + py − 1, column x + b + px − 1.
+pub(super) fn phase_shifts(phase: usize) -> [(isize, isize); 4] {
+    let (py, px) = (phase / 2, phase % 2);
+    let shift = |p: usize, a: usize| (a + p) as isize - 1;
+    std::array::from_fn(|t| (shift(py, t / 2), shift(px, t % 2)))
+}
+
+impl UpInput {
+    /// From the `cout × 9·cin` weights of a convolution whose first `planes` inputs are
+    /// upsampled.
+    pub(super) fn new(weight: ArrayView2<f32>, planes: usize) -> Self {
+        let cout = weight.nrows();
+        let phases = std::array::from_fn(|phase| {
+            let (py, px) = (phase / 2, phase % 2);
+            let mut m = Array2::<f32>::zeros((cout, 4 * planes));
+            for ((o, j), &v) in weight.indexed_iter().filter(|((_, j), _)| *j < 9 * planes) {
+                let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
+                m[[o, ci * 4 + up_tap(py, ky) * 2 + up_tap(px, kx)]] += v;
+            }
+            m
+        });
+        UpInput {
+            planes,
+            phases,
+            skip: weight.slice(ndarray::s![.., 9 * planes..]).to_owned(),
+        }
+    }
 }
 
 /// Output pixels per band: enough work per matrix product, few enough that a band's im2col
@@ -121,113 +159,97 @@ impl FusedConv {
         conv3x3(x, self.weight.view(), &self.bias, self.slope)
     }
 
-    /// Ready [`FusedConv::forward_up`] for an upsampled image of `planes` planes, then the
-    /// rest. A tap of the 3×3 kernel over the upsampled image reads, in output phase p, the
-    /// lower (0) or higher (1) of two rows of the image before it.
-    fn prepare_up(&mut self, planes: usize) {
-        let cout = self.weight.nrows();
-        let low = |p: usize, k: usize| (p + k).div_ceil(2) - p;
-        let phases = std::array::from_fn(|phase| {
-            let (py, px) = (phase / 2, phase % 2);
-            let mut m = Array2::<f32>::zeros((cout, 4 * planes));
-            for ((o, j), &v) in self
-                .weight
-                .indexed_iter()
-                .filter(|((_, j), _)| *j < 9 * planes)
-            {
-                let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
-                m[[o, ci * 4 + low(py, ky) * 2 + low(px, kx)]] += v;
-            }
-            m
-        });
-        let skip = self.weight.slice(ndarray::s![.., 9 * planes..]).to_owned();
-        self.up = Some(UpInput {
-            planes,
-            phases,
-            skip,
-        });
-    }
-
-    /// This convolution of `x` upsampled by 2 (nearest neighbour), followed by the planes of
-    /// `skip` if the convolution has more inputs, without making the upsampled image or the
-    /// concatenation: each output phase of the upsampled part is a 2×2 convolution of `x`, 4
-    /// taps per input plane instead of 9 on four times the pixels. Bands of rows run in
-    /// parallel.
+    /// This convolution of `x` upsampled by 2, followed by the planes of `skip` if it has more
+    /// inputs ([`conv_up`]); [`CpuNet::new`] has prepared its [`UpInput`].
     fn forward_up(&self, x: &Planes, skip: Option<&Planes>) -> Result<Planes> {
         let Some(up) = &self.up else {
             return Err(Error::Device("CPU network: upsampling not prepared".into()));
         };
-        let skip_planes = skip.map_or(0, |s| s.c);
-        if x.c != up.planes || x.c + skip_planes != self.cin {
-            return Err(Error::Device(format!(
-                "a layer of {} input channels ({} upsampled) was given {} and {skip_planes}",
-                self.cin, up.planes, x.c
-            )));
-        }
-        // With a skip part, bias and activation come after the two parts are added.
-        let zeros = vec![0.0; self.bias.len()];
-        let (bias, slope) = match skip {
-            Some(_) => (&zeros, None),
-            None => (&self.bias, self.slope),
-        };
-        let (h, w, cout) = (x.h, x.w, self.weight.nrows());
-        let w2 = 2 * w;
-        let rows = band_rows(h, w);
-        let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
-            .into_par_iter()
-            .map(|band| {
-                let (y0, y1) = (band * rows, (band * rows + rows).min(h));
-                let n = (y1 - y0) * w;
-                // Output rows 2·y0 … 2·y1 of every plane.
-                let mut out = vec![0.0f32; cout * 4 * n];
-                for (phase, weight) in up.phases.iter().enumerate() {
-                    let (py, px) = (phase / 2, phase % 2);
-                    // Low tap (0 or 1) a of phase p reads row y + a + p − 1 of x.
-                    let shift = |p: usize, a: usize| (a + p) as isize - 1;
-                    let shifts: [(isize, isize); 4] =
-                        std::array::from_fn(|t| (shift(py, t / 2), shift(px, t % 2)));
-                    let part = conv_band(x, (weight.view(), &shifts), bias, slope, y0, y1)?;
-                    for (src, dst) in part.chunks_exact(n).zip(out.chunks_exact_mut(4 * n)) {
-                        for (yy, row) in src.chunks_exact(w).enumerate() {
-                            let target = &mut dst[(2 * yy + py) * w2..][..w2];
-                            for (d, &v) in target[px..].iter_mut().step_by(2).zip(row) {
-                                *d = v;
-                            }
+        conv_up(x, skip, up, &self.bias, self.slope)
+    }
+}
+
+/// A 3×3 convolution (`up`'s weights, then the bias and, if given, a leaky ReLU) of `x`
+/// upsampled by 2 (nearest neighbour), followed by the planes of `skip` where the convolution
+/// has more inputs, without making the upsampled image or the concatenation: each output phase
+/// of the upsampled part is a 2×2 convolution of `x`, 4 taps per input plane instead of 9 on
+/// four times the pixels. Bands of rows run in parallel.
+pub(super) fn conv_up(
+    x: &Planes,
+    skip: Option<&Planes>,
+    up: &UpInput,
+    bias: &[f32],
+    slope: Option<f32>,
+) -> Result<Planes> {
+    let skip_planes = skip.map_or(0, |s| s.c);
+    if x.c != up.planes || skip_planes != up.skip.ncols() / 9 {
+        return Err(Error::Device(format!(
+            "a layer of {} upsampled and {} other input planes was given {} and {skip_planes}",
+            up.planes,
+            up.skip.ncols() / 9,
+            x.c
+        )));
+    }
+    // With a skip part, bias and activation come after the two parts are added.
+    let zeros = vec![0.0; bias.len()];
+    let (up_bias, up_slope) = match skip {
+        Some(_) => (&zeros[..], None),
+        None => (bias, slope),
+    };
+    let (h, w, cout) = (x.h, x.w, bias.len());
+    let w2 = 2 * w;
+    let rows = band_rows(h, w);
+    let bands: Vec<Vec<f32>> = (0..h.div_ceil(rows))
+        .into_par_iter()
+        .map(|band| {
+            let (y0, y1) = (band * rows, (band * rows + rows).min(h));
+            let n = (y1 - y0) * w;
+            // Output rows 2·y0 … 2·y1 of every plane.
+            let mut out = vec![0.0f32; cout * 4 * n];
+            for (phase, weight) in up.phases.iter().enumerate() {
+                let (py, px) = (phase / 2, phase % 2);
+                let shifts = phase_shifts(phase);
+                let part = conv_band(x, (weight.view(), &shifts), up_bias, up_slope, y0, y1)?;
+                for (src, dst) in part.chunks_exact(n).zip(out.chunks_exact_mut(4 * n)) {
+                    for (yy, row) in src.chunks_exact(w).enumerate() {
+                        let target = &mut dst[(2 * yy + py) * w2..][..w2];
+                        for (d, &v) in target[px..].iter_mut().step_by(2).zip(row) {
+                            *d = v;
                         }
                     }
                 }
-                Ok(out)
-            })
-            .collect::<Result<_>>()?;
-        let mut out = Planes {
-            h: 2 * h,
-            w: w2,
-            c: cout,
-            data: stack_bands(&bands, cout, 2 * h * w2, 2 * rows * w2),
-        };
-        if let Some(skip) = skip {
-            if (skip.h, skip.w) != (out.h, out.w) {
-                return Err(Error::Device(
-                    "CPU network: a skip connection of another size".into(),
-                ));
             }
-            let part = conv3x3(skip, up.skip.view(), &self.bias, None)?;
-            out.data
-                .par_chunks_mut(w2)
-                .zip(part.data.par_chunks(w2))
-                .for_each(|(o, p)| {
-                    for (o, &p) in o.iter_mut().zip(p) {
-                        *o += p;
-                        if let Some(s) = self.slope
-                            && *o < 0.0
-                        {
-                            *o *= s;
-                        }
-                    }
-                });
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Planes {
+        h: 2 * h,
+        w: w2,
+        c: cout,
+        data: stack_bands(&bands, cout, 2 * h * w2, 2 * rows * w2),
+    };
+    if let Some(skip) = skip {
+        if (skip.h, skip.w) != (out.h, out.w) {
+            return Err(Error::Device(
+                "CPU network: a skip connection of another size".into(),
+            ));
         }
-        Ok(out)
+        let part = conv3x3(skip, up.skip.view(), bias, None)?;
+        out.data
+            .par_chunks_mut(w2)
+            .zip(part.data.par_chunks(w2))
+            .for_each(|(o, p)| {
+                for (o, &p) in o.iter_mut().zip(p) {
+                    *o += p;
+                    if let Some(s) = slope
+                        && *o < 0.0
+                    {
+                        *o *= s;
+                    }
+                }
+            });
     }
+    Ok(out)
 }
 
 /// The planes of a convolution whose bands of rows were computed apart: band b holds, for each
@@ -553,6 +575,58 @@ pub(super) fn value<T>(values: &[Option<T>], i: usize) -> Result<&T> {
         .ok_or_else(|| Error::Device(format!("CPU network: value {i} is missing")))
 }
 
+/// Where a program's convolution blocks read an upsampled value, alone or concatenated with a
+/// skip connection, and can run on the value before upsampling ([`conv_up`]); `couts` are the
+/// blocks' output planes. Per step, where it differs from the step's inputs: the values such a
+/// block reads (the value before upsampling, then the skip), and nothing for the upsampling
+/// and concatenation it makes unneeded. Per block: the planes of its upsampled input.
+pub(super) fn fused_upsampling(
+    program: &[Op],
+    couts: &[usize],
+) -> (Vec<Option<Vec<usize>>>, Vec<Option<usize>>) {
+    let mut planes = vec![1; program.len()];
+    for (i, op) in program.iter().enumerate() {
+        planes[i] = match *op {
+            Op::Input | Op::Head(_) => 1,
+            Op::Block(b, _) => couts[b],
+            Op::Pool(s) | Op::Up(s) => planes[s],
+            Op::Cat(a, b) => planes[a] + planes[b],
+        };
+    }
+    let only_reader = |i: usize| {
+        let mut readers = (0..program.len()).filter(|&j| program[j].inputs().contains(&i));
+        match (readers.next(), readers.next()) {
+            (Some(j), None) => Some(j),
+            _ => None,
+        }
+    };
+    let mut fused = vec![None; program.len()];
+    let mut up_planes = vec![None; couts.len()];
+    for (j, op) in program.iter().enumerate() {
+        let Op::Block(b, s) = *op else { continue };
+        if couts[b] < 2 || only_reader(s) != Some(j) {
+            continue;
+        }
+        let (t, skip, made) = match program[s] {
+            Op::Up(t) => (t, None, vec![s]),
+            Op::Cat(u, k) => match program[u] {
+                Op::Up(t) if only_reader(u) == Some(s) => (t, Some(k), vec![u, s]),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if planes[t] < 2 {
+            continue;
+        }
+        up_planes[b] = Some(planes[t]);
+        fused[j] = Some([t].into_iter().chain(skip).collect());
+        for m in made {
+            fused[m] = Some(vec![]);
+        }
+    }
+    (fused, up_planes)
+}
+
 /// A network ready for CPU inference.
 #[derive(Debug, Clone)]
 pub struct CpuNet {
@@ -575,44 +649,11 @@ impl CpuNet {
             .into_iter()
             .map(FusedConv::block)
             .collect::<Result<_>>()?;
-        // Planes of each value.
-        let mut planes = vec![1; program.len()];
-        for (i, op) in program.iter().enumerate() {
-            planes[i] = match *op {
-                Op::Input | Op::Head(_) => 1,
-                Op::Block(b, _) => blocks[b].weight.nrows(),
-                Op::Pool(s) | Op::Up(s) => planes[s],
-                Op::Cat(a, b) => planes[a] + planes[b],
-            };
-        }
-        let only_reader = |i: usize| {
-            let mut readers = (0..program.len()).filter(|&j| program[j].inputs().contains(&i));
-            match (readers.next(), readers.next()) {
-                (Some(j), None) => Some(j),
-                _ => None,
-            }
-        };
-        let mut fused = vec![None; program.len()];
-        for (j, op) in program.iter().enumerate() {
-            let Op::Block(b, s) = *op else { continue };
-            if blocks[b].weight.nrows() < 2 || only_reader(s) != Some(j) {
-                continue;
-            }
-            let (t, skip, made) = match program[s] {
-                Op::Up(t) => (t, None, vec![s]),
-                Op::Cat(u, k) => match program[u] {
-                    Op::Up(t) if only_reader(u) == Some(s) => (t, Some(k), vec![u, s]),
-                    _ => continue,
-                },
-                _ => continue,
-            };
-            if planes[t] < 2 {
-                continue;
-            }
-            blocks[b].prepare_up(planes[t]);
-            fused[j] = Some([t].into_iter().chain(skip).collect());
-            for m in made {
-                fused[m] = Some(vec![]);
+        let couts: Vec<usize> = blocks.iter().map(|b| b.weight.nrows()).collect();
+        let (fused, up_planes) = fused_upsampling(&program, &couts);
+        for (block, planes) in blocks.iter_mut().zip(up_planes) {
+            if let Some(planes) = planes {
+                block.up = Some(UpInput::new(block.weight.view(), planes));
             }
         }
         Ok(CpuNet {
@@ -773,7 +814,7 @@ mod tests {
             for slope in [None, Some(LEAKY_SLOPE)] {
                 let mut fused = FusedConv::new(&conv, None, slope).expect("weights");
                 let direct = fused.forward(&input).expect("direct");
-                fused.prepare_up(planes);
+                fused.up = Some(UpInput::new(fused.weight.view(), planes));
                 let phases = fused.forward_up(&x, skip.as_ref()).expect("phases");
                 assert_eq!((phases.h, phases.w, phases.c), (2 * h, 2 * w, cout));
                 let worst = direct
