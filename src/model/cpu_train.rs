@@ -11,6 +11,10 @@
 //! - The backward pass walks the program in reverse. A 3×3 convolution's weight gradient is
 //!   `dY · im2colᵀ` and its input gradient `Wᵀ · dY` scattered back (col2im), band by band,
 //!   images in parallel.
+//! - A block that reads an upsampled value (alone, or concatenated with a skip connection) runs
+//!   on the value before upsampling, as inference does ([`super::cpu::conv_up`]): forward, four
+//!   2×2 convolutions, one per output phase; backward, each phase's gradients, its weight
+//!   gradient summed back onto the 3×3 taps it combines.
 //! - All parameters live in one flat vector, so Adam is one loop. It is burn's Adam with its
 //!   default settings (β₁ 0.9, β₂ 0.999, ε 1e-5, ε scaled by the bias correction as burn does).
 //!
@@ -19,8 +23,8 @@
 //! detection.
 
 use super::cpu::{
-    Op, Planes, add_shifted, band_rows, cat, conv3x3, pool, program, shape_err, source_row,
-    tap_rows, up, value, values,
+    Op, Planes, UpInput, add_shifted, band_rows, cat, conv_up, conv3x3, fused_upsampling, pool,
+    program, shape_err, tap_rows, up, up_tap, value, values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
@@ -102,7 +106,12 @@ impl Tape {
 #[derive(Debug, Clone)]
 pub struct CpuTrainer {
     program: Vec<Op>,
+    /// Per step, the values a block that reads an upsampled value reads instead, and nothing
+    /// for the upsampling and concatenation it makes unneeded ([`fused_upsampling`]).
+    fused: Vec<Option<Vec<usize>>>,
     blocks: Vec<BlockSlot>,
+    /// Per block, the planes of its upsampled input where it has one.
+    up_planes: Vec<Option<usize>>,
     head: ConvSlot,
     /// All trainable parameters.
     theta: Vec<f32>,
@@ -290,21 +299,66 @@ fn up_backward(d: &Planes) -> Planes {
     }
 }
 
-/// Adds the im2col-shaped gradient of output rows `y0..y1` back onto the input planes.
-fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
+/// The taps of a convolution kernel: rows of `WIDTH` taps, row r reading input row y + `dys[r]`
+/// and its taps columns x + `dx0` … x + `dx0` + WIDTH − 1, each within one of x; taps are
+/// numbered row by row, as a 3×3 kernel's (ky, kx) and [`super::cpu::phase_shifts`] are.
+/// (The width is a constant so that copying a row of taps compiles to plain moves.)
+#[derive(Debug, Clone, Copy)]
+struct Taps<const WIDTH: usize> {
+    dys: &'static [isize],
+    dx0: isize,
+}
+
+impl<const WIDTH: usize> Taps<WIDTH> {
+    fn len(&self) -> usize {
+        self.dys.len() * WIDTH
+    }
+}
+
+/// A 3×3 convolution's taps.
+const TAPS_3X3: Taps<3> = Taps {
+    dys: &[-1, 0, 1],
+    dx0: -1,
+};
+
+/// The 2×2 taps of output phase `phase` of a convolution of an upsampled image
+/// ([`super::cpu::phase_shifts`]).
+fn phase_taps(phase: usize) -> Taps<2> {
+    const DYS: [[isize; 2]; 2] = [[-1, 0], [0, 1]];
+    Taps {
+        dys: &DYS[phase / 2],
+        dx0: (phase % 2) as isize - 1,
+    }
+}
+
+/// The pixels of output phase (`py`, `px`) of `d` (rows 2y + py, columns 2x + px).
+fn phase_planes(d: &Planes, py: usize, px: usize) -> Planes {
+    let (h, w) = (d.h / 2, d.w / 2);
+    let mut data = Vec::with_capacity(d.c * h * w);
+    for row in d.data.chunks_exact(d.w).skip(py).step_by(2) {
+        data.extend(row[px..].iter().step_by(2).take(w));
+    }
+    Planes { h, w, c: d.c, data }
+}
+
+/// Adds the im2col-shaped gradient of output rows `y0..y1` (rows (ci, tap)) back onto the
+/// input planes.
+fn col2im_add<const W: usize>(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize, taps: Taps<W>) {
     let (h, w) = (dx.h, dx.w);
     let n = (y1 - y0) * w;
     for (r, row) in dcol.chunks_exact(n).enumerate() {
-        let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
+        let (ci, tap) = (r / taps.len(), r % taps.len());
+        let (dy, shift) = (taps.dys[tap / W], taps.dx0 + (tap % W) as isize);
         for y in y0..y1 {
-            let Some(sy) = source_row(y, ky, h) else {
+            let Some(sy) = y.checked_add_signed(dy).filter(|&s| s < h) else {
                 continue;
             };
             let src = &row[(y - y0) * w..][..w];
             let dst = &mut dx.data[(ci * h + sy) * w..][..w];
-            let (dst, src) = match kx {
-                0 => (&mut dst[..w - 1], &src[1..]),
-                1 => (dst, src),
+            // Output x read input x + shift.
+            let (dst, src) = match shift {
+                -1 => (&mut dst[..w - 1], &src[1..]),
+                0 => (dst, src),
                 _ => (&mut dst[1..], &src[..w - 1]),
             };
             for (d, s) in dst.iter_mut().zip(src) {
@@ -314,28 +368,44 @@ fn col2im_add(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usize) {
     }
 }
 
-/// The im2col matrix of output rows `y0..y1` transposed: `pixels × 9·c`, row p holding the
-/// 3×3 neighbourhoods of pixel p in every input plane (zero outside the image).
-fn im2col_t(x: &Planes, y0: usize, y1: usize) -> Vec<f32> {
-    let (w, c) = (x.w, x.c);
-    let k = 9 * c;
+/// The im2col matrix of output rows `y0..y1` transposed: `pixels × taps·c`, row p holding the
+/// neighbourhoods of pixel p in every input plane (zero outside the image).
+fn im2col_t<const W: usize>(x: &Planes, y0: usize, y1: usize, taps: Taps<W>) -> Vec<f32> {
+    let (h, w, c) = (x.h, x.w, x.c);
+    let k = taps.len() * c;
+    let width = W as isize;
+    // Pixels lo..hi have their whole row of taps inside the image.
+    let lo = (-taps.dx0).max(0) as usize;
+    let hi = (w as isize - taps.dx0 - width + 1).clamp(lo as isize, w as isize) as usize;
     let mut out = vec![0.0f32; (y1 - y0) * w * k];
     for (y, band) in (y0..y1).zip(out.chunks_exact_mut(w * k)) {
-        for (at, row) in tap_rows(x, y) {
-            let src = &x.data[row..][..w];
-            let mut pixels = band.chunks_exact_mut(k);
-            // The first and last pixels of the row have a zero neighbour.
-            if let Some(px) = pixels.next() {
-                px[at + 1] = src[0];
-                px[at + 2] = src.get(1).copied().unwrap_or(0.0);
-            }
-            // Windows first: zip stops on them without taking a pixel.
-            for (three, px) in src.windows(3).zip(pixels.by_ref()) {
-                px[at..at + 3].copy_from_slice(three);
-            }
-            if let Some(px) = pixels.next() {
-                px[at] = src[w - 2];
-                px[at + 1] = src[w - 1];
+        for ci in 0..c {
+            for (r, &dy) in taps.dys.iter().enumerate() {
+                let Some(sy) = y.checked_add_signed(dy).filter(|&s| s < h) else {
+                    continue;
+                };
+                let src = &x.data[(ci * h + sy) * w..][..w];
+                let at = ci * taps.len() + r * W;
+                let start = (lo as isize + taps.dx0) as usize;
+                // Windows first: zip stops on them without taking a pixel.
+                let mut pixels = band.chunks_exact_mut(k).skip(lo);
+                for (window, px) in src[start..]
+                    .array_windows::<W>()
+                    .take(hi - lo)
+                    .zip(pixels.by_ref())
+                {
+                    px[at..at + W].copy_from_slice(window);
+                }
+                // The first and last pixels of the row, whose taps partly fall outside.
+                let edges = (0..lo).chain(hi..w);
+                for (xx, px) in edges.map(|xx| (xx, xx * k)) {
+                    for j in 0..W {
+                        let sx = xx as isize + taps.dx0 + j as isize;
+                        if (0..w as isize).contains(&sx) {
+                            band[px + at + j] = src[sx as usize];
+                        }
+                    }
+                }
             }
         }
     }
@@ -395,17 +465,17 @@ fn shifted_rows_backward(
     }
 }
 
-/// One image's share of a convolution's gradients: weights (`cout × 9·cin`), bias and, when
-/// asked, the input.
-fn conv_backward_image(
+/// One image's share of the gradients of a convolution with `taps`: weights
+/// (`cout × taps·cin`), bias and, when asked, the input.
+fn conv_backward_image<const W: usize>(
     x: &Planes,
     dy: &Planes,
-    weight: ArrayView2<f32>,
+    (weight, taps): (ArrayView2<f32>, Taps<W>),
     need_dx: bool,
 ) -> Result<(Array2<f32>, Vec<f32>, Option<Planes>)> {
     let (h, w, cin, cout) = (x.h, x.w, x.c, dy.c);
-    let hw = h * w;
-    let mut dw = Array2::<f32>::zeros((cout, 9 * cin));
+    let (hw, k) = (h * w, taps.len() * cin);
+    let mut dw = Array2::<f32>::zeros((cout, k));
     let db = dy
         .data
         .chunks_exact(hw)
@@ -417,7 +487,7 @@ fn conv_backward_image(
         c: cin,
         data: vec![0.0; cin * hw],
     });
-    if cout == 1 || cin == 1 {
+    if (cout == 1 || cin == 1) && taps.len() == 9 {
         let weight: Vec<f32> = weight.iter().copied().collect();
         shifted_rows_backward(x, dy, &weight, dw.as_slice_mut(), dx.as_mut());
         return Ok((dw, db, dx));
@@ -428,14 +498,14 @@ fn conv_backward_image(
         let n = (y1 - y0) * w;
         let dyb = ArrayView2::from_shape((cout, n).strides((hw, 1)), &dy.data[y0 * w..])
             .map_err(shape_err)?;
-        let colt = im2col_t(x, y0, y1);
-        let colt = ArrayView2::from_shape((n, 9 * cin), &colt).map_err(shape_err)?;
+        let colt = im2col_t(x, y0, y1, taps);
+        let colt = ArrayView2::from_shape((n, k), &colt).map_err(shape_err)?;
         general_mat_mul(1.0, &dyb, &colt, 1.0, &mut dw);
         if let Some(dx) = dx.as_mut() {
-            let mut dcol = vec![0.0f32; 9 * cin * n];
-            let mut view = ArrayViewMut2::from_shape((9 * cin, n), &mut dcol).map_err(shape_err)?;
+            let mut dcol = vec![0.0f32; k * n];
+            let mut view = ArrayViewMut2::from_shape((k, n), &mut dcol).map_err(shape_err)?;
             general_mat_mul(1.0, &weight.t(), &dyb, 0.0, &mut view);
-            col2im_add(&dcol, dx, y0, y1);
+            col2im_add(&dcol, dx, y0, y1, taps);
         }
     }
     Ok((dw, db, dx))
@@ -451,9 +521,14 @@ impl CpuTrainer {
             .map(|b| read_block(b, &mut theta))
             .collect::<Result<Vec<_>>>()?;
         let head = read_conv(out, &mut theta)?;
+        let program = program(net.architecture());
+        let couts: Vec<usize> = blocks.iter().map(|b| b.conv.cout).collect();
+        let (fused, up_planes) = fused_upsampling(&program, &couts);
         Ok(CpuTrainer {
-            program: program(net.architecture()),
+            program,
+            fused,
             blocks,
+            up_planes,
             head,
             moment_1: vec![0.0; theta.len()],
             moment_2: vec![0.0; theta.len()],
@@ -491,10 +566,28 @@ impl CpuTrainer {
             .collect()
     }
 
-    /// A block in training mode: convolution, batch norm on the batch's statistics (which
-    /// also move the running statistics), leaky ReLU.
-    fn block_forward(&mut self, b: usize, input: &Batch) -> Result<(Batch, BlockCache)> {
-        let mut z = self.conv(&self.blocks[b].conv, input)?;
+    /// Convolution of block `b` over every image of `x` upsampled by 2, followed by the planes
+    /// of `skip` where the block has more inputs ([`conv_up`]), without activation.
+    fn conv_up(&self, b: usize, x: &Batch, skip: Option<&Batch>) -> Result<Batch> {
+        let (slot, up) = self.up_input(b)?;
+        let bias = &self.theta[slot.bias..][..slot.cout];
+        x.par_iter()
+            .enumerate()
+            .map(|(n, x)| conv_up(x, skip.map(|s| &s[n]), &up, bias, None))
+            .collect()
+    }
+
+    /// Block `b`'s convolution and its weights split for an upsampled input.
+    fn up_input(&self, b: usize) -> Result<(ConvSlot, UpInput)> {
+        let slot = self.blocks[b].conv;
+        let planes = self.up_planes[b]
+            .ok_or_else(|| Error::Device("CPU training: block without upsampled input".into()))?;
+        Ok((slot, UpInput::new(slot.weight(&self.theta)?, planes)))
+    }
+
+    /// A block in training mode after its convolution `z`: batch norm on the batch's
+    /// statistics (which also move the running statistics), leaky ReLU.
+    fn block_forward(&mut self, b: usize, mut z: Batch) -> Result<(Batch, BlockCache)> {
         let count = z.iter().map(|p| p.h * p.w).sum::<usize>().max(1) as f64;
         let mean: Vec<f64> = channel_sums(&z, &z, |_, v, _| v)
             .into_iter()
@@ -550,7 +643,7 @@ impl CpuTrainer {
         }
         let mut values: Vec<Option<Batch>> = Vec::with_capacity(self.program.len());
         let mut caches = Vec::with_capacity(self.program.len());
-        for op in self.program.clone() {
+        for (i, op) in self.program.clone().into_iter().enumerate() {
             let mut cache = None;
             let v = match op {
                 Op::Input => images
@@ -563,9 +656,21 @@ impl CpuTrainer {
                     })
                     .collect(),
                 Op::Block(b, s) => {
-                    let (out, c) = self.block_forward(b, value(&values, s)?)?;
+                    let z = match self.fused[i].as_deref() {
+                        Some(&[t]) => self.conv_up(b, value(&values, t)?, None)?,
+                        Some(&[t, k]) => {
+                            self.conv_up(b, value(&values, t)?, Some(value(&values, k)?))?
+                        }
+                        _ => self.conv(&self.blocks[b].conv, value(&values, s)?)?,
+                    };
+                    let (out, c) = self.block_forward(b, z)?;
                     cache = Some(c);
                     out
+                }
+                _ if self.fused[i].is_some() => {
+                    values.push(None);
+                    caches.push(None);
+                    continue;
                 }
                 Op::Pool(s) => value(&values, s)?.par_iter().map(pool).collect(),
                 Op::Up(s) => value(&values, s)?.par_iter().map(up).collect(),
@@ -595,7 +700,7 @@ impl CpuTrainer {
         let parts = input
             .par_iter()
             .zip(dy)
-            .map(|(x, d)| conv_backward_image(x, d, weight, need_dx))
+            .map(|(x, d)| conv_backward_image(x, d, (weight, TAPS_3X3), need_dx))
             .collect::<Result<Vec<_>>>()?;
         let mut dx = Vec::with_capacity(parts.len());
         for (dw, db, d) in parts {
@@ -613,17 +718,16 @@ impl CpuTrainer {
         Ok(need_dx.then_some(dx))
     }
 
-    /// Gradients of a block: through the leaky ReLU and the batch norm (with its batch
-    /// statistics), then the convolution.
-    fn block_backward(
+    /// Gradient of a block's convolution output from that of its output: through the leaky
+    /// ReLU and the batch norm (with its batch statistics), whose own gradients go into `grad`.
+    fn bn_backward(
         &self,
         b: &BlockSlot,
-        (input, out): (&Batch, &Batch),
+        out: &Batch,
         cache: &BlockCache,
         mut d: Batch,
-        need_dx: bool,
         grad: &mut [f32],
-    ) -> Result<Option<Batch>> {
+    ) -> Batch {
         d.par_iter_mut().zip(out).for_each(|(d, o)| {
             for (d, &o) in d.data.iter_mut().zip(&o.data) {
                 if o < 0.0 {
@@ -653,7 +757,80 @@ impl CpuTrainer {
             grad[b.gamma + ch] += dgamma[ch] as f32;
             grad[b.beta + ch] += dbeta[ch] as f32;
         }
-        self.conv_backward(&b.conv, input, &d, need_dx, grad)
+        d
+    }
+
+    /// Gradients of block `b`'s convolution over `x` upsampled, followed by `skip` where it has
+    /// one ([`CpuTrainer::conv_up`]), from that of its output `dz`: weights and bias (added
+    /// into `grad`), `x` and `skip`. Each output phase of the upsampled part is a 2×2
+    /// convolution of `x`; its weight gradient goes back to the 3×3 taps it sums.
+    fn conv_up_backward(
+        &self,
+        b: usize,
+        (x, skip): (&Batch, Option<&Batch>),
+        dz: &Batch,
+        grad: &mut [f32],
+    ) -> Result<(Batch, Option<Batch>)> {
+        let (slot, up) = self.up_input(b)?;
+        let parts = x
+            .par_iter()
+            .zip(dz)
+            .enumerate()
+            .map(|(n, (x, dz))| {
+                let mut dw = Array2::<f32>::zeros((slot.cout, 9 * slot.cin));
+                let dskip = match skip {
+                    Some(s) => {
+                        let (dws, _, ds) =
+                            conv_backward_image(&s[n], dz, (up.skip.view(), TAPS_3X3), true)?;
+                        dw.slice_mut(ndarray::s![.., 9 * up.planes..])
+                            .zip_mut_with(&dws, |g, v| *g += v);
+                        ds
+                    }
+                    None => None,
+                };
+                let mut dx = vec![0.0f32; x.data.len()];
+                for phase in 0..4 {
+                    let (py, px) = (phase / 2, phase % 2);
+                    let dzp = phase_planes(dz, py, px);
+                    let weight = up.phases[phase].view();
+                    let (dwp, _, dxp) =
+                        conv_backward_image(x, &dzp, (weight, phase_taps(phase)), true)?;
+                    for ((o, j), g) in dw
+                        .indexed_iter_mut()
+                        .filter(|((_, j), _)| *j < 9 * up.planes)
+                    {
+                        let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
+                        *g += dwp[[o, ci * 4 + up_tap(py, ky) * 2 + up_tap(px, kx)]];
+                    }
+                    if let Some(dxp) = dxp {
+                        for (d, v) in dx.iter_mut().zip(dxp.data) {
+                            *d += v;
+                        }
+                    }
+                }
+                let db: Vec<f32> = dz
+                    .data
+                    .chunks_exact(dz.h * dz.w)
+                    .map(|p| blocked_sum(p, p, |v, _| v) as f32)
+                    .collect();
+                Ok((dw, db, Planes { data: dx, ..*x }, dskip))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (mut dxs, mut dskips) = (Vec::with_capacity(parts.len()), Vec::new());
+        for (dw, db, dx, dskip) in parts {
+            for (g, v) in grad[slot.weight..][..slot.weight_len()]
+                .iter_mut()
+                .zip(dw.iter())
+            {
+                *g += v;
+            }
+            for (g, v) in grad[slot.bias..][..slot.cout].iter_mut().zip(db) {
+                *g += v;
+            }
+            dxs.push(dx);
+            dskips.extend(dskip);
+        }
+        Ok((dxs, skip.map(|_| dskips)))
     }
 
     /// Gradient of the loss with respect to every parameter, from the gradient of the loss with
@@ -689,16 +866,34 @@ impl CpuTrainer {
                     let cache = caches[i]
                         .as_ref()
                         .ok_or_else(|| Error::Device("CPU training: block cache missing".into()))?;
-                    let dx = self.block_backward(
-                        &self.blocks[b],
-                        (value(&values, s)?, value(&values, i)?),
-                        cache,
-                        d,
-                        s != 0,
-                        &mut grad,
-                    )?;
-                    if let Some(dx) = dx {
-                        accumulate(&mut grads[s], dx);
+                    let dz =
+                        self.bn_backward(&self.blocks[b], value(&values, i)?, cache, d, &mut grad);
+                    match self.fused[i].as_deref() {
+                        Some(&[t, ref skip @ ..]) => {
+                            let skip_value = match skip {
+                                [k] => Some(value(&values, *k)?),
+                                _ => None,
+                            };
+                            let (dx, dskip) = self.conv_up_backward(
+                                b,
+                                (value(&values, t)?, skip_value),
+                                &dz,
+                                &mut grad,
+                            )?;
+                            accumulate(&mut grads[t], dx);
+                            if let (Some(&k), Some(dskip)) = (skip.first(), dskip) {
+                                accumulate(&mut grads[k], dskip);
+                            }
+                        }
+                        _ => {
+                            let input = value(&values, s)?;
+                            let conv = &self.blocks[b].conv;
+                            if let Some(dx) =
+                                self.conv_backward(conv, input, &dz, s != 0, &mut grad)?
+                            {
+                                accumulate(&mut grads[s], dx);
+                            }
+                        }
                     }
                 }
                 Op::Head(s) => {
