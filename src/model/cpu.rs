@@ -49,26 +49,57 @@ pub struct FusedConv {
 pub(super) struct UpInput {
     pub(super) planes: usize,
     /// For each output phase (row parity, column parity), the `cout × 4·planes` weights of the
-    /// 2×2 convolution of the image before upsampling that gives the same result, its taps at
-    /// [`phase_shifts`].
+    /// 2×2 convolution of the image before upsampling that gives the same result, its taps
+    /// [`phase_taps`].
     pub(super) phases: [Array2<f32>; 4],
     /// `cout × 9·(cin − planes)`: the weights of the other planes.
     pub(super) skip: Array2<f32>,
 }
 
-/// Which of the two rows (0: the lower, 1: the higher) of the image before upsampling kernel
-/// row `k` (0–2) of a 3×3 convolution of the upsampled image reads in output phase `p` (the
-/// output row's parity); the same for columns.
-pub(super) fn up_tap(p: usize, k: usize) -> usize {
-    (p + k).div_ceil(2) - p
+/// The taps of a convolution kernel: rows of `WIDTH` taps, row r reading input row y + `dys[r]`,
+/// its taps columns x + `dx0` … x + `dx0` + WIDTH − 1, each within one of x; taps are numbered
+/// row by row, as a 3×3 kernel's (ky, kx). (The width is a constant so that copying a row of
+/// taps compiles to plain moves.)
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Taps<const WIDTH: usize> {
+    pub(super) dys: &'static [isize],
+    pub(super) dx0: isize,
 }
 
-/// The (row, column) shifts of the four taps of output phase `phase` (row parity · 2 + column
-/// parity) in [`UpInput::phases`]: tap a·2 + b reads row y + a + py − 1, column x + b + px − 1.
-pub(super) fn phase_shifts(phase: usize) -> [(isize, isize); 4] {
-    let (py, px) = (phase / 2, phase % 2);
-    let shift = |p: usize, a: usize| (a + p) as isize - 1;
-    std::array::from_fn(|t| (shift(py, t / 2), shift(px, t % 2)))
+impl<const WIDTH: usize> Taps<WIDTH> {
+    pub(super) fn len(&self) -> usize {
+        self.dys.len() * WIDTH
+    }
+
+    /// The (row, column) shift of tap `t`.
+    pub(super) fn shift(&self, t: usize) -> (isize, isize) {
+        (self.dys[t / WIDTH], self.dx0 + (t % WIDTH) as isize)
+    }
+}
+
+/// A 3×3 convolution's taps, in burn's (ky, kx) order.
+pub(super) const TAPS_3X3: Taps<3> = Taps {
+    dys: &[-1, 0, 1],
+    dx0: -1,
+};
+
+/// The four taps of output phase `phase` (row parity · 2 + column parity) in
+/// [`UpInput::phases`]: tap a·2 + b reads row y + a + py − 1, column x + b + px − 1.
+pub(super) fn phase_taps(phase: usize) -> Taps<2> {
+    const DYS: [[isize; 2]; 2] = [[-1, 0], [0, 1]];
+    Taps {
+        dys: &DYS[phase / 2],
+        dx0: (phase % 2) as isize - 1,
+    }
+}
+
+/// The column of [`UpInput::phases`]`[phase]` that column `j` (ci, ky, kx) of a 3×3
+/// convolution's weights adds into: in output phase p, kernel row k reads the lower (0) or
+/// higher (1) of two rows of the image before upsampling; the same for columns.
+pub(super) fn phase_column(j: usize, phase: usize) -> usize {
+    let low = |p: usize, k: usize| (p + k).div_ceil(2) - p;
+    let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
+    ci * 4 + low(phase / 2, ky) * 2 + low(phase % 2, kx)
 }
 
 impl UpInput {
@@ -77,11 +108,9 @@ impl UpInput {
     pub(super) fn new(weight: ArrayView2<f32>, planes: usize) -> Self {
         let cout = weight.nrows();
         let phases = std::array::from_fn(|phase| {
-            let (py, px) = (phase / 2, phase % 2);
             let mut m = Array2::<f32>::zeros((cout, 4 * planes));
             for ((o, j), &v) in weight.indexed_iter().filter(|((_, j), _)| *j < 9 * planes) {
-                let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
-                m[[o, ci * 4 + up_tap(py, ky) * 2 + up_tap(px, kx)]] += v;
+                m[[o, phase_column(j, phase)]] += v;
             }
             m
         });
@@ -208,8 +237,8 @@ pub(super) fn conv_up(
             let mut out = vec![0.0f32; cout * 4 * n];
             for (phase, weight) in up.phases.iter().enumerate() {
                 let (py, px) = (phase / 2, phase % 2);
-                let shifts = phase_shifts(phase);
-                let part = conv_band(x, (weight.view(), &shifts), up_bias, up_slope, y0, y1)?;
+                let taps = phase_taps(phase);
+                let part = conv_band(x, (weight.view(), taps), up_bias, up_slope, y0, y1)?;
                 for (src, dst) in part.chunks_exact(n).zip(out.chunks_exact_mut(4 * n)) {
                     for (yy, row) in src.chunks_exact(w).enumerate() {
                         let target = &mut dst[(2 * yy + py) * w2..][..w2];
@@ -288,7 +317,7 @@ pub(super) fn conv3x3(
         .map(|band| {
             conv_band(
                 x,
-                (weight, &TAPS_3X3),
+                (weight, TAPS_3X3),
                 bias,
                 slope,
                 band * rows,
@@ -377,28 +406,15 @@ pub(super) fn tap_rows(x: &Planes, y: usize) -> impl Iterator<Item = (usize, usi
     })
 }
 
-/// The (row, column) shifts of a 3×3 convolution's taps, in burn's (ky, kx) order.
-const TAPS_3X3: [(isize, isize); 9] = [
-    (-1, -1),
-    (-1, 0),
-    (-1, 1),
-    (0, -1),
-    (0, 0),
-    (0, 1),
-    (1, -1),
-    (1, 0),
-    (1, 1),
-];
-
-/// The im2col matrix of output rows `y0..y1` for taps at `shifts` (each −1, 0 or 1 in both
-/// directions): `shifts.len()·c × pixels`, row (ci, tap) holding input plane ci read at
+/// The im2col matrix of output rows `y0..y1` for `taps` (each shifted by −1, 0 or 1 in both
+/// directions): `taps·c × pixels`, row (ci, tap) holding input plane ci read at
 /// (y + dy, x + dx), zero outside the image.
-pub(super) fn im2col(x: &Planes, y0: usize, y1: usize, shifts: &[(isize, isize)]) -> Vec<f32> {
+pub(super) fn im2col<const W: usize>(x: &Planes, y0: usize, y1: usize, taps: Taps<W>) -> Vec<f32> {
     let (h, w) = (x.h, x.w);
     let n = (y1 - y0) * w;
-    let mut col = vec![0.0f32; shifts.len() * x.c * n];
+    let mut col = vec![0.0f32; taps.len() * x.c * n];
     for (r, row) in col.chunks_exact_mut(n).enumerate() {
-        let (ci, (dy, dx)) = (r / shifts.len(), shifts[r % shifts.len()]);
+        let (ci, (dy, dx)) = (r / taps.len(), taps.shift(r % taps.len()));
         let plane = &x.data[ci * h * w..][..h * w];
         for y in y0..y1 {
             let Some(sy) = y.checked_add_signed(dy).filter(|&s| s < h) else {
@@ -416,11 +432,11 @@ pub(super) fn im2col(x: &Planes, y0: usize, y1: usize, shifts: &[(isize, isize)]
     col
 }
 
-/// Output rows `y0..y1`, `cout × pixels`, of the convolution with taps at `shifts` and
-/// `weight` (`cout × shifts·cin`): im2col of the band, one matrix product, bias and activation.
-fn conv_band(
+/// Output rows `y0..y1`, `cout × pixels`, of the convolution with `taps` and `weight`
+/// (`cout × taps·cin`): im2col of the band, one matrix product, bias and activation.
+fn conv_band<const W: usize>(
     x: &Planes,
-    (weight, shifts): (ArrayView2<f32>, &[(isize, isize)]),
+    (weight, taps): (ArrayView2<f32>, Taps<W>),
     bias: &[f32],
     slope: Option<f32>,
     y0: usize,
@@ -428,12 +444,12 @@ fn conv_band(
 ) -> Result<Vec<f32>> {
     let cout = weight.nrows();
     let n = (y1 - y0) * x.w;
-    let col = im2col(x, y0, y1, shifts);
+    let col = im2col(x, y0, y1, taps);
     let mut out = vec![0.0f32; cout * n];
     for (o, row) in out.chunks_exact_mut(n).enumerate() {
         row.fill(bias[o]);
     }
-    let b = ArrayView2::from_shape((shifts.len() * x.c, n), &col).map_err(shape_err)?;
+    let b = ArrayView2::from_shape((taps.len() * x.c, n), &col).map_err(shape_err)?;
     let mut c = ArrayViewMut2::from_shape((cout, n), &mut out).map_err(shape_err)?;
     general_mat_mul(1.0, &weight, &b, 1.0, &mut c);
     if let Some(s) = slope {

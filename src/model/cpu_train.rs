@@ -23,8 +23,9 @@
 //! detection.
 
 use super::cpu::{
-    Op, Planes, UpInput, add_shifted, band_rows, cat, conv_up, conv3x3, fused_upsampling, pool,
-    program, shape_err, tap_rows, up, up_tap, value, values,
+    Op, Planes, TAPS_3X3, Taps, UpInput, add_shifted, band_rows, cat, conv_up, conv3x3,
+    fused_upsampling, phase_column, phase_taps, pool, program, shape_err, tap_rows, up, value,
+    values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
@@ -299,40 +300,10 @@ fn up_backward(d: &Planes) -> Planes {
     }
 }
 
-/// The taps of a convolution kernel: rows of `WIDTH` taps, row r reading input row y + `dys[r]`
-/// and its taps columns x + `dx0` … x + `dx0` + WIDTH − 1, each within one of x; taps are
-/// numbered row by row, as a 3×3 kernel's (ky, kx) and [`super::cpu::phase_shifts`] are.
-/// (The width is a constant so that copying a row of taps compiles to plain moves.)
-#[derive(Debug, Clone, Copy)]
-struct Taps<const WIDTH: usize> {
-    dys: &'static [isize],
-    dx0: isize,
-}
-
-impl<const WIDTH: usize> Taps<WIDTH> {
-    fn len(&self) -> usize {
-        self.dys.len() * WIDTH
-    }
-}
-
-/// A 3×3 convolution's taps.
-const TAPS_3X3: Taps<3> = Taps {
-    dys: &[-1, 0, 1],
-    dx0: -1,
-};
-
-/// The 2×2 taps of output phase `phase` of a convolution of an upsampled image
-/// ([`super::cpu::phase_shifts`]).
-fn phase_taps(phase: usize) -> Taps<2> {
-    const DYS: [[isize; 2]; 2] = [[-1, 0], [0, 1]];
-    Taps {
-        dys: &DYS[phase / 2],
-        dx0: (phase % 2) as isize - 1,
-    }
-}
-
-/// The pixels of output phase (`py`, `px`) of `d` (rows 2y + py, columns 2x + px).
-fn phase_planes(d: &Planes, py: usize, px: usize) -> Planes {
+/// The pixels of output phase `phase` (row parity py · 2 + column parity px) of `d`: rows
+/// 2y + py, columns 2x + px.
+fn phase_planes(d: &Planes, phase: usize) -> Planes {
+    let (py, px) = (phase / 2, phase % 2);
     let (h, w) = (d.h / 2, d.w / 2);
     let mut data = Vec::with_capacity(d.c * h * w);
     for row in d.data.chunks_exact(d.w).skip(py).step_by(2) {
@@ -347,8 +318,7 @@ fn col2im_add<const W: usize>(dcol: &[f32], dx: &mut Planes, y0: usize, y1: usiz
     let (h, w) = (dx.h, dx.w);
     let n = (y1 - y0) * w;
     for (r, row) in dcol.chunks_exact(n).enumerate() {
-        let (ci, tap) = (r / taps.len(), r % taps.len());
-        let (dy, shift) = (taps.dys[tap / W], taps.dx0 + (tap % W) as isize);
+        let (ci, (dy, shift)) = (r / taps.len(), taps.shift(r % taps.len()));
         for y in y0..y1 {
             let Some(sy) = y.checked_add_signed(dy).filter(|&s| s < h) else {
                 continue;
@@ -465,22 +435,38 @@ fn shifted_rows_backward(
     }
 }
 
+/// The gradient of a convolution's bias: the sum of its output gradient over each plane.
+fn bias_gradient(dy: &Planes) -> Vec<f32> {
+    dy.data
+        .chunks_exact(dy.h * dy.w)
+        .map(|p| blocked_sum(p, p, |v, _| v) as f32)
+        .collect()
+}
+
+/// Adds one image's weight and bias gradients of convolution `slot` into `grad`.
+fn add_conv_gradients(grad: &mut [f32], slot: &ConvSlot, dw: &Array2<f32>, db: &[f32]) {
+    for (g, v) in grad[slot.weight..][..slot.weight_len()]
+        .iter_mut()
+        .zip(dw.iter())
+    {
+        *g += v;
+    }
+    for (g, v) in grad[slot.bias..][..slot.cout].iter_mut().zip(db) {
+        *g += v;
+    }
+}
+
 /// One image's share of the gradients of a convolution with `taps`: weights
-/// (`cout × taps·cin`), bias and, when asked, the input.
+/// (`cout × taps·cin`) and, when asked, the input.
 fn conv_backward_image<const W: usize>(
     x: &Planes,
     dy: &Planes,
     (weight, taps): (ArrayView2<f32>, Taps<W>),
     need_dx: bool,
-) -> Result<(Array2<f32>, Vec<f32>, Option<Planes>)> {
+) -> Result<(Array2<f32>, Option<Planes>)> {
     let (h, w, cin, cout) = (x.h, x.w, x.c, dy.c);
     let (hw, k) = (h * w, taps.len() * cin);
     let mut dw = Array2::<f32>::zeros((cout, k));
-    let db = dy
-        .data
-        .chunks_exact(hw)
-        .map(|p| blocked_sum(p, p, |v, _| v) as f32)
-        .collect();
     let mut dx = need_dx.then(|| Planes {
         h,
         w,
@@ -490,7 +476,7 @@ fn conv_backward_image<const W: usize>(
     if (cout == 1 || cin == 1) && taps.len() == 9 {
         let weight: Vec<f32> = weight.iter().copied().collect();
         shifted_rows_backward(x, dy, &weight, dw.as_slice_mut(), dx.as_mut());
-        return Ok((dw, db, dx));
+        return Ok((dw, dx));
     }
     let rows = band_rows(h, w);
     for y0 in (0..h).step_by(rows) {
@@ -508,7 +494,7 @@ fn conv_backward_image<const W: usize>(
             col2im_add(&dcol, dx, y0, y1, taps);
         }
     }
-    Ok((dw, db, dx))
+    Ok((dw, dx))
 }
 
 impl CpuTrainer {
@@ -700,19 +686,14 @@ impl CpuTrainer {
         let parts = input
             .par_iter()
             .zip(dy)
-            .map(|(x, d)| conv_backward_image(x, d, (weight, TAPS_3X3), need_dx))
+            .map(|(x, d)| {
+                let (dw, dx) = conv_backward_image(x, d, (weight, TAPS_3X3), need_dx)?;
+                Ok((dw, bias_gradient(d), dx))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut dx = Vec::with_capacity(parts.len());
         for (dw, db, d) in parts {
-            for (g, v) in grad[slot.weight..][..slot.weight_len()]
-                .iter_mut()
-                .zip(dw.iter())
-            {
-                *g += v;
-            }
-            for (g, v) in grad[slot.bias..][..slot.cout].iter_mut().zip(db) {
-                *g += v;
-            }
+            add_conv_gradients(grad, slot, &dw, &db);
             dx.extend(d);
         }
         Ok(need_dx.then_some(dx))
@@ -780,7 +761,7 @@ impl CpuTrainer {
                 let mut dw = Array2::<f32>::zeros((slot.cout, 9 * slot.cin));
                 let dskip = match skip {
                     Some(s) => {
-                        let (dws, _, ds) =
+                        let (dws, ds) =
                             conv_backward_image(&s[n], dz, (up.skip.view(), TAPS_3X3), true)?;
                         dw.slice_mut(ndarray::s![.., 9 * up.planes..])
                             .zip_mut_with(&dws, |g, v| *g += v);
@@ -790,17 +771,15 @@ impl CpuTrainer {
                 };
                 let mut dx = vec![0.0f32; x.data.len()];
                 for phase in 0..4 {
-                    let (py, px) = (phase / 2, phase % 2);
-                    let dzp = phase_planes(dz, py, px);
+                    let dzp = phase_planes(dz, phase);
                     let weight = up.phases[phase].view();
-                    let (dwp, _, dxp) =
+                    let (dwp, dxp) =
                         conv_backward_image(x, &dzp, (weight, phase_taps(phase)), true)?;
                     for ((o, j), g) in dw
                         .indexed_iter_mut()
                         .filter(|((_, j), _)| *j < 9 * up.planes)
                     {
-                        let (ci, ky, kx) = (j / 9, j % 9 / 3, j % 3);
-                        *g += dwp[[o, ci * 4 + up_tap(py, ky) * 2 + up_tap(px, kx)]];
+                        *g += dwp[[o, phase_column(j, phase)]];
                     }
                     if let Some(dxp) = dxp {
                         for (d, v) in dx.iter_mut().zip(dxp.data) {
@@ -808,25 +787,12 @@ impl CpuTrainer {
                         }
                     }
                 }
-                let db: Vec<f32> = dz
-                    .data
-                    .chunks_exact(dz.h * dz.w)
-                    .map(|p| blocked_sum(p, p, |v, _| v) as f32)
-                    .collect();
-                Ok((dw, db, Planes { data: dx, ..*x }, dskip))
+                Ok((dw, bias_gradient(dz), Planes { data: dx, ..*x }, dskip))
             })
             .collect::<Result<Vec<_>>>()?;
         let (mut dxs, mut dskips) = (Vec::with_capacity(parts.len()), Vec::new());
         for (dw, db, dx, dskip) in parts {
-            for (g, v) in grad[slot.weight..][..slot.weight_len()]
-                .iter_mut()
-                .zip(dw.iter())
-            {
-                *g += v;
-            }
-            for (g, v) in grad[slot.bias..][..slot.cout].iter_mut().zip(db) {
-                *g += v;
-            }
+            add_conv_gradients(grad, &slot, &dw, &db);
             dxs.push(dx);
             dskips.extend(dskip);
         }
