@@ -409,6 +409,25 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
     }
 }
 
+/// For tests of the GPU path: any wgpu adapter, including one that runs on the CPU (lavapipe,
+/// Mesa's software Vulkan, which `.ci/run` installs), which [`select_device`] leaves out because
+/// our own CPU path is faster. The error lists why each kind failed.
+#[cfg(test)]
+pub(crate) fn any_wgpu_device() -> std::result::Result<Device, String> {
+    let mut reasons = Vec::new();
+    for kind in [
+        DeviceKind::DiscreteGpu(0),
+        DeviceKind::IntegratedGpu(0),
+        DeviceKind::Cpu,
+    ] {
+        match probe_gpu(kind.clone()) {
+            Ok(device) => return Ok(device),
+            Err(e) => reasons.push(format!("{kind:?}: {e}")),
+        }
+    }
+    Err(reasons.join("; "))
+}
+
 fn probe_gpu(kind: DeviceKind) -> std::result::Result<Device, String> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -777,10 +777,10 @@ mod tests {
         }
     }
 
-    /// Our CPU path and burn's autodiff start from the same weights and take the same steps:
-    /// their losses over a few iterations agree, and so do the networks they end with.
-    #[test]
-    fn cpu_path_trains_as_burn_does() {
+    /// Trains `arch` (width 3) a few iterations on burn's autodiff on `device` and on our CPU
+    /// path from the very same weights, asserting that their losses agree at every iteration
+    /// (after the first, they come from weights both have updated). Returns burn's network.
+    fn train_on_burn_and_ours(arch: Architecture, device: &Device) -> (ModelConfig, Net) {
         let (w, h) = (48, 48);
         let frame = Raster::from_vec(
             w,
@@ -793,41 +793,100 @@ mod tests {
         let mask: Vec<bool> = (0..w * h)
             .map(|i| (i % w) % 11 < 3 && (i / w) % 9 < 3)
             .collect();
+        let cfg = TrainConfig {
+            model: ModelConfig {
+                architecture: arch,
+                width: 3,
+                ..ModelConfig::default()
+            },
+            crop: 16,
+            batch: 3,
+            iterations: 4,
+            augment: AugmentConfig::none(),
+            ..TrainConfig::default()
+        };
+        let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
+        let mut theirs = Learner::new(&cfg, device, true).expect("burn learner");
+        assert!(matches!(theirs, Learner::Burn { .. }));
+        // Ours starts from the very same weights, as the GPU fallback does (not from the
+        // seed again: other tests draw from the backend's generator at the same time).
+        let mut ours = Learner::Cpu {
+            trainer: CpuTrainer::new(&theirs.net()).expect("host copy"),
+            template: cfg.model.init(&Device::flex()),
+            device: Device::flex(),
+        };
+        for it in 0..cfg.iterations {
+            let (x, y) = batch(&image, &target, &cfg, it);
+            let (a, pa) = ours.loss(&x, &y, &cfg).expect("loss");
+            let (b, pb) = theirs.loss(&x, &y, &cfg).expect("loss");
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs(),
+                "{arch:?} iteration {it}: {a} vs {b}"
+            );
+            let lr = learning_rate(&cfg, it);
+            ours = ours.step(pa, lr).expect("step");
+            theirs = theirs.step(pb, lr).expect("step");
+        }
+        (cfg.model, theirs.net())
+    }
+
+    /// Our CPU path and burn's autodiff (on its CPU backend) take the same steps.
+    #[test]
+    fn cpu_path_trains_as_burn_does() {
         for arch in [Architecture::Sniffer, Architecture::Unet] {
-            let cfg = TrainConfig {
-                model: ModelConfig {
-                    architecture: arch,
-                    width: 3,
-                    ..ModelConfig::default()
-                },
-                crop: 16,
-                batch: 3,
-                iterations: 4,
-                augment: AugmentConfig::none(),
-                ..TrainConfig::default()
-            };
-            let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
-            let device = Device::flex();
-            let mut theirs = Learner::new(&cfg, &device, true).expect("burn learner");
-            assert!(matches!(theirs, Learner::Burn { .. }));
-            // Ours starts from the very same weights, as the GPU fallback does (not from the
-            // seed again: other tests draw from the backend's generator at the same time).
-            let mut ours = Learner::Cpu {
-                trainer: CpuTrainer::new(&theirs.net()).expect("host copy"),
-                template: cfg.model.init(&device),
-                device: device.clone(),
-            };
-            for it in 0..cfg.iterations {
-                let (x, y) = batch(&image, &target, &cfg, it);
-                let (a, pa) = ours.loss(&x, &y, &cfg).expect("loss");
-                let (b, pb) = theirs.loss(&x, &y, &cfg).expect("loss");
-                assert!(
-                    (a - b).abs() <= 1e-3 * b.abs(),
-                    "{arch:?} iteration {it}: {a} vs {b}"
-                );
-                let lr = learning_rate(&cfg, it);
-                ours = ours.step(pa, lr).expect("step");
-                theirs = theirs.step(pb, lr).expect("step");
+            train_on_burn_and_ours(arch, &Device::flex());
+        }
+    }
+
+    /// The GPU path, burn-wgpu, on whatever adapter wgpu finds: a GPU, or in CI lavapipe (Mesa's
+    /// Vulkan on the CPU, which `.ci/run` installs). The Sniffer trains on it as on our CPU path;
+    /// that network, and a U-Net as initialised there, give on it the probability maps that the
+    /// CPU path gives with their weights. (The U-Net is not trained here: on lavapipe, compiling
+    /// its backward kernels takes two minutes, and its layers are the Sniffer's plus the
+    /// concatenation.) With no adapter at all, this can only check that asking for a GPU is
+    /// refused with a clear error.
+    #[test]
+    fn wgpu_trains_and_detects_as_the_cpu_path() {
+        let device = match crate::model::any_wgpu_device() {
+            Ok(device) => device,
+            Err(why) => {
+                let err = select_device(DeviceChoice::Gpu).expect_err("no adapter, no GPU");
+                assert!(err.to_string().contains("no usable GPU"), "{err}");
+                eprintln!("no wgpu adapter ({why}): the wgpu path itself was not run");
+                return;
+            }
+        };
+        let frames: Vec<Raster> = (0..3)
+            .map(|k| {
+                Raster::from_vec(
+                    40,
+                    36,
+                    (0..40 * 36)
+                        .map(|i| {
+                            ((i % 40) as f32 * 0.9 + k as f32).sin() * ((i / 40) as f32 * 0.4).cos()
+                        })
+                        .collect(),
+                )
+                .expect("frame")
+            })
+            .collect();
+        let unet = ModelConfig {
+            architecture: Architecture::Unet,
+            width: 3,
+            ..ModelConfig::default()
+        };
+        for (model, net) in [
+            train_on_burn_and_ours(Architecture::Sniffer, &device),
+            (unet, unet.init_seeded(&device, 5)),
+        ] {
+            let gpu = probability_maps(&net, &model, &device, &frames).expect("on wgpu");
+            // The CPU path with the weights copied off the GPU.
+            let cpu = probability_maps(&net, &model, &Device::flex(), &frames).expect("on cpu");
+            assert_eq!(gpu.len(), frames.len());
+            for (g, c) in gpu.iter().zip(&cpu) {
+                for (a, b) in g.data.iter().zip(&c.data) {
+                    assert!((a - b).abs() < 1e-3, "{:?}: {a} vs {b}", model.architecture);
+                }
             }
         }
     }
