@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong in a defectscope stage.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{action}: {source}: {}", path.display())]
+    /// Reading or writing a file failed. The OS error is part of the message, not a separate
+    /// source, so that printing the error with its chain says it once.
+    #[error("{action}: {cause}: {}", path.display())]
     Io {
         action: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
         path: PathBuf,
     },
     /// A file exists but is not something we can read (unknown, corrupt or truncated).
@@ -45,7 +45,7 @@ impl Error {
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             action,
-            source,
+            cause: source,
             path: path.to_path_buf(),
         }
     }

@@ -53,6 +53,10 @@ fn expect_clean_failure(dir: &Path, input: &Path, extra: &[&str], needle: &str) 
     );
     assert!(stderr.contains("error:"), "{stderr}");
     assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(
+        stderr.matches("(os error").count() <= 1,
+        "the OS error said more than once: {stderr}"
+    );
     let name = input
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
