@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Per-pixel classification loss.
@@ -232,6 +233,7 @@ fn train_with(
     let (image, target) = training_images(frame, mask, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
     let mut learner = Learner::new(cfg, &selected.device, faults.burn_on_cpu)?;
+    let mut batches = Batches::new(image, target, cfg);
     // The device training runs on, and its name: the CPU's once the GPU has failed.
     let mut on = (selected.device.clone(), selected.name.clone());
     // On a GPU: the weights on the host (refreshed at each validation) and their iteration,
@@ -271,7 +273,7 @@ fn train_with(
     ctx.begin("training", cfg.iterations as u64);
     for it in 0..cfg.iterations {
         let iteration_start = Instant::now();
-        let (x, y) = batch(&image, &target, cfg, it);
+        let (x, y) = batches.get(it, matches!(learner, Learner::Burn { .. }));
         let attempt = guarded(|| {
             if faults.gpu_panics_at == Some(it) {
                 std::panic::panic_any(format!("injected GPU failure at iteration {it}"));
@@ -495,13 +497,54 @@ impl Learner {
     }
 }
 
-/// One batch of augmented crops: images and 0/1 targets, `batch × crop × crop` each.
-fn batch(
-    image: &Raster,
-    target: &Raster,
-    cfg: &TrainConfig,
-    iteration: usize,
-) -> (Vec<f32>, Vec<f32>) {
+/// The batches of a run, iteration by iteration. While the network runs on a GPU, the next
+/// iteration's batch is made on the CPU's threads during the current iteration, so that the GPU
+/// does not wait for the augmentation. (On the CPU path that would only take cores from the
+/// training itself.) Each batch depends only on its iteration, so this changes no result.
+struct Batches {
+    image: Arc<Raster>,
+    target: Arc<Raster>,
+    cfg: TrainConfig,
+    /// The batch being made ahead, and its iteration.
+    ahead: Option<(usize, std::thread::JoinHandle<Batch>)>,
+}
+
+/// Images and 0/1 targets, `batch × crop × crop` each.
+type Batch = (Vec<f32>, Vec<f32>);
+
+impl Batches {
+    fn new(image: Raster, target: Raster, cfg: &TrainConfig) -> Self {
+        Batches {
+            image: Arc::new(image),
+            target: Arc::new(target),
+            cfg: cfg.clone(),
+            ahead: None,
+        }
+    }
+
+    /// The batch of iteration `it`; with `make_next_ahead`, the next one is begun in the
+    /// background.
+    fn get(&mut self, it: usize, make_next_ahead: bool) -> Batch {
+        let made = match self.ahead.take() {
+            Some((i, handle)) if i == it => handle.join().ok(),
+            _ => None,
+        };
+        let current = made.unwrap_or_else(|| batch(&self.image, &self.target, &self.cfg, it));
+        if make_next_ahead && it + 1 < self.cfg.iterations {
+            let (image, target, cfg) = (
+                Arc::clone(&self.image),
+                Arc::clone(&self.target),
+                self.cfg.clone(),
+            );
+            let handle = std::thread::spawn(move || batch(&image, &target, &cfg, it + 1));
+            self.ahead = Some((it + 1, handle));
+        }
+        current
+    }
+}
+
+/// One batch of augmented crops.
+fn batch(image: &Raster, target: &Raster, cfg: &TrainConfig, iteration: usize) -> Batch {
     let samples: Vec<_> = (0..cfg.batch)
         .into_par_iter()
         .map(|k| {
@@ -964,6 +1007,33 @@ mod tests {
         );
         let validated: Vec<usize> = t.validation.iter().map(|v| v.0).collect();
         assert_eq!(validated, [4, 10]);
+    }
+
+    /// Batches made ahead (as while a GPU trains) are those of their own iterations, also when
+    /// an iteration is skipped or making ahead stops (a GPU that failed).
+    #[test]
+    fn batches_made_ahead_are_those_of_their_iterations() {
+        let (frame, mask) = disks();
+        let cfg = TrainConfig {
+            crop: 32,
+            batch: 2,
+            iterations: 8,
+            ..TrainConfig::default()
+        };
+        let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
+        let own = |it| batch(&image, &target, &cfg, it);
+        assert_ne!(own(0), own(1), "the check needs batches that differ");
+        let mut batches = Batches::new(image.clone(), target.clone(), &cfg);
+        for (it, ahead) in [
+            (0, true),
+            (1, true),
+            (2, true),
+            (4, true),
+            (5, false),
+            (6, true),
+        ] {
+            assert!(batches.get(it, ahead) == own(it), "iteration {it}");
+        }
     }
 
     #[test]
