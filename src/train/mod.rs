@@ -717,7 +717,7 @@ fn validation_iou(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Architecture;
+    use crate::model::{Architecture, load_checkpoint};
 
     /// Bright disks on a noisy 64² background and their mask.
     fn disks() -> (Raster, Vec<bool>) {
@@ -884,7 +884,7 @@ mod tests {
     /// The GPU path, burn-wgpu, on whatever adapter wgpu finds: a GPU, or in CI lavapipe (Mesa's
     /// Vulkan on the CPU, which `.ci/run` installs). The Sniffer trains on it as on our CPU path;
     /// that network, and a U-Net as initialised there, give on it the probability maps that the
-    /// CPU path gives with their weights. (The U-Net is not trained here: on lavapipe, compiling
+    /// CPU path gives with their weights, read off the GPU or saved from it as a checkpoint. (The U-Net is not trained here: on lavapipe, compiling
     /// its backward kernels takes two minutes, and its layers are the Sniffer's plus the
     /// concatenation.) With no adapter at all, this can only check that asking for a GPU is
     /// refused with a clear error.
@@ -918,17 +918,31 @@ mod tests {
             width: 3,
             ..ModelConfig::default()
         };
+        let dir = tempfile::tempdir().expect("tempdir");
         for (model, net) in [
             train_on_burn_and_ours(Architecture::Sniffer, &device),
             (unet, unet.init_seeded(&device, 5)),
         ] {
             let gpu = probability_maps(&net, &model, &device, &frames).expect("on wgpu");
-            // The CPU path with the weights copied off the GPU.
-            let cpu = probability_maps(&net, &model, &Device::flex(), &frames).expect("on cpu");
             assert_eq!(gpu.len(), frames.len());
-            for (g, c) in gpu.iter().zip(&cpu) {
-                for (a, b) in g.data.iter().zip(&c.data) {
-                    assert!((a - b).abs() < 1e-3, "{:?}: {a} vs {b}", model.architecture);
+            // The CPU path with the weights copied off the GPU, and with those of a checkpoint
+            // saved from the GPU and opened on the CPU.
+            let saved = dir.path().join(format!("{:?}", model.architecture));
+            let meta = CheckpointMeta {
+                format_version: CHECKPOINT_VERSION,
+                model,
+                iterations: 4,
+                mask_radius_px: 4.0,
+            };
+            save_checkpoint(&net, &meta, &saved).expect("saved from the GPU");
+            let (reopened, _) = load_checkpoint(&saved, &Device::flex()).expect("reopened");
+            for on_cpu in [&net, &reopened] {
+                let cpu =
+                    probability_maps(on_cpu, &model, &Device::flex(), &frames).expect("on cpu");
+                for (g, c) in gpu.iter().zip(&cpu) {
+                    for (a, b) in g.data.iter().zip(&c.data) {
+                        assert!((a - b).abs() < 1e-3, "{:?}: {a} vs {b}", model.architecture);
+                    }
                 }
             }
         }
