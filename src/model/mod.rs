@@ -389,10 +389,10 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
         (DeviceKind::IntegratedGpu(0), "integrated GPU 0"),
     ] {
         match probe_gpu(kind) {
-            Ok(device) => {
+            Ok((device, adapter)) => {
                 return Ok(SelectedDevice {
                     device,
-                    name: format!("gpu (wgpu, {name})"),
+                    name: format!("gpu (wgpu, {name}: {adapter})"),
                     warning: None,
                 });
             }
@@ -411,9 +411,9 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
 
 /// For tests of the GPU path: any wgpu adapter, including one that runs on the CPU (lavapipe,
 /// Mesa's software Vulkan, which `.ci/run` installs), which [`select_device`] leaves out because
-/// our own CPU path is faster. The error lists why each kind failed.
+/// our own CPU path is faster. With the adapter's name; the error lists why each kind failed.
 #[cfg(test)]
-pub(crate) fn any_wgpu_device() -> std::result::Result<Device, String> {
+pub(crate) fn any_wgpu_device() -> std::result::Result<(Device, String), String> {
     let mut reasons = Vec::new();
     for kind in [
         DeviceKind::DiscreteGpu(0),
@@ -421,26 +421,30 @@ pub(crate) fn any_wgpu_device() -> std::result::Result<Device, String> {
         DeviceKind::Cpu,
     ] {
         match probe_gpu(kind.clone()) {
-            Ok(device) => return Ok(device),
+            Ok(found) => return Ok(found),
             Err(e) => reasons.push(format!("{kind:?}: {e}")),
         }
     }
     Err(reasons.join("; "))
 }
 
-fn probe_gpu(kind: DeviceKind) -> std::result::Result<Device, String> {
+/// The device of `kind` if a tiny computation on it works, with the adapter's name.
+fn probe_gpu(kind: DeviceKind) -> std::result::Result<(Device, String), String> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(move || {
         let device = Device::wgpu(kind);
         let t = Tensor::<1>::from_floats([1.0f32, 2.0], &device);
         let s: f32 = t.sum().into_scalar();
-        (device, s)
+        let adapter = device
+            .identity()
+            .map_or_else(|| "unnamed adapter".to_string(), |i| i.name);
+        (device, s, adapter)
     });
     std::panic::set_hook(previous);
     match outcome {
-        Ok((device, s)) if (s - 3.0).abs() < 1e-6 => Ok(device),
-        Ok((_, s)) => Err(format!("probe computed {s} instead of 3")),
+        Ok((device, s, adapter)) if (s - 3.0).abs() < 1e-6 => Ok((device, adapter)),
+        Ok((_, s, _)) => Err(format!("probe computed {s} instead of 3")),
         Err(p) => Err(format!(
             "wgpu found no such adapter or could not start it [{}]",
             crate::jobs::panic_message(&*p)

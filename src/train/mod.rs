@@ -891,7 +891,10 @@ mod tests {
     #[test]
     fn wgpu_trains_and_detects_as_the_cpu_path() {
         let device = match crate::model::any_wgpu_device() {
-            Ok(device) => device,
+            Ok((device, adapter)) => {
+                eprintln!("the wgpu path runs on {adapter}");
+                device
+            }
             Err(why) => {
                 let err = select_device(DeviceChoice::Gpu).expect_err("no adapter, no GPU");
                 assert!(err.to_string().contains("no usable GPU"), "{err}");
