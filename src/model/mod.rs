@@ -383,49 +383,54 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
     {
         return Ok(cpu());
     }
+    let (device, name) = match first_working_gpu(GPU_KINDS.to_vec()) {
+        Ok(found) => found,
+        Err(why) => {
+            return match choice {
+                DeviceChoice::Gpu => Err(Error::Device(format!("no usable GPU ({why})"))),
+                _ => Ok(SelectedDevice {
+                    warning: Some(format!("no usable GPU, training on the CPU ({why})")),
+                    ..cpu()
+                }),
+            };
+        }
+    };
+    Ok(SelectedDevice {
+        device,
+        name: format!("gpu (wgpu, {name})"),
+        warning: None,
+    })
+}
+
+/// The kinds of wgpu adapter [`select_device`] tries, in order, with their names.
+const GPU_KINDS: [(DeviceKind, &str); 2] = [
+    (DeviceKind::DiscreteGpu(0), "discrete GPU 0"),
+    (DeviceKind::IntegratedGpu(0), "integrated GPU 0"),
+];
+
+/// The first of `kinds` on which a tiny computation works, named "kind: adapter"; else why
+/// each failed.
+fn first_working_gpu(
+    kinds: Vec<(DeviceKind, &str)>,
+) -> std::result::Result<(Device, String), String> {
     let mut reasons = Vec::new();
-    for (kind, name) in [
-        (DeviceKind::DiscreteGpu(0), "discrete GPU 0"),
-        (DeviceKind::IntegratedGpu(0), "integrated GPU 0"),
-    ] {
+    for (kind, name) in kinds {
         match probe_gpu(kind) {
-            Ok((device, adapter)) => {
-                return Ok(SelectedDevice {
-                    device,
-                    name: format!("gpu (wgpu, {name}: {adapter})"),
-                    warning: None,
-                });
-            }
+            Ok((device, adapter)) => return Ok((device, format!("{name}: {adapter}"))),
             Err(e) => reasons.push(format!("{name}: {e}")),
         }
     }
-    let why = reasons.join("; ");
-    match choice {
-        DeviceChoice::Gpu => Err(Error::Device(format!("no usable GPU ({why})"))),
-        _ => Ok(SelectedDevice {
-            warning: Some(format!("no usable GPU, training on the CPU ({why})")),
-            ..cpu()
-        }),
-    }
+    Err(reasons.join("; "))
 }
 
 /// For tests of the GPU path: any wgpu adapter, including one that runs on the CPU (lavapipe,
 /// Mesa's software Vulkan, which `.ci/run` installs), which [`select_device`] leaves out because
-/// our own CPU path is faster. With the adapter's name; the error lists why each kind failed.
+/// our own CPU path is faster.
 #[cfg(test)]
 pub(crate) fn any_wgpu_device() -> std::result::Result<(Device, String), String> {
-    let mut reasons = Vec::new();
-    for kind in [
-        DeviceKind::DiscreteGpu(0),
-        DeviceKind::IntegratedGpu(0),
-        DeviceKind::Cpu,
-    ] {
-        match probe_gpu(kind.clone()) {
-            Ok(found) => return Ok(found),
-            Err(e) => reasons.push(format!("{kind:?}: {e}")),
-        }
-    }
-    Err(reasons.join("; "))
+    let mut kinds = GPU_KINDS.to_vec();
+    kinds.push((DeviceKind::Cpu, "CPU adapter"));
+    first_working_gpu(kinds)
 }
 
 /// The device of `kind` if a tiny computation on it works, with the adapter's name.

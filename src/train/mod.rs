@@ -884,10 +884,10 @@ mod tests {
     /// The GPU path, burn-wgpu, on whatever adapter wgpu finds: a GPU, or in CI lavapipe (Mesa's
     /// Vulkan on the CPU, which `.ci/run` installs). The Sniffer trains on it as on our CPU path;
     /// that network, and a U-Net as initialised there, give on it the probability maps that the
-    /// CPU path gives with their weights, read off the GPU or saved from it as a checkpoint. (The U-Net is not trained here: on lavapipe, compiling
-    /// its backward kernels takes two minutes, and its layers are the Sniffer's plus the
-    /// concatenation.) With no adapter at all, this can only check that asking for a GPU is
-    /// refused with a clear error.
+    /// CPU path gives with their weights, read off the GPU or saved from it as a checkpoint.
+    /// (The U-Net is not trained here: on lavapipe, compiling its backward kernels takes two
+    /// minutes, and its layers are the Sniffer's plus the concatenation.) With no adapter at
+    /// all, this can only check that asking for a GPU is refused with a clear error.
     #[test]
     fn wgpu_trains_and_detects_as_the_cpu_path() {
         let device = match crate::model::any_wgpu_device() {
