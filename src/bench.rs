@@ -476,7 +476,7 @@ impl Bench {
             let cfg = AnalysisConfig::default();
             let p = patches::extract(&s.movie.frames, &detections, cfg.patch_size)?;
             let (features, _) = analysis::features(&p.data, &cfg)?;
-            let a_px = synth_cfg.lattice_a_nm / synth_cfg.pixel_size_nm;
+            let a_px = synth_cfg.lattice_a_px();
             self.ten_k = Some(TenK {
                 detections,
                 features,

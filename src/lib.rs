@@ -8,8 +8,9 @@
 //!   all frames ──detect::detect_all──▶ Vec<Detection>
 //!   ──pipeline::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
 //! ```
-//! `synth` generates WS2 movies with known truth; `score` compares detections with it; `bench`
-//! times every stage on such movies.
+//! `synth` generates TMD movies with known truth (multislice column profiles, contamination);
+//! `score` compares detections with it; `conditions` sweeps imaging conditions and scores the
+//! labelling beside the single-frame oracle; `bench` times every stage on such movies.
 //! `gui` (feature `gui`, on by default) is the desktop workbench: panels over the same stages,
 //! run as background jobs.
 //!
@@ -21,6 +22,7 @@
 pub mod analysis;
 pub mod augment;
 pub mod bench;
+pub mod conditions;
 pub mod detect;
 pub mod error;
 pub mod export;

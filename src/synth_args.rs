@@ -1,0 +1,159 @@
+//! Command-line options of `synth` (the specimen, the microscope and the column model, each
+//! overriding the realistic default) and of `conditions` (the grid to sweep).
+
+use anyhow::{Result, bail};
+use clap::Args;
+use defectscope::conditions::Grid;
+use defectscope::synth::{ColumnModel, Material, SynthConfig};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SynthArgs {
+    /// Material: WS2, MoS2 or WSe2.
+    #[arg(long)]
+    pub material: Option<String>,
+    /// Electron dose per frame in e/Å² (default 2e5).
+    #[arg(long)]
+    pub dose: Option<f64>,
+    /// Pixel size in nm (default 0.0125).
+    #[arg(long)]
+    pub pixel_size_nm: Option<f64>,
+    /// Lattice rotation in degrees (default: drawn from the seed).
+    #[arg(long)]
+    pub rotation: Option<f64>,
+    /// Peak of a two-chalcogen column over a single one (multislice profiles rescaled; default
+    /// 1.45). `natural` keeps the multislice profiles as computed (2.06 for isolated columns).
+    #[arg(long)]
+    pub pair_ratio: Option<String>,
+    /// Column brightness from Σ Z^1.7 with the multislice probe (S2 = 2 × S) instead.
+    #[arg(long)]
+    pub z_power: bool,
+    /// Amorphous contamination: ± this fraction of local background and column brightness
+    /// (default 0.2; 0 for none).
+    #[arg(long)]
+    pub contamination: Option<f64>,
+    /// Relative standard deviation of each scan line's gain (default 0.02).
+    #[arg(long)]
+    pub line_flicker: Option<f64>,
+    /// Fraction of S atoms replaced by Se (sulfides).
+    #[arg(long)]
+    pub se_fraction: Option<f64>,
+    /// Carbon adatoms per nm².
+    #[arg(long)]
+    pub adatoms: Option<f64>,
+}
+
+impl SynthArgs {
+    /// `cfg` with every option given here applied.
+    pub fn apply(&self, mut cfg: SynthConfig) -> Result<SynthConfig> {
+        if let Some(m) = &self.material {
+            cfg.material = match Material::parse(m) {
+                Some(m) => m,
+                None => bail!("unknown material '{m}': use WS2, MoS2 or WSe2"),
+            };
+        }
+        if let Some(r) = &self.pair_ratio {
+            let pair_ratio = if r == "natural" {
+                None
+            } else {
+                match r.parse::<f64>() {
+                    Ok(v) => Some(v),
+                    Err(_) => bail!("--pair-ratio takes a number or 'natural', got '{r}'"),
+                }
+            };
+            cfg.column_model = ColumnModel::Multislice { pair_ratio };
+        }
+        if self.z_power {
+            cfg.column_model = ColumnModel::ZPower { exponent: 1.7 };
+        }
+        let set = |field: &mut f64, v: Option<f64>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut cfg.dose_e_per_a2, self.dose);
+        set(&mut cfg.pixel_size_nm, self.pixel_size_nm);
+        set(&mut cfg.contamination, self.contamination);
+        set(&mut cfg.line_flicker, self.line_flicker);
+        set(&mut cfg.se_fraction, self.se_fraction);
+        set(&mut cfg.adatoms_per_nm2, self.adatoms);
+        if self.rotation.is_some() {
+            cfg.rotation_deg = self.rotation;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Options of `conditions`: the grid to sweep, each a comma-separated list.
+#[derive(Args, Debug, Clone)]
+pub struct ConditionsArgs {
+    /// Materials (WS2, MoS2, WSe2).
+    #[arg(long, value_delimiter = ',', default_value = "WS2,MoS2,WSe2")]
+    pub materials: Vec<String>,
+    /// Pixel sizes in nm.
+    #[arg(long, value_delimiter = ',', default_value = "0.0125,0.025")]
+    pub pixel_sizes: Vec<f64>,
+    /// Doses per frame in e/Å².
+    #[arg(long, value_delimiter = ',', default_value = "5e4,2e5,1e6")]
+    pub doses: Vec<f64>,
+    /// Chalcogen contrast: pair ratios (e.g. 1.45), `natural` (multislice as computed) or `z`
+    /// (Σ Z^1.7).
+    #[arg(long, value_delimiter = ',', default_value = "1.45,z")]
+    pub contrast: Vec<String>,
+    /// Contamination amplitudes.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2")]
+    pub contamination: Vec<f64>,
+    /// Frames per condition.
+    #[arg(long, default_value_t = 2)]
+    pub frames: usize,
+    /// Frame size in pixels (square).
+    #[arg(long, default_value_t = 384)]
+    pub size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print JSON instead of the Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ConditionsArgs {
+    pub fn grid(&self) -> Result<Grid> {
+        let materials = self
+            .materials
+            .iter()
+            .map(|m| {
+                Material::parse(m)
+                    .ok_or_else(|| anyhow::anyhow!("unknown material '{m}': use WS2, MoS2 or WSe2"))
+            })
+            .collect::<Result<_>>()?;
+        let column_models = self
+            .contrast
+            .iter()
+            .map(|c| match c.as_str() {
+                "z" => Ok(ColumnModel::ZPower { exponent: 1.7 }),
+                "natural" => Ok(ColumnModel::Multislice { pair_ratio: None }),
+                r => r
+                    .parse::<f64>()
+                    .map(|v| ColumnModel::Multislice {
+                        pair_ratio: Some(v),
+                    })
+                    .map_err(|_| {
+                        anyhow::anyhow!("--contrast takes ratios, 'natural' or 'z', got '{r}'")
+                    }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for m in &column_models {
+            m.validate()?;
+        }
+        Ok(Grid {
+            materials,
+            pixel_sizes_nm: self.pixel_sizes.clone(),
+            doses_e_per_a2: self.doses.clone(),
+            column_models,
+            contaminations: self.contamination.clone(),
+            frames: self.frames,
+            size: self.size,
+            seed: self.seed,
+        })
+    }
+}
