@@ -84,6 +84,7 @@ fn demo_to_exported_tables_through_the_panels() {
         z_threshold: 2.0,
         disk_radius_frac: 0.3,
         min_site_fraction: 0.05,
+        target_precision: None,
     };
     h.state_mut().push(Command::Label);
     h.run_steps(1);

@@ -45,7 +45,8 @@ fn column_labelling_finds_every_defect_type_in_frame_0() {
                 score.recall_of(kind)
             );
         }
-        assert!(score.precision() >= 0.95, "precision {}", score.precision());
+        // The threshold adapts to an estimated precision of 0.9 (see lattice::adaptive_threshold).
+        assert!(score.precision() >= 0.85, "precision {}", score.precision());
 
         // The published FFT residual method cannot see single S vacancies at this sampling
         // (period ≈ 25 px, far above N/10): measured here so the comparison stays honest.

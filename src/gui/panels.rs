@@ -494,8 +494,21 @@ fn truth_controls(app: &mut App, ui: &mut egui::Ui) {
             z_threshold,
             disk_radius_frac,
             min_site_fraction,
+            target_precision,
         } => {
             ui.add(egui::Slider::new(z_threshold, 1.0..=10.0).text("z threshold (robust σ)"));
+            let mut adaptive = target_precision.is_some();
+            ui.checkbox(
+                &mut adaptive,
+                "lower it while the estimated precision stays ≥ 0.9",
+            )
+            .on_hover_text(
+                "Per site and side, down to z 2.5: intact columns' deviations are taken as \
+                     standard normal, so the expected chance flags are known",
+            );
+            if adaptive != target_precision.is_some() {
+                *target_precision = adaptive.then_some(0.9);
+            }
             ui.add(
                 egui::Slider::new(disk_radius_frac, 0.1..=0.8).text("disk radius / column spacing"),
             );

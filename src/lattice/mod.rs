@@ -45,6 +45,11 @@ pub enum LabelMethod {
         disk_radius_frac: f32,
         /// Minimum height of a basis site in the averaged cell, as a fraction of the brightest.
         min_site_fraction: f32,
+        /// Lower the threshold, per site and side, down to [`Z_FLOOR`] for as long as the
+        /// estimated precision stays at or above this (see [`adaptive_threshold`]); `None`
+        /// flags at `z_threshold` alone.
+        #[serde(default)]
+        target_precision: Option<f32>,
     },
     /// FFT high-pass residual thresholds (Maksov et al. 2019).
     FftResidual {
@@ -63,6 +68,7 @@ impl Default for LabelMethod {
             z_threshold: 4.0,
             disk_radius_frac: 0.3,
             min_site_fraction: 0.05,
+            target_precision: Some(0.9),
         }
     }
 }
@@ -83,7 +89,15 @@ impl LabelMethod {
                 z_threshold,
                 disk_radius_frac,
                 min_site_fraction,
+                target_precision,
             } => {
+                if let Some(p) = target_precision
+                    && !(0.5..1.0).contains(&p)
+                {
+                    return Err(Error::invalid(format!(
+                        "target precision must be in [0.5, 1), got {p}"
+                    )));
+                }
                 if !(z_threshold > 0.0 && z_threshold.is_finite()) {
                     return Err(Error::invalid(format!(
                         "z threshold must be > 0, got {z_threshold}"
@@ -210,10 +224,32 @@ impl Labels {
         self.mask.iter().filter(|&&m| m).count() as f32 / self.mask.len().max(1) as f32
     }
 
-    /// Flag columns beyond `z_threshold` and draw their disks into the mask.
-    fn flag_columns(&mut self, z_threshold: f32, disk_radius_frac: f32) {
-        for c in &mut self.columns {
-            c.flagged = c.z.abs() > z_threshold;
+    /// Flag columns beyond the threshold (fixed, or adapted per site and side for
+    /// `target_precision`) and draw their disks into the mask.
+    fn flag_columns(
+        &mut self,
+        z_threshold: f32,
+        disk_radius_frac: f32,
+        target_precision: Option<f32>,
+    ) {
+        let sites = self.lattice.as_ref().map_or(0, |f| f.basis.len());
+        for site in 0..sites {
+            let z: Vec<f32> = self
+                .columns
+                .iter()
+                .filter(|c| c.site == site)
+                .map(|c| c.z)
+                .collect();
+            let (low, high) = match target_precision {
+                Some(p) => (
+                    adaptive_threshold(&z, -1.0, z_threshold, p),
+                    adaptive_threshold(&z, 1.0, z_threshold, p),
+                ),
+                None => (z_threshold, z_threshold),
+            };
+            for c in self.columns.iter_mut().filter(|c| c.site == site) {
+                c.flagged = c.z < -low || c.z > high;
+            }
         }
         let radius = self
             .lattice
@@ -233,13 +269,14 @@ impl Labels {
                     z_threshold,
                     disk_radius_frac,
                     min_site_fraction,
+                    target_precision,
                 },
                 LabelMethod::Columns {
                     min_site_fraction: old,
                     ..
                 },
             ) if min_site_fraction == old => {
-                self.flag_columns(*z_threshold, *disk_radius_frac);
+                self.flag_columns(*z_threshold, *disk_radius_frac, *target_precision);
             }
             (
                 LabelMethod::FftResidual {
@@ -300,14 +337,12 @@ pub fn label_in(frame: &Raster, method: &LabelMethod, ctx: &JobCtx) -> Result<La
             z_threshold,
             disk_radius_frac,
             min_site_fraction,
-        } => label_columns(
-            frame,
-            method,
-            z_threshold,
-            disk_radius_frac,
-            min_site_fraction,
-            ctx,
-        ),
+            target_precision,
+        } => {
+            let mut labels = label_columns(frame, method, min_site_fraction, ctx)?;
+            labels.flag_columns(z_threshold, disk_radius_frac, target_precision);
+            Ok(labels)
+        }
         LabelMethod::FftResidual {
             cutoff_cycles_per_px,
             lo,
@@ -366,11 +401,10 @@ fn label_fft_residual(
     })
 }
 
+/// Fit the lattice and measure every column against its local reference; nothing flagged yet.
 fn label_columns(
     frame: &Raster,
     method: &LabelMethod,
-    z_threshold: f32,
-    disk_radius_frac: f32,
     min_site_fraction: f32,
     ctx: &JobCtx,
 ) -> Result<Labels> {
@@ -384,7 +418,7 @@ fn label_columns(
     let mut columns = measure_columns(frame, &background, &fit, 0.3 * fit.nearest_column_px);
     ctx.check()?;
     local_reference(&mut columns, fit.basis.len(), LOCAL_REFERENCE_CELLS * cell);
-    let mut labels = Labels {
+    Ok(Labels {
         width: frame.width,
         height: frame.height,
         mask: Vec::new(),
@@ -393,9 +427,57 @@ fn label_columns(
         columns,
         residual: None,
         suggested_thresholds: None,
+    })
+}
+
+/// The lowest adaptive threshold: below it, noise flags columns faster than defects do.
+pub const Z_FLOOR: f32 = 2.5;
+
+/// The threshold on one side (`sign` −1: deviations below −t; +1: above t) of a site's
+/// deviations `z`: the lowest t in [[`Z_FLOOR`], `z_max`] at which the estimated precision is
+/// at least `target`, else `z_max`. The columns that pass t by chance are estimated as the
+/// larger of n·Φ̄(t) (intact columns' deviations are standardised by a robust σ, so nearly
+/// standard normal) and the number past t on the other side (the same noise mirrored, which
+/// holds where contamination gives the noise heavier tails than a normal's; where the other
+/// side holds defects too, the estimate only errs towards fewer flags). The rest of those past
+/// t are defects. More faint defects are labelled where the frame can show them, at a stated
+/// precision, instead of at one conservative threshold everywhere.
+pub fn adaptive_threshold(z: &[f32], sign: f32, z_max: f32, target: f32) -> f32 {
+    let n = z.len() as f64;
+    let beyond = |s: f32| {
+        let mut v: Vec<f32> = z.iter().map(|&x| s * x).filter(|&x| x > Z_FLOOR).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
     };
-    labels.flag_columns(z_threshold, disk_radius_frac);
-    Ok(labels)
+    let (side, mirrored) = (beyond(sign), beyond(-sign));
+    let mut best = z_max;
+    // Candidate thresholds: just below each deviation.
+    for (k, &v) in side.iter().enumerate() {
+        let t = v - 1e-4;
+        if t >= z_max {
+            continue;
+        }
+        let flagged = (side.len() - k) as f64;
+        let mirrored_past = (mirrored.len() - mirrored.partition_point(|&m| m <= t)) as f64;
+        let expected_false = (n * normal_tail(t as f64)).max(mirrored_past);
+        if 1.0 - expected_false / flagged >= target as f64 {
+            best = best.min(t);
+        }
+    }
+    best.max(Z_FLOOR)
+}
+
+/// Φ̄(x) = P(N(0,1) > x), by the complementary error function (Abramowitz & Stegun 7.1.26,
+/// absolute error < 1.5·10⁻⁷).
+fn normal_tail(x: f64) -> f64 {
+    let u = x / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.3275911 * u.abs());
+    let poly = t
+        * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let erfc = poly * (-u * u).exp();
+    let erfc = if u >= 0.0 { erfc } else { 2.0 - erfc };
+    0.5 * erfc
 }
 
 /// Pixels of a normalised residual outside [lo, hi].
@@ -475,11 +557,14 @@ fn index_range(fit: &LatticeFit, w: usize, h: usize) -> (i32, i32, i32, i32) {
     )
 }
 
-/// Measure every column of `fit` in `frame`: its centroid (moved at most a tenth of the column
-/// spacing from the lattice position) and its integrated intensity above `background` within
-/// `r` px. (A matched filter with the site's mean column as template was tried and measured
-/// worse on faint columns: in a window this small the column is nearly flat, and either the
-/// template's offset or its zero-mean version threw the signal away.)
+/// Measure every column of `fit` in `frame`: its centroid (within `r` px, moved at most a tenth
+/// of the column spacing from the lattice position) and its intensity above `background`,
+/// weighted by a Gaussian of standard deviation `r`/2 out to 1.5 `r` (about a column's own
+/// width). Against a plain disk sum of radius `r` this lifted single S vacancy recall at
+/// 10⁶ e/Å² and ±20 % contamination from 0.21 to 0.97 at 25 pm/px, where the disk held only a
+/// dozen pixels. (A matched filter with the site's mean column as template measured worse: that
+/// template dips below the background between columns, and its zero-mean version throws the
+/// column's own level away.)
 fn measure_columns(
     frame: &Raster,
     background: &Raster,
@@ -499,13 +584,17 @@ fn measure_columns(
                 }
                 let (cx, cy) = centroid(&smooth, px, py, r, 0.1 * fit.nearest_column_px);
                 let mut sum = 0.0;
-                let (xa, xb) = ((cx - r).floor() as isize, (cx + r).ceil() as isize);
-                let (ya, yb) = ((cy - r).floor() as isize, (cy + r).ceil() as isize);
+                let reach = 1.5 * r;
+                let inv = 1.0 / (2.0 * (0.5 * r) * (0.5 * r));
+                let (xa, xb) = ((cx - reach).floor() as isize, (cx + reach).ceil() as isize);
+                let (ya, yb) = ((cy - reach).floor() as isize, (cy + reach).ceil() as isize);
                 for yy in ya..=yb {
                     for xx in xa..=xb {
                         let (dx, dy) = (xx as f32 - cx, yy as f32 - cy);
-                        if dx * dx + dy * dy <= r * r {
-                            sum += frame.get_clamped(xx, yy) - background.get_clamped(xx, yy);
+                        let d2 = dx * dx + dy * dy;
+                        if d2 <= reach * reach {
+                            let v = frame.get_clamped(xx, yy) - background.get_clamped(xx, yy);
+                            sum += (-d2 * inv).exp() * v;
                         }
                     }
                 }
@@ -923,6 +1012,7 @@ mod tests {
             z_threshold: -1.0,
             disk_radius_frac: 0.3,
             min_site_fraction: 0.05,
+            target_precision: None,
         };
         assert!(label(&f, &bad).is_err());
     }
@@ -960,6 +1050,7 @@ mod tests {
                     z_threshold: 2.5,
                     disk_radius_frac: 0.4,
                     min_site_fraction: 0.05,
+                    target_precision: None,
                 },
             ),
             (
