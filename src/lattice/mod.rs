@@ -1000,6 +1000,34 @@ mod tests {
     }
 
     #[test]
+    fn the_adaptive_threshold_lowers_only_where_defects_outnumber_chance() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let normal = Normal::new(0.0f32, 1.0).expect("normal");
+        let intact: Vec<f32> = (0..2000).map(|_| normal.sample(&mut rng)).collect();
+        // Noise alone: nothing justifies going below the fixed threshold.
+        assert_eq!(adaptive_threshold(&intact, -1.0, 4.0, 0.9), 4.0);
+        // 60 faint defects 3.5 σ low: the threshold comes down, but not to the floor, where
+        // the 2000 intact columns would add a dozen chance flags.
+        let defects: Vec<f32> = (0..60)
+            .map(|_| -3.5 + 0.3 * normal.sample(&mut rng))
+            .collect();
+        let all: Vec<f32> = intact.iter().chain(&defects).copied().collect();
+        let t = adaptive_threshold(&all, -1.0, 4.0, 0.9);
+        assert!(t > Z_FLOOR && t < 3.5, "threshold {t}");
+        let true_flags = defects.iter().filter(|&&z| z < -t).count() as f32;
+        let chance = intact.iter().filter(|&&z| z < -t).count() as f32;
+        assert!(true_flags > 40.0, "{true_flags} of 60 found");
+        assert!(
+            true_flags / (true_flags + chance) >= 0.85,
+            "{chance} chance flags"
+        );
+        // The other side saw nothing new.
+        assert_eq!(adaptive_threshold(&all, 1.0, 4.0, 0.9), 4.0);
+    }
+
+    #[test]
     fn invalid_parameters_are_refused() {
         let f = Raster::zeros(32, 32);
         let bad = LabelMethod::FftResidual {
