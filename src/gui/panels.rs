@@ -1406,6 +1406,14 @@ fn truth_side(app: &mut App, ui: &mut egui::Ui) {
             {
                 *z_threshold = (x.abs() as f32).clamp(0.5, 50.0);
             }
+            // The red lines are the chosen threshold; the adaptive one may flag below it.
+            let used: Vec<String> = l
+                .site_thresholds
+                .iter()
+                .enumerate()
+                .map(|(i, (lo, hi))| format!("site {i}: below −{lo:.1}, above {hi:.1}"))
+                .collect();
+            ui.small(format!("thresholds used: {}", used.join("; ")));
         }
         _ => {}
     }

@@ -216,6 +216,9 @@ pub struct Labels {
     pub residual: Option<Raster>,
     /// Suggested thresholds mean ∓ 3σ of the normalised residual (FFT method).
     pub suggested_thresholds: Option<(f32, f32)>,
+    /// The thresholds used on each site (Columns method): a column is flagged below −`.0` or
+    /// above `.1`, in robust σ.
+    pub site_thresholds: Vec<(f32, f32)>,
 }
 
 impl Labels {
@@ -233,6 +236,7 @@ impl Labels {
         target_precision: Option<f32>,
     ) {
         let sites = self.lattice.as_ref().map_or(0, |f| f.basis.len());
+        let mut thresholds = Vec::with_capacity(sites);
         for site in 0..sites {
             let z: Vec<f32> = self
                 .columns
@@ -250,7 +254,9 @@ impl Labels {
             for c in self.columns.iter_mut().filter(|c| c.site == site) {
                 c.flagged = c.z < -low || c.z > high;
             }
+            thresholds.push((low, high));
         }
+        self.site_thresholds = thresholds;
         let radius = self
             .lattice
             .as_ref()
@@ -398,6 +404,7 @@ fn label_fft_residual(
         columns: Vec::new(),
         residual: Some(res),
         suggested_thresholds: Some(((m - 3.0 * s).max(0.0), (m + 3.0 * s).min(1.0))),
+        site_thresholds: Vec::new(),
     })
 }
 
@@ -427,6 +434,7 @@ fn label_columns(
         columns,
         residual: None,
         suggested_thresholds: None,
+        site_thresholds: Vec::new(),
     })
 }
 
@@ -1101,6 +1109,14 @@ mod tests {
         }
         // A different measurement needs a new labelling.
         let mut l = label(frame, &LabelMethod::default()).expect("label");
+        // The thresholds used are reported per site, and they are what flagged the columns.
+        let sites = l.lattice.as_ref().map_or(0, |f| f.basis.len());
+        assert_eq!(l.site_thresholds.len(), sites);
+        for c in &l.columns {
+            let (lo, hi) = l.site_thresholds[c.site];
+            assert!((2.5..=4.0).contains(&lo) && (2.5..=4.0).contains(&hi));
+            assert_eq!(c.flagged, c.z < -lo || c.z > hi);
+        }
         assert!(
             !l.rethreshold(&LabelMethod::fft_residual_default())
                 .expect("valid")
