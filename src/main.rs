@@ -567,6 +567,16 @@ fn run_synth(cfg: &SynthConfig, out: &Path) -> Result<SynthMovie> {
             .filter(|d| d.kind == k && d.frame == 0)
             .count()
     };
+    let kinds: Vec<String> = defectscope::synth::DefectType::ALL
+        .iter()
+        .filter(|&&k| counts(k) > 0)
+        .map(|&k| format!("{} {}", counts(k), k.name()))
+        .collect();
+    let frame0 = if kinds.is_empty() {
+        "no defects".to_string()
+    } else {
+        kinds.join(", ")
+    };
     eprintln!(
         "synth: {} frames of {}x{} px of {} in {:.1} s → {}\n  frame 0 truth: {}; {} defects in all frames",
         cfg.frames,
@@ -575,12 +585,7 @@ fn run_synth(cfg: &SynthConfig, out: &Path) -> Result<SynthMovie> {
         cfg.material.name(),
         t.elapsed().as_secs_f64(),
         out.display(),
-        defectscope::synth::DefectType::ALL
-            .iter()
-            .filter(|&&k| counts(k) > 0)
-            .map(|&k| format!("{} {}", counts(k), k.name()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        frame0,
         s.truth.len()
     );
     Ok(s)

@@ -20,13 +20,11 @@ pub struct SynthArgs {
     /// Lattice rotation in degrees (default: drawn from the seed).
     #[arg(long)]
     pub rotation: Option<f64>,
-    /// Peak of a two-chalcogen column over a single one (multislice profiles rescaled; default
-    /// 1.45). `natural` keeps the multislice profiles as computed (2.06 for isolated columns).
+    /// Chalcogen contrast: the peak of a two-chalcogen column over a single one (multislice
+    /// profiles rescaled; default 1.45), `natural` (the multislice profiles as computed: 2.06
+    /// for isolated columns) or `z` (Σ Z^1.7 with the multislice probe: S2 = 2 × S).
     #[arg(long)]
-    pub pair_ratio: Option<String>,
-    /// Column brightness from Σ Z^1.7 with the multislice probe (S2 = 2 × S) instead.
-    #[arg(long)]
-    pub z_power: bool,
+    pub contrast: Option<String>,
     /// Amorphous contamination: ± this fraction of local background and column brightness
     /// (default 0.2; 0 for none).
     #[arg(long)]
@@ -51,19 +49,8 @@ impl SynthArgs {
                 None => bail!("unknown material '{m}': use WS2, MoS2 or WSe2"),
             };
         }
-        if let Some(r) = &self.pair_ratio {
-            let pair_ratio = if r == "natural" {
-                None
-            } else {
-                match r.parse::<f64>() {
-                    Ok(v) => Some(v),
-                    Err(_) => bail!("--pair-ratio takes a number or 'natural', got '{r}'"),
-                }
-            };
-            cfg.column_model = ColumnModel::Multislice { pair_ratio };
-        }
-        if self.z_power {
-            cfg.column_model = ColumnModel::ZPower { exponent: 1.7 };
+        if let Some(c) = &self.contrast {
+            cfg.column_model = parse_contrast(c)?;
         }
         let set = |field: &mut f64, v: Option<f64>| {
             if let Some(v) = v {
@@ -96,8 +83,7 @@ pub struct ConditionsArgs {
     /// Doses per frame in e/Å².
     #[arg(long, value_delimiter = ',', default_value = "5e4,2e5,1e6")]
     pub doses: Vec<f64>,
-    /// Chalcogen contrast: pair ratios (e.g. 1.45), `natural` (multislice as computed) or `z`
-    /// (Σ Z^1.7).
+    /// Chalcogen contrasts, each as `synth --contrast` takes it.
     #[arg(long, value_delimiter = ',', default_value = "1.45,z")]
     pub contrast: Vec<String>,
     /// Contamination amplitudes.
@@ -129,22 +115,8 @@ impl ConditionsArgs {
         let column_models = self
             .contrast
             .iter()
-            .map(|c| match c.as_str() {
-                "z" => Ok(ColumnModel::ZPower { exponent: 1.7 }),
-                "natural" => Ok(ColumnModel::Multislice { pair_ratio: None }),
-                r => r
-                    .parse::<f64>()
-                    .map(|v| ColumnModel::Multislice {
-                        pair_ratio: Some(v),
-                    })
-                    .map_err(|_| {
-                        anyhow::anyhow!("--contrast takes ratios, 'natural' or 'z', got '{r}'")
-                    }),
-            })
+            .map(|c| parse_contrast(c))
             .collect::<Result<Vec<_>>>()?;
-        for m in &column_models {
-            m.validate()?;
-        }
         Ok(Grid {
             materials,
             pixel_sizes_nm: self.pixel_sizes.clone(),
@@ -156,4 +128,20 @@ impl ConditionsArgs {
             seed: self.seed,
         })
     }
+}
+
+/// A chalcogen contrast: a pair ratio (e.g. 1.45), `natural` or `z`.
+fn parse_contrast(s: &str) -> Result<ColumnModel> {
+    let model = match s {
+        "z" => ColumnModel::ZPower { exponent: 1.7 },
+        "natural" => ColumnModel::Multislice { pair_ratio: None },
+        r => match r.parse::<f64>() {
+            Ok(v) => ColumnModel::Multislice {
+                pair_ratio: Some(v),
+            },
+            Err(_) => bail!("a contrast is a pair ratio (e.g. 1.45), 'natural' or 'z'; got '{r}'"),
+        },
+    };
+    model.validate()?;
+    Ok(model)
 }

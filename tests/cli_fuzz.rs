@@ -103,6 +103,11 @@ fn arguments(rng: &mut ChaCha8Rng, dir: &Path, k: usize) -> Vec<String> {
                     ("--height", &["0", "16", "40", "x"]),
                     ("--seed", NUMBERS),
                     ("--dose", NUMBERS),
+                    ("--material", &["WS2", "mos2", "WSe2", "x", ""]),
+                    ("--contrast", &["1.45", "natural", "z", "0.5", "x", "NaN"]),
+                    ("--pixel-size-nm", NUMBERS),
+                    ("--contamination", NUMBERS),
+                    ("--adatoms", NUMBERS),
                 ],
                 &mut args,
             );

@@ -276,6 +276,19 @@ impl SynthConfig {
             }
         }
         self.column_model.validate()?;
+        // Beyond these the profile tables or the adatom list would not fit in memory.
+        if !(0.002..=0.5).contains(&self.pixel_size_nm) {
+            return Err(Error::invalid(format!(
+                "synth: pixel size must be in [0.002, 0.5] nm, got {}",
+                self.pixel_size_nm
+            )));
+        }
+        if self.adatoms_per_nm2 > 10.0 || self.source_fwhm_nm > 1.0 {
+            return Err(Error::invalid(format!(
+                "synth: at most 10 adatoms per nm² and a source of at most 1 nm, got {} and {}",
+                self.adatoms_per_nm2, self.source_fwhm_nm
+            )));
+        }
         if self.frames == 0 || self.width < 16 || self.height < 16 {
             return Err(Error::invalid(format!(
                 "synth: need ≥ 1 frame of ≥ 16x16 px, got {} frames of {}x{}",

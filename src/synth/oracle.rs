@@ -9,6 +9,7 @@ use super::columns::Profiles;
 use super::{DefectType, SynthMovie};
 use crate::error::Result;
 use crate::lattice::{ColumnMeasure, LOCAL_REFERENCE_CELLS, local_reference};
+use crate::raster::mean_std;
 use serde::Serialize;
 
 /// What the oracle can do for one kind of defect.
@@ -36,13 +37,15 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
         .unwrap_or(super::ColumnKind::S2);
     let a = cfg.lattice_a_px();
     let nearest = a / 3f64.sqrt();
+    // Square root of the cell's area, in pixels.
+    let cell = (a * 0.75f64.sqrt().sqrt()) as f32;
     let r = 0.45 * nearest;
     // Per kind: deviations of defect sites; per sublattice: deviations of intact sites.
     let mut defect: Vec<(DefectType, bool, Vec<f32>)> = Vec::new();
     let mut intact: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
     for f in frames {
         let frame = &s.movie.frames[f];
-        let background = frame.gaussian_blur((3.0 * a * 0.75f64.sqrt().sqrt()) as f32);
+        let background = frame.gaussian_blur(3.0 * cell);
         let sites = s.sites_in(f, r + 2.0);
         let mut columns: Vec<ColumnMeasure> = sites
             .iter()
@@ -74,11 +77,7 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
                 }
             })
             .collect();
-        local_reference(
-            &mut columns,
-            2,
-            LOCAL_REFERENCE_CELLS * (a * 0.75f64.sqrt().sqrt()) as f32,
-        );
+        local_reference(&mut columns, 2, LOCAL_REFERENCE_CELLS * cell);
         let truth = s.truth_of(f);
         for c in &columns {
             match truth
@@ -108,18 +107,11 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
         .collect())
 }
 
-fn mean_var(v: &[f32]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var)
-}
-
 /// |mean difference| over the pooled standard deviation.
 fn d_prime(positives: &[f32], negatives: &[f32]) -> f64 {
-    let (mp, vp) = mean_var(positives);
-    let (mn, vn) = mean_var(negatives);
-    (mp - mn).abs() / (0.5 * (vp + vn)).sqrt().max(1e-12)
+    let (mp, sp) = mean_std(positives);
+    let (mn, sn) = mean_std(negatives);
+    ((mp - mn).abs() / (0.5 * (sp * sp + sn * sn)).sqrt().max(1e-12)) as f64
 }
 
 /// The best recall of `positives` with precision ≥ `precision`, thresholding the score on the
@@ -128,7 +120,7 @@ fn recall_at_precision(positives: &[f32], negatives: &[f32], precision: f64) -> 
     if positives.is_empty() {
         return 0.0;
     }
-    let sign = if mean_var(positives).0 < mean_var(negatives).0 {
+    let sign = if mean_std(positives).0 < mean_std(negatives).0 {
         -1.0
     } else {
         1.0
