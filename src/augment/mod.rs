@@ -159,16 +159,99 @@ pub struct Sample {
     pub mask: Raster,
 }
 
-/// Cut a `crop`×`crop` sample at a random place of `image`/`mask` and augment it.
-/// `mask` holds 0/1 values of the same size as `image`. The image is standardised at the end.
+/// Share of training crops centred near a labelled defect (the rest are placed uniformly).
+/// On the realistic 30 × 512² movie (seed 1) a quarter found 23 of 29 metal vacancies at
+/// precision 0.98 where uniform crops found none; half found 22 but fell to precision 0.65.
+pub const DEFECT_CROP_FRACTION: f32 = 0.25;
+
+/// Where defect-centred crops go: the labelled defects (components of the mask), each drawn
+/// with a weight inversely proportional to how many defects look like it (the mean image value
+/// at its centre, within a quarter of the spread of those values). A kind of defect seen once
+/// in frame 0 (a double vacancy among twenty dopants) then gets about as many crops as the
+/// common kind, instead of a twentieth of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CropCentres {
+    points: Vec<(f32, f32)>,
+    /// Cumulative weights, ending at 1.
+    cumulative: Vec<f32>,
+}
+
+impl CropCentres {
+    pub fn from_mask(image: &Raster, mask: &Raster) -> Self {
+        let cfg = crate::detect::LocalizeConfig {
+            threshold: 0.5,
+            min_area_px: 1,
+            max_area_px: usize::MAX,
+            edge_margin_px: 0.0,
+        };
+        let (found, _) = crate::detect::localize(mask, 0, &cfg, usize::MAX);
+        let points: Vec<(f32, f32)> = found.iter().map(|d| (d.x, d.y)).collect();
+        let looks: Vec<f32> = points
+            .iter()
+            .map(|&(x, y)| {
+                let mut sum = 0.0;
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        sum += image.sample(x + dx as f32, y + dy as f32);
+                    }
+                }
+                sum / 9.0
+            })
+            .collect();
+        let (_, spread) = crate::raster::mean_std(&looks);
+        let h = (0.25 * spread).max(1e-6);
+        let weights: Vec<f32> = looks
+            .iter()
+            .map(|a| 1.0 / looks.iter().filter(|b| (*b - a).abs() <= h).count() as f32)
+            .collect();
+        let total: f32 = weights.iter().sum();
+        let mut acc = 0.0;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        CropCentres { points, cumulative }
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// A defect drawn by weight, or `None` when there is none.
+    fn draw<R: Rng>(&self, rng: &mut R) -> Option<(f32, f32)> {
+        let u: f32 = rng.random();
+        let i = self.cumulative.partition_point(|&c| c < u);
+        self.points
+            .get(i.min(self.points.len().saturating_sub(1)))
+            .copied()
+    }
+}
+
+/// Cut a `crop`×`crop` sample of `image`/`mask` and augment it: with probability
+/// [`DEFECT_CROP_FRACTION`] around one of `centres` (the defect anywhere in the crop's middle
+/// half), else at a uniformly random place. `mask` holds 0/1 values of the same size as
+/// `image`. The image is standardised at the end.
 pub fn random_sample<R: Rng>(
     image: &Raster,
     mask: &Raster,
+    centres: &CropCentres,
     crop: usize,
     cfg: &AugmentConfig,
     rng: &mut R,
 ) -> Sample {
-    let mut s = geometric(image, mask, crop, cfg, rng);
+    let centre = if rng.random::<f32>() < DEFECT_CROP_FRACTION {
+        centres.draw(rng)
+    } else {
+        None
+    };
+    let mut s = geometric(image, mask, centre, crop, cfg, rng);
     photometric(&mut s.image, cfg, rng);
     s.image = s.image.standardized();
     s
@@ -177,6 +260,7 @@ pub fn random_sample<R: Rng>(
 fn geometric<R: Rng>(
     image: &Raster,
     mask: &Raster,
+    centre: Option<(f32, f32)>,
     crop: usize,
     cfg: &AugmentConfig,
     rng: &mut R,
@@ -193,16 +277,18 @@ fn geometric<R: Rng>(
     let span = crop as f32 / scale;
     let (w, h) = (image.width as f32, image.height as f32);
     let half = span / 2.0;
-    let cx = if w - span > 0.0 {
-        rng.random_range(half..=w - half)
-    } else {
-        w / 2.0
+    // Along one axis of length `len`: near `at` (within a quarter crop) or anywhere.
+    let mut place = |len: f32, at: Option<f32>| {
+        if len - span <= 0.0 {
+            return len / 2.0;
+        }
+        match at {
+            Some(a) => (a + rng.random_range(-0.25..=0.25) * span).clamp(half, len - half),
+            None => rng.random_range(half..=len - half),
+        }
     };
-    let cy = if h - span > 0.0 {
-        rng.random_range(half..=h - half)
-    } else {
-        h / 2.0
-    };
+    let cx = place(w, centre.map(|c| c.0));
+    let cy = place(h, centre.map(|c| c.1));
     let sym = if cfg.flips_rotations {
         rng.random_range(0..8u8)
     } else {
@@ -333,7 +419,7 @@ mod tests {
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..20 {
-            let s = geometric(&img, &mask, 32, &cfg, &mut rng);
+            let s = geometric(&img, &mask, None, 32, &cfg, &mut rng);
             let agree = s
                 .image
                 .data
@@ -358,9 +444,16 @@ mod tests {
             ..AugmentConfig::none()
         };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let s = random_sample(&img, &mask, 64, &cfg, &mut rng);
+        let s = random_sample(&img, &mask, &CropCentres::default(), 64, &cfg, &mut rng);
         assert_eq!(s.mask, mask, "mask must be the untouched crop");
-        let plain = random_sample(&img, &mask, 64, &AugmentConfig::none(), &mut rng);
+        let plain = random_sample(
+            &img,
+            &mask,
+            &CropCentres::default(),
+            64,
+            &AugmentConfig::none(),
+            &mut rng,
+        );
         assert_ne!(s.image, plain.image);
         let (m, sd) = s.image.mean_std();
         assert!(
@@ -373,8 +466,22 @@ mod tests {
     fn the_same_seed_gives_the_same_crop() {
         let (img, mask) = pattern(64, 64);
         let cfg = AugmentConfig::default();
-        let a = random_sample(&img, &mask, 32, &cfg, &mut ChaCha8Rng::seed_from_u64(9));
-        let b = random_sample(&img, &mask, 32, &cfg, &mut ChaCha8Rng::seed_from_u64(9));
+        let a = random_sample(
+            &img,
+            &mask,
+            &CropCentres::default(),
+            32,
+            &cfg,
+            &mut ChaCha8Rng::seed_from_u64(9),
+        );
+        let b = random_sample(
+            &img,
+            &mask,
+            &CropCentres::default(),
+            32,
+            &cfg,
+            &mut ChaCha8Rng::seed_from_u64(9),
+        );
         assert_eq!(a, b);
     }
 
@@ -390,7 +497,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            let s = geometric(&img, &img, 8, &cfg, &mut rng);
+            let s = geometric(&img, &img, None, 8, &cfg, &mut rng);
             let pos = s
                 .mask
                 .data
@@ -400,6 +507,47 @@ mod tests {
             seen.insert(pos);
         }
         assert_eq!(seen.len(), 8);
+    }
+
+    #[test]
+    fn a_rare_looking_defect_gets_its_share_of_the_crops() {
+        // Ten bright defects and one dark one, each a labelled disk in a 256² frame.
+        let (w, h) = (256, 256);
+        let mut img = Raster::zeros(w, h);
+        let mut mask = Raster::zeros(w, h);
+        let mut put = |cx: usize, cy: usize, v: f32| {
+            for y in cy - 3..=cy + 3 {
+                for x in cx - 3..=cx + 3 {
+                    img.set(x, y, v);
+                    mask.set(x, y, 1.0);
+                }
+            }
+        };
+        for i in 0..10 {
+            put(20 + 20 * i, 40, 5.0);
+        }
+        put(128, 200, -5.0);
+        let centres = CropCentres::from_mask(&img, &mask);
+        assert_eq!(centres.len(), 11);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let n = 4000;
+        let rare = (0..n)
+            .filter_map(|_| centres.draw(&mut rng))
+            .filter(|&(x, y)| (x - 128.0).abs() < 1.0 && (y - 200.0).abs() < 1.0)
+            .count();
+        // Uniform over defects would give 1/11; balanced by look, about a half.
+        let share = rare as f32 / n as f32;
+        assert!((0.4..0.6).contains(&share), "rare defect drawn {share}");
+        // A defect-centred crop holds its defect; without defects, crops stay uniform.
+        let cfg = AugmentConfig::none();
+        let mut held = 0;
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let s = random_sample(&img, &mask, &centres, 64, &cfg, &mut rng);
+            held += usize::from(s.mask.data.iter().any(|&m| m > 0.5));
+        }
+        assert!(held >= 100, "{held} of 200 crops hold a defect");
+        assert!(CropCentres::default().draw(&mut rng).is_none());
     }
 
     #[test]

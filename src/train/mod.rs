@@ -7,7 +7,7 @@
 //! a NaN/Inf (or exploding) loss stops training with an error and leaves the last good checkpoint
 //! in place; a GPU that fails hands the rest of the run to the CPU.
 
-use crate::augment::{AugmentConfig, Sample, random_sample};
+use crate::augment::{AugmentConfig, CropCentres, Sample, random_sample};
 use crate::detect::probability_maps;
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx, guarded};
@@ -171,9 +171,10 @@ pub fn preview_samples(
 ) -> Result<Vec<Sample>> {
     cfg.validate(frame.width, frame.height)?;
     let (image, target) = training_images(frame, mask, &cfg.model)?;
+    let centres = CropCentres::from_mask(&image, &target);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Ok((0..n)
-        .map(|_| random_sample(&image, &target, cfg.crop, &cfg.augment, &mut rng))
+        .map(|_| random_sample(&image, &target, &centres, cfg.crop, &cfg.augment, &mut rng))
         .collect())
 }
 
@@ -504,6 +505,7 @@ impl Learner {
 struct Batches {
     image: Arc<Raster>,
     target: Arc<Raster>,
+    centres: Arc<CropCentres>,
     cfg: TrainConfig,
     /// The batch being made ahead, and its iteration.
     ahead: Option<(usize, std::thread::JoinHandle<Batch>)>,
@@ -515,6 +517,7 @@ type Batch = (Vec<f32>, Vec<f32>);
 impl Batches {
     fn new(image: Raster, target: Raster, cfg: &TrainConfig) -> Self {
         Batches {
+            centres: Arc::new(CropCentres::from_mask(&image, &target)),
             image: Arc::new(image),
             target: Arc::new(target),
             cfg: cfg.clone(),
@@ -529,14 +532,16 @@ impl Batches {
             Some((i, handle)) if i == it => handle.join().ok(),
             _ => None,
         };
-        let current = made.unwrap_or_else(|| batch(&self.image, &self.target, &self.cfg, it));
+        let current =
+            made.unwrap_or_else(|| batch(&self.image, &self.target, &self.centres, &self.cfg, it));
         if make_next_ahead && it + 1 < self.cfg.iterations {
-            let (image, target, cfg) = (
+            let (image, target, centres, cfg) = (
                 Arc::clone(&self.image),
                 Arc::clone(&self.target),
+                Arc::clone(&self.centres),
                 self.cfg.clone(),
             );
-            let handle = std::thread::spawn(move || batch(&image, &target, &cfg, it + 1));
+            let handle = std::thread::spawn(move || batch(&image, &target, &centres, &cfg, it + 1));
             self.ahead = Some((it + 1, handle));
         }
         current
@@ -544,7 +549,13 @@ impl Batches {
 }
 
 /// One batch of augmented crops.
-fn batch(image: &Raster, target: &Raster, cfg: &TrainConfig, iteration: usize) -> Batch {
+fn batch(
+    image: &Raster,
+    target: &Raster,
+    centres: &CropCentres,
+    cfg: &TrainConfig,
+    iteration: usize,
+) -> Batch {
     let samples: Vec<_> = (0..cfg.batch)
         .into_par_iter()
         .map(|k| {
@@ -553,7 +564,7 @@ fn batch(image: &Raster, target: &Raster, cfg: &TrainConfig, iteration: usize) -
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add((iteration * cfg.batch + k) as u64);
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            random_sample(image, target, cfg.crop, &cfg.augment, &mut rng)
+            random_sample(image, target, centres, cfg.crop, &cfg.augment, &mut rng)
         })
         .collect();
     let n = cfg.crop * cfg.crop;
@@ -859,7 +870,7 @@ mod tests {
             device: Device::flex(),
         };
         for it in 0..cfg.iterations {
-            let (x, y) = batch(&image, &target, &cfg, it);
+            let (x, y) = batch(&image, &target, &CropCentres::default(), &cfg, it);
             let (a, pa) = ours.loss(&x, &y, &cfg).expect("loss");
             let (b, pb) = theirs.loss(&x, &y, &cfg).expect("loss");
             assert!(
@@ -1038,7 +1049,8 @@ mod tests {
             ..TrainConfig::default()
         };
         let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
-        let own = |it| batch(&image, &target, &cfg, it);
+        let centres = CropCentres::from_mask(&image, &target);
+        let own = |it| batch(&image, &target, &centres, &cfg, it);
         assert_ne!(own(0), own(1), "the check needs batches that differ");
         let mut batches = Batches::new(image.clone(), target.clone(), &cfg);
         for (it, ahead) in [
