@@ -123,3 +123,85 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod stability {
+    use super::super::{LabelMethod, label};
+    use crate::synth::{SynthConfig, generate};
+
+    /// A static specimen seen in frames that differ by sub-pixel drift, scan jitter and fresh
+    /// noise is labelled the same in every frame: the dopants and vacancies in all of them; the
+    /// chance flags (about one in five here) differ from frame to frame, so that time tells them
+    /// apart.
+    #[test]
+    fn a_static_specimen_shifted_and_renoised_labels_the_same() {
+        let cfg = SynthConfig {
+            frames: 4,
+            width: 384,
+            height: 384,
+            seed: 12,
+            vs1_fraction: 0.0,
+            vs2_fraction: 0.02,
+            metal_vacancy_fraction: 0.01,
+            creation_rate: 0.0,
+            hop_probability: 0.0,
+            drift_px: 0.4,
+            ..SynthConfig::default()
+        };
+        let s = generate(&cfg).expect("gen");
+        let mut flagged: Vec<Vec<(f32, f32)>> = Vec::new();
+        for (f, frame) in s.movie.frames.iter().enumerate() {
+            let labels = label(frame, &LabelMethod::default()).expect("label");
+            let (dx, dy) = s.drift[f];
+            // Back in the specimen's frame.
+            flagged.push(
+                labels
+                    .flagged_points()
+                    .iter()
+                    .map(|&(x, y)| (x - dx as f32, y - dy as f32))
+                    .collect(),
+            );
+            // Every true defect away from the edge is flagged in this frame.
+            for t in s.truth_of(f) {
+                if t.x < 12.0 || t.y < 12.0 || t.x > 371.0 || t.y > 371.0 {
+                    continue;
+                }
+                assert!(
+                    labels
+                        .flagged_points()
+                        .iter()
+                        .any(|&(x, y)| (x - t.x).hypot(y - t.y) < 3.0),
+                    "frame {f}: {:?} at ({:.1}, {:.1}) not flagged",
+                    t.kind,
+                    t.x,
+                    t.y
+                );
+            }
+        }
+        // Chance flags do not persist: the flags of frame 0 found again in every later frame
+        // (within 1.5 px) all lie on true defects, and they are most of frame 0's flags.
+        let persistent: Vec<&(f32, f32)> = flagged[0]
+            .iter()
+            .filter(|a| {
+                flagged[1..]
+                    .iter()
+                    .all(|later| later.iter().any(|b| (a.0 - b.0).hypot(a.1 - b.1) < 1.5))
+            })
+            .collect();
+        let truth0 = s.truth_of(0);
+        for p in &persistent {
+            assert!(
+                truth0.iter().any(|t| (t.x - p.0).hypot(t.y - p.1) < 3.0),
+                "a flag at ({:.1}, {:.1}) persists in every frame but is no defect",
+                p.0,
+                p.1
+            );
+        }
+        assert!(
+            persistent.len() * 3 >= flagged[0].len() * 2,
+            "{} of {} flags persist",
+            persistent.len(),
+            flagged[0].len()
+        );
+    }
+}
