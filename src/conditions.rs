@@ -22,13 +22,13 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// The chalcogen pair contrast in words: "S2/S 1.45" or "Z^1.7".
+    /// The chalcogen pair contrast in words: "pair 1.45", "pair natural" or "Z^1.7".
     pub fn contrast(&self) -> String {
         match self.column_model {
             ColumnModel::Multislice {
                 pair_ratio: Some(r),
             } => format!("pair {r:.2}"),
-            ColumnModel::Multislice { pair_ratio: None } => "pair 2.06".into(),
+            ColumnModel::Multislice { pair_ratio: None } => "pair natural".into(),
             ColumnModel::ZPower { exponent } => format!("Z^{exponent}"),
         }
     }

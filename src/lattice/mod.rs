@@ -192,7 +192,7 @@ pub struct ColumnMeasure {
     pub y: f32,
     /// Index into [`LatticeFit::basis`].
     pub site: usize,
-    /// Background-corrected integrated intensity.
+    /// Background-corrected intensity, weighted by a Gaussian of about the column's width.
     pub intensity: f32,
     /// The local reference: median intensity of the same site's columns within a few cells.
     #[serde(default)]
@@ -495,7 +495,7 @@ fn residual_mask(residual: &Raster, lo: f32, hi: f32) -> Vec<bool> {
 
 /// Square root of the unit-cell area, in pixels.
 fn cell_size(fit: &LatticeFit) -> f32 {
-    (fit.a1[0] * fit.a2[1] - fit.a1[1] * fit.a2[0]).abs().sqrt()
+    cell_size_of(fit.a1, fit.a2)
 }
 
 /// Whether a disk of radius `r` (plus a pixel for interpolation) at (`x`, `y`) lies inside a
@@ -582,6 +582,8 @@ fn measure_columns(
     let (w, h) = (frame.width as f32, frame.height as f32);
     let (i0, i1, j0, j1) = index_range(fit, frame.width, frame.height);
     let smooth = frame.gaussian_blur(0.15 * fit.nearest_column_px);
+    let reach = 1.5 * r;
+    let inv = 1.0 / (2.0 * (0.5 * r) * (0.5 * r));
     let mut out = Vec::new();
     for (site, b) in fit.basis.iter().enumerate() {
         for i in i0..=i1 {
@@ -592,8 +594,6 @@ fn measure_columns(
                 }
                 let (cx, cy) = centroid(&smooth, px, py, r, 0.1 * fit.nearest_column_px);
                 let mut sum = 0.0;
-                let reach = 1.5 * r;
-                let inv = 1.0 / (2.0 * (0.5 * r) * (0.5 * r));
                 let (xa, xb) = ((cx - reach).floor() as isize, (cx + reach).ceil() as isize);
                 let (ya, yb) = ((cy - reach).floor() as isize, (cy + reach).ceil() as isize);
                 for yy in ya..=yb {

@@ -170,7 +170,7 @@ fn interp(r: &[f64], v: &[f64], x: f64) -> f64 {
 }
 
 /// Radial lookup tables of every column kind in pixel units, for one movie: detector fraction
-/// at distance `i × STEP_PX` from the column, the source size already convolved in.
+/// at distance `i × step_px` from the column, the source size already convolved in.
 pub struct Profiles {
     step_px: f64,
     luts: Vec<Vec<f64>>,
@@ -251,7 +251,8 @@ impl Profiles {
 }
 
 /// Convolve a radially symmetric function (samples every `dr` from 0) with a 2-D Gaussian of
-/// standard deviation `sigma`, by summing it on a square grid and averaging in rings.
+/// standard deviation `sigma`: a separable blur of it laid on a square grid, read along one
+/// axis (the result stays radially symmetric).
 fn blur_radial(radial: &[f64], dr: f64, sigma: f64) -> Vec<f64> {
     if sigma <= 0.0 || radial.len() < 2 {
         return radial.to_vec();

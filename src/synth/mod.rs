@@ -311,6 +311,11 @@ impl SynthConfig {
         self.material.lattice_a_nm() / self.pixel_size_nm
     }
 
+    /// Area of the hexagonal unit cell in pixels (√3/2 a²).
+    pub fn cell_area_px(&self) -> f64 {
+        0.75f64.sqrt() * self.lattice_a_px().powi(2)
+    }
+
     /// Electrons that reach one pixel per frame.
     pub fn electrons_per_px(&self) -> f64 {
         self.dose_e_per_a2 * (self.pixel_size_nm * 10.0).powi(2)

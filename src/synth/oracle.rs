@@ -38,7 +38,7 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
     let a = cfg.lattice_a_px();
     let nearest = a / 3f64.sqrt();
     // Square root of the cell's area, in pixels.
-    let cell = (a * 0.75f64.sqrt().sqrt()) as f32;
+    let cell = cfg.cell_area_px().sqrt() as f32;
     let r = 0.45 * nearest;
     // Per kind: deviations of defect sites; per sublattice: deviations of intact sites.
     let mut defect: Vec<(DefectType, bool, Vec<f32>)> = Vec::new();

@@ -27,7 +27,7 @@ impl<'a> Imaging<'a> {
         let e_px = cfg.electrons_per_px();
         let (host, _) = cfg.material.metals();
         // One metal and one chalcogen pair per cell.
-        let cell_px = 0.75f64.sqrt() * cfg.lattice_a_px().powi(2);
+        let cell_px = cfg.cell_area_px();
         let pair = cfg
             .material
             .chalcogen_column(2, 0)
