@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod project;
 pub mod raster;
 pub mod score;
+pub mod sites;
 pub mod synth;
 pub mod train;
 

@@ -1,6 +1,7 @@
 //! Command line: no command (or `open`) starts the workbench window; `synth`, `analyze`, `study`
 //! and `demo` run headless. Thin: parses arguments and calls the library.
 
+mod sites_args;
 mod synth_args;
 
 use anyhow::{Context, Result};
@@ -91,6 +92,17 @@ enum Command {
         input: InputArgs,
         #[command(flatten)]
         analysis: AnalysisArgs,
+    },
+    /// Follow frame 0's lattice through the movie and fit a hidden Markov model over its
+    /// column sites: defects per site and frame, vacancy tracks, rates with 95 % intervals.
+    Sites {
+        movie: PathBuf,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        model: sites_args::SitesArgs,
     },
     /// Print what a movie file holds: format, frames, frame size, value range, calibration.
     Info {
@@ -362,6 +374,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Analyze { .. } => "analyze",
         Command::Study { .. } => "study",
         Command::Info { .. } => "info",
+        Command::Sites { .. } => "sites",
         Command::Demo { .. } => "demo",
         Command::Bench { .. } => "bench",
         Command::Conditions { .. } => "conditions",
@@ -429,6 +442,21 @@ fn run_headless(command: Command) -> Result<()> {
             analysis,
         } => run_study(&movie, &defects, &out, &input, &analysis),
         Command::Info { file, json, npy } => run_info(&file, json, npy.as_deref()),
+        Command::Sites {
+            movie,
+            out,
+            input,
+            model,
+        } => {
+            let cfg = model.config()?;
+            let movie = load_movie(&movie, &input)?;
+            let truth = read_truth(input.truth.as_deref())?;
+            let margin = defectscope::detect::LocalizeConfig::default().edge_margin_px;
+            let handle = jobs::spawn("sites", Box::new(|| {}), move |ctx| {
+                sites_args::run_sites(&movie, &cfg, &out, truth.as_deref(), margin, ctx)
+            })?;
+            follow(handle)
+        }
         Command::Demo { out, opts } => run_demo(&out, &opts),
         Command::Conditions { grid } => run_conditions(&grid),
         Command::Bench {

@@ -38,6 +38,14 @@ pub struct SynthArgs {
     /// Carbon adatoms per nm².
     #[arg(long)]
     pub adatoms: Option<f64>,
+    /// Probability per frame that the beam knocks an atom out of a chalcogen column
+    /// (default 0.0005).
+    #[arg(long)]
+    pub sputter: Option<f64>,
+    /// Probability per frame that a chalcogen vacancy hops to a neighbouring column
+    /// (default 0.1).
+    #[arg(long)]
+    pub hop: Option<f64>,
 }
 
 impl SynthArgs {
@@ -63,6 +71,8 @@ impl SynthArgs {
         set(&mut cfg.line_flicker, self.line_flicker);
         set(&mut cfg.se_fraction, self.se_fraction);
         set(&mut cfg.adatoms_per_nm2, self.adatoms);
+        set(&mut cfg.creation_rate, self.sputter);
+        set(&mut cfg.hop_probability, self.hop);
         if self.rotation.is_some() {
             cfg.rotation_deg = self.rotation;
         }

@@ -70,6 +70,7 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
                     x,
                     y,
                     site: usize::from(!metal),
+                    cell: [0, 0],
                     intensity: (num / den.max(1e-30)) as f32,
                     reference: 0.0,
                     z: 0.0,
