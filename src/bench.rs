@@ -51,6 +51,11 @@ enum Kind {
         all: bool,
     },
     Link,
+    /// The site model (lattice followed through the movie, HMM over its columns).
+    Sites {
+        frames: usize,
+        size: usize,
+    },
     /// The window with `detections` spread over a movie of `frames` frames.
     GuiMarkers {
         detections: usize,
@@ -142,6 +147,13 @@ pub const CASES: &[Case] = &[
     Case {
         id: "link-10k",
         kind: Kind::Link,
+    },
+    Case {
+        id: "sites-30x512",
+        kind: Kind::Sites {
+            frames: 30,
+            size: 512,
+        },
     },
     Case {
         id: "gui-10k-markers",
@@ -304,6 +316,7 @@ impl Bench {
             Kind::Cluster(method) => self.cluster(case, method).map(|r| vec![r]),
             Kind::Dendrogram { all } => self.dendrogram(case, all).map(|r| vec![r]),
             Kind::Link => self.link(case).map(|r| vec![r]),
+            Kind::Sites { frames, size } => self.sites(case, frames, size).map(|r| vec![r]),
             Kind::GuiMarkers { detections, frames } => Ok(self
                 .gui_markers(case, detections, frames)
                 .into_iter()
@@ -569,6 +582,32 @@ impl Bench {
             format!(
                 "linking {} detections over {TEN_K_FRAMES} frames (gaps up to {gap})",
                 detections.len()
+            ),
+            "s",
+            &samples,
+        ))
+    }
+
+    fn sites(&mut self, case: &Case, frames: usize, size: usize) -> Result<BenchRow> {
+        let movie = self.synth(frames, size)?;
+        let fit = crate::lattice::fit_lattice(&movie.frames[0], 0.05)?;
+        let cfg = crate::sites::SiteModelConfig::default();
+        let mut sites = 0;
+        let samples = self.repeat(|| {
+            let a = crate::sites::analyze_sites(
+                &movie.frames,
+                &fit,
+                movie.calibration,
+                &cfg,
+                &JobCtx::detached(),
+            )?;
+            sites = a.series.keys.len();
+            Ok(())
+        })?;
+        Ok(self.row(
+            case,
+            format!(
+                "site model: {sites} sites over {frames} frames of {size}² (follow, measure, fit)"
             ),
             "s",
             &samples,

@@ -965,6 +965,9 @@ fn run_analysis(
     });
     let written = write_results(out, &movie, &cfg, &analysis, score.as_ref())?;
     summarize(&analysis, &movie, score.as_ref(), t.elapsed().as_secs_f64());
+    if let (Some(sites), Some(truth)) = (&analysis.sites, truth) {
+        site_scores(&analysis, sites, truth, &movie, cfg.localize.edge_margin_px);
+    }
     eprintln!("  results: {}", written.defects_csv.display());
     if let Some(p) = written.overlay_png {
         eprintln!("           {}", p.display());
@@ -1045,6 +1048,39 @@ fn follow<T>(handle: JobHandle<T>) -> Result<T> {
     Ok(handle.join()?)
 }
 
+/// The site model's score against the truth, alone and with the network's off-lattice
+/// detections.
+fn site_scores(
+    a: &Analysis,
+    sites: &defectscope::sites::SiteAnalysis,
+    truth: &[TruthDefect],
+    movie: &Movie,
+    margin: f32,
+) {
+    use defectscope::pipeline::{combined_points, score_points};
+    let first = 1.min(movie.frames.len() - 1);
+    let s = defectscope::sites::output::score(
+        sites,
+        truth,
+        first..movie.frames.len(),
+        3.0,
+        margin,
+        (movie.width(), movie.height()),
+    );
+    eprintln!("  site model vs truth: {}", s.score.summary());
+    eprintln!(
+        "    classes ARI {:.3}; true vacancy hops with both ends found {}, on one track {}",
+        s.ari, s.hops_found, s.hops_linked
+    );
+    let combined = score_points(truth, movie, first, 3.0, margin, |f| {
+        combined_points(a, f).unwrap_or_default()
+    });
+    eprintln!(
+        "  site model + network off the lattice: {}",
+        combined.summary()
+    );
+}
+
 fn summarize(a: &Analysis, movie: &Movie, score: Option<&defectscope::score::Score>, total_s: f64) {
     eprintln!(
         "done in {total_s:.1} s on {} (model: {})",
@@ -1086,5 +1122,8 @@ fn summarize(a: &Analysis, movie: &Movie, score: Option<&defectscope::score::Sco
     eprintln!("  stages: {}", stages.join(", "));
     if let Some(s) = score {
         eprintln!("  vs truth (frames ≥ 1, radius 3 px): {}", s.summary());
+    }
+    if let Some(s) = &a.sites {
+        eprint!("  {}", defectscope::sites::output::summary(s));
     }
 }

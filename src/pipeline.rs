@@ -10,6 +10,7 @@ use crate::lattice::{LabelMethod, Labels, label_in};
 use crate::model::{load_checkpoint, select_device};
 use crate::movie::Movie;
 use crate::score::{Score, score_frame};
+use crate::sites::{SiteAnalysis, SiteModelConfig, analyze_sites, off_lattice};
 use crate::synth::TruthDefect;
 use crate::train::{TrainConfig, train};
 use serde::{Deserialize, Serialize};
@@ -27,12 +28,16 @@ pub struct AnalyzeConfig {
     pub inference_batch: usize,
     /// Classes, tracks, time series, PCA (run after detection unless switched off).
     pub analysis: AnalysisConfig,
+    /// The site model over the lattice's columns (movies of ≥ 2 frames labelled from their
+    /// lattice); `None` switches it off.
+    pub sites: Option<SiteModelConfig>,
 }
 
 impl AnalyzeConfig {
     pub fn new() -> Self {
         AnalyzeConfig {
             inference_batch: 2,
+            sites: Some(SiteModelConfig::default()),
             ..Default::default()
         }
     }
@@ -68,6 +73,8 @@ pub struct Analysis {
     pub model_source: String,
     pub training: Option<TrainSummary>,
     pub warnings: Vec<String>,
+    /// The site model's defects, tracks and rates, where it ran.
+    pub sites: Option<SiteAnalysis>,
 }
 
 impl Analysis {
@@ -209,6 +216,26 @@ pub fn analyze(
             ctx,
         );
     }
+    let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
+    let sites = match (&cfg.sites, lattice) {
+        (Some(sc), Some(fit)) if movie.frames.len() >= 2 => {
+            let t = Instant::now();
+            let fitted = match analyze_sites(&movie.frames, fit, movie.calibration, sc, ctx) {
+                Ok(a) => Some(a),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => {
+                    warn(format!("the site model could not run: {e}"), ctx);
+                    None
+                }
+            };
+            timings.push(StageTime {
+                stage: "sites".into(),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            fitted
+        }
+        _ => None,
+    };
     let mut counts_per_frame = vec![0; movie.frames.len()];
     for d in &detections {
         counts_per_frame[d.frame] += 1;
@@ -223,6 +250,7 @@ pub fn analyze(
         model_source,
         training,
         warnings,
+        sites,
     })
 }
 
@@ -235,17 +263,30 @@ pub fn score_against_truth(
     radius: f32,
     margin: f32,
 ) -> Score {
-    let mut total = Score::default();
-    for f in first_frame..movie.frames.len() {
-        let found: Vec<(f32, f32)> = analysis
+    score_points(truth, movie, first_frame, radius, margin, |f| {
+        analysis
             .detections
             .iter()
             .filter(|d| d.frame == f)
             .map(|d| (d.x, d.y))
-            .collect();
+            .collect()
+    })
+}
+
+/// Score the points `found(frame)` against truth, as [`score_against_truth`] does.
+pub fn score_points(
+    truth: &[TruthDefect],
+    movie: &Movie,
+    first_frame: usize,
+    radius: f32,
+    margin: f32,
+    found: impl Fn(usize) -> Vec<(f32, f32)>,
+) -> Score {
+    let mut total = Score::default();
+    for f in first_frame..movie.frames.len() {
         let t: Vec<TruthDefect> = truth.iter().filter(|t| t.frame == f).copied().collect();
         total.add(&score_frame(
-            &found,
+            &found(f),
             &t,
             radius,
             movie.width(),
@@ -254,6 +295,28 @@ pub fn score_against_truth(
         ));
     }
     total
+}
+
+/// The site model's defects in `frame`, with the network's detections off the lattice's
+/// columns (farther than half the nearest column distance from every column): what the site
+/// model cannot express (pores, adatoms, unknown defects) is left to the network.
+pub fn combined_points(analysis: &Analysis, frame: usize) -> Option<Vec<(f32, f32)>> {
+    let sites = analysis.sites.as_ref()?;
+    let spacing = sites.series.fits.get(frame)?.as_ref()?.nearest_column_px;
+    let network: Vec<(f32, f32)> = analysis
+        .detections
+        .iter()
+        .filter(|d| d.frame == frame)
+        .map(|d| (d.x, d.y))
+        .collect();
+    let mut points: Vec<(f32, f32)> = sites
+        .defects
+        .iter()
+        .filter(|d| d.frame == frame)
+        .map(|d| (d.x, d.y))
+        .collect();
+    points.extend(off_lattice(sites, frame, &network, 0.5 * spacing));
+    Some(points)
 }
 
 /// Files written by [`write_results`].
@@ -316,6 +379,15 @@ pub fn write_results(
         "timings_s": analysis.timings,
         "inference_s_per_frame": analysis.seconds("detect") / frames,
         "warnings": analysis.warnings,
+        "site_model": analysis.sites.as_ref().map(|a| serde_json::json!({
+            "sites": a.series.keys.len(),
+            "iterations": a.fit.iterations,
+            "log_likelihood": a.fit.log_likelihood,
+            "rates": a.rates,
+            "diffusion": a.diffusion,
+            "complexes": a.complexes,
+            "defects": a.defects.len(),
+        })),
         "score": score.map(|s| serde_json::json!({
             "f1": s.f1(),
             "precision": s.precision(),
@@ -323,6 +395,9 @@ pub fn write_results(
             "per_type_found_total": s.per_type,
         })),
     });
+    if let Some(sites) = &analysis.sites {
+        crate::sites::output::write_all(sites, out)?;
+    }
     let run_json = out.join("run.json");
     let text = serde_json::to_vec_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
     atomic_write(&run_json, &text)?;

@@ -89,7 +89,7 @@ fn arguments(rng: &mut ChaCha8Rng, dir: &Path, k: usize) -> Vec<String> {
         path(movie)
     };
     let mut args: Vec<String> = Vec::new();
-    match rng.random_range(0..5) {
+    match rng.random_range(0..6) {
         0 => {
             args.extend(["synth".into(), "--out".into(), out, "--frames".into()]);
             args.push(pick(rng, &["-1", "0", "1", "2", "x", "9999999999"]).into());
@@ -154,6 +154,21 @@ fn arguments(rng: &mut ChaCha8Rng, dir: &Path, k: usize) -> Vec<String> {
                 out,
             ]);
             analysis_options(rng, &mut args);
+        }
+        4 => {
+            args.extend(["sites".into(), movie, "--out".into(), out]);
+            options(
+                rng,
+                &[
+                    ("--forbid", &["hop", "hop,convert", "teleport", ""]),
+                    ("--fix", &["hop=0.1", "sputter=2", "hop", "x=1", "hop=NaN"]),
+                    ("--prior", &["hop=0.1:50", "hop=0.1", "hop=0.1:-3", "hop=:"]),
+                    ("--posterior", NUMBERS),
+                    ("--material", &["WS2", "mos2", "x"]),
+                    ("--pixel-size-nm", NUMBERS),
+                ],
+                &mut args,
+            );
         }
         3 => {
             args.extend(["info".into(), movie]);

@@ -117,7 +117,17 @@ fn full_chain_on_a_small_movie_and_model_reuse() {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&written.run_json).expect("json")).expect("parse");
     assert_eq!(run["counts_per_frame"].as_array().map(Vec::len), Some(8));
-    assert!(run["timings_s"].as_array().is_some_and(|t| t.len() == 3));
+    // label, train, detect, and the site model (on by default for lattice-labelled movies).
+    assert!(run["timings_s"].as_array().is_some_and(|t| t.len() == 4));
+    assert!(a.sites.is_some());
+    assert!(
+        run["site_model"]["rates"]
+            .as_array()
+            .is_some_and(|r| r.len() == 4)
+    );
+    for table in ["site_states.csv", "site_defects.csv", "site_rates.csv"] {
+        assert!(out.join(table).exists(), "{table} missing");
+    }
     assert!(written.overlay_png.is_some_and(|p| p.exists()));
 
     // Reuse: another movie of the same material, detection with the saved model only.
