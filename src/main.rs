@@ -41,8 +41,8 @@ struct Cli {
     /// `--panel all`, a folder that receives one PNG per panel).
     #[arg(long, global = true)]
     screenshot: Option<PathBuf>,
-    /// The panel to render: movie, ground-truth, augment, train, detect, classes, time, pca,
-    /// export, or all.
+    /// The panel to render: movie, ground-truth, augment, train, detect, classes, time, sites,
+    /// pca, export, or all.
     #[arg(long, default_value = "movie", requires = "screenshot")]
     panel: String,
 }

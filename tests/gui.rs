@@ -473,3 +473,51 @@ fn a_hundred_thousand_detections_stay_usable() {
     // Reported, not asserted (machine-dependent): see the notes.
     eprintln!("110 000 detections, Detection panel: mean {mean:.1} ms, max {max:.1} ms per frame");
 }
+
+#[test]
+fn the_site_model_runs_from_its_panel_and_shows_a_clicked_column() {
+    let mut h = harness(quick_settings());
+    h.run_steps(1);
+    h.state_mut().push(Command::OpenDemo);
+    finish(&mut h); // generating the movie
+    finish(&mut h); // labelling frame 0
+    click_stage(&mut h, Stage::Sites);
+    h.get_by_label("Fit site model").click();
+    finish(&mut h);
+    assert!(errors(h.state()).is_empty(), "{:?}", errors(h.state()));
+    let (x, y, defects, rates) = {
+        let a = h
+            .state()
+            .session()
+            .sites
+            .clone()
+            .expect("site model fitted");
+        let d = a
+            .defects
+            .iter()
+            .find(|d| d.frame == 0)
+            .expect("a defect in frame 0")
+            .clone();
+        (d.x, d.y, a.defects.len(), a.rates.len())
+    };
+    assert!(defects > 0 && rates == 4);
+    // The rates table and the prompt for a column are shown.
+    h.get_by_label("95 % interval");
+    h.get_by_label("Click a column on the image to see its timeline.");
+    // A click on a defect's column opens its timeline.
+    let pos = h
+        .state()
+        .image_to_screen([x, y])
+        .expect("the frame is shown");
+    h.hover_at(pos);
+    h.run_steps(1);
+    h.drag_at(pos);
+    h.run_steps(1);
+    h.drop_at(pos);
+    h.run_steps(3);
+    assert!(
+        h.query_by_label("Click a column on the image to see its timeline.")
+            .is_none(),
+        "a click on a column selects it"
+    );
+}

@@ -9,6 +9,7 @@ pub mod autosave;
 mod figure_view;
 mod panels;
 pub mod session;
+mod sites_panel;
 mod view;
 
 use crate::error::{Error, Result};
@@ -31,12 +32,13 @@ pub enum Stage {
     Detect,
     Classes,
     Time,
+    Sites,
     Pca,
     Export,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Movie,
         Stage::GroundTruth,
         Stage::Augment,
@@ -44,6 +46,7 @@ impl Stage {
         Stage::Detect,
         Stage::Classes,
         Stage::Time,
+        Stage::Sites,
         Stage::Pca,
         Stage::Export,
     ];
@@ -57,6 +60,7 @@ impl Stage {
             Stage::Detect => "Detection",
             Stage::Classes => "Classes",
             Stage::Time => "Time",
+            Stage::Sites => "Sites",
             Stage::Pca => "PCA",
             Stage::Export => "Export",
         }
@@ -72,6 +76,7 @@ impl Stage {
             Stage::Detect => "detect",
             Stage::Classes => "classes",
             Stage::Time => "time",
+            Stage::Sites => "sites",
             Stage::Pca => "pca",
             Stage::Export => "export",
         }
@@ -84,7 +89,7 @@ impl Stage {
     /// How far the analysis must have got for this panel to show something.
     fn needs(self) -> Need {
         match self {
-            Stage::Movie | Stage::GroundTruth | Stage::Augment => Need::Labels,
+            Stage::Movie | Stage::GroundTruth | Stage::Augment | Stage::Sites => Need::Labels,
             Stage::Train => Need::Model,
             Stage::Detect => Need::Detections,
             Stage::Classes | Stage::Time | Stage::Pca | Stage::Export => Need::Analysis,
@@ -193,6 +198,7 @@ pub struct App {
     relabel_to: usize,
     merge: (usize, usize),
     pca_class: usize,
+    sites_panel: sites_panel::SitesPanel,
     hover: Option<([f32; 2], f32)>,
     /// Time to build each of the last frames, ms.
     frame_ms: VecDeque<f32>,
@@ -234,6 +240,7 @@ impl App {
             relabel_to: 0,
             merge: (1, 0),
             pca_class: 0,
+            sites_panel: sites_panel::SitesPanel::default(),
             hover: None,
             frame_ms: VecDeque::new(),
             screenshot: None,
@@ -316,6 +323,11 @@ impl App {
 
     pub fn selected(&self) -> Option<usize> {
         self.selected
+    }
+
+    /// Where image point (x, y) of the frame shown is on screen (as the last frame drew it).
+    pub fn image_to_screen(&self, p: [f32; 2]) -> Option<egui::Pos2> {
+        self.view.screen_of(p)
     }
 
     /// Queue a command as a panel would.
@@ -555,6 +567,15 @@ impl App {
             self.commands.push(next);
             return;
         }
+        let s = &self.session;
+        if stage == Stage::Sites
+            && s.sites.is_none()
+            && s.labels.as_ref().is_some_and(|l| l.lattice.is_some())
+            && s.movie.as_ref().is_some_and(|m| m.frames.len() > 1)
+        {
+            self.commands.push(Command::FitSites);
+            return;
+        }
         if self.ui.stage != stage {
             run.settle = 0;
             run.requested = false;
@@ -566,6 +587,11 @@ impl App {
             };
             if stage == Stage::Classes {
                 self.browse_class = Some(0);
+            }
+            if stage == Stage::Sites {
+                // A single S vacancy of the frame shown, for its timeline.
+                self.sites_panel
+                    .select_example(self.session.sites.as_deref(), frames / 2);
             }
             if stage == Stage::Detect {
                 self.selected = self

@@ -255,12 +255,19 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
         Stage::Detect => detect_controls(app, ui),
         Stage::Classes => class_controls(app, ui),
         Stage::Time => time_controls(app, ui),
+        Stage::Sites => super::sites_panel::controls(app, ui),
         Stage::Pca => pca_controls(app, ui),
         Stage::Export => export_controls(app, ui),
     }
 }
 
-fn run_button(app: &mut App, ui: &mut egui::Ui, label: &str, kind: JobKind, cmd: Command) {
+pub(super) fn run_button(
+    app: &mut App,
+    ui: &mut egui::Ui,
+    label: &str,
+    kind: JobKind,
+    cmd: Command,
+) {
     ui.horizontal(|ui| {
         let running = app.session.running(kind);
         if ui
@@ -1187,6 +1194,7 @@ fn central(app: &mut App, ui: &mut egui::Ui) {
                 .show(ui, |ui| time_plots(app, ui));
             movie_view(app, ui);
         }
+        Stage::Sites => super::sites_panel::view(app, ui),
         Stage::Pca => pca_view(app, ui),
         Stage::Export => movie_view(app, ui),
     }

@@ -20,6 +20,7 @@ use crate::movie::register::{Registration, register_movie, registered};
 use crate::movie::{self, Movie};
 use crate::project;
 use crate::raster::Raster;
+use crate::sites::{SiteAnalysis, analyze_sites};
 use crate::synth::{self, TruthDefect};
 use crate::train::{TrainConfig, train};
 use burn::tensor::Device;
@@ -81,6 +82,8 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     /// Minutes between autosaves while there are unsaved changes (0 = never).
     pub autosave_minutes: f64,
+    /// The site model over the lattice's columns.
+    pub sites: crate::sites::SiteModelConfig,
 }
 
 impl Default for Settings {
@@ -98,6 +101,7 @@ impl Default for Settings {
             export_dpi: 300.0,
             recent: Vec::new(),
             autosave_minutes: 3.0,
+            sites: crate::sites::SiteModelConfig::default(),
         }
     }
 }
@@ -154,6 +158,7 @@ pub enum JobKind {
     LoadModel,
     Detect,
     Analyse,
+    Sites,
     Export,
     SaveProject,
 }
@@ -168,6 +173,7 @@ impl JobKind {
             JobKind::LoadModel => "loading the model",
             JobKind::Detect => "detecting",
             JobKind::Analyse => "analysing",
+            JobKind::Sites => "fitting the site model",
             JobKind::Export => "exporting",
             JobKind::SaveProject => "saving the project",
         }
@@ -181,6 +187,7 @@ enum Output {
     Model(Box<Model>),
     Detected(Detected),
     Analysed(Box<DefectAnalysis>, Vec<Detection>),
+    Sites(Box<SiteAnalysis>),
     Wrote(String),
 }
 
@@ -269,6 +276,8 @@ pub enum Command {
     LoadModel(PathBuf),
     Detect,
     Analyse,
+    /// Fit the site model (a hidden Markov model over the lattice's columns).
+    FitSites,
     /// Reclassify one detection by hand (its class as currently numbered; one past the last
     /// class starts a new one), then analyse again.
     Relabel {
@@ -311,6 +320,8 @@ pub struct Session {
     pub analysis: Option<Arc<DefectAnalysis>>,
     /// The detections the analysis ran on (the filtered ones).
     pub analysed: Arc<Vec<Detection>>,
+    /// The site model of the movie (frame 0's lattice followed through it).
+    pub sites: Option<Arc<SiteAnalysis>>,
     pub job: Option<Job>,
     pub notices: Vec<Notice>,
     /// Seconds the last finished job of each kind took.
@@ -338,6 +349,7 @@ impl Session {
             detected: None,
             analysis: None,
             analysed: Arc::new(Vec::new()),
+            sites: None,
             job: None,
             notices: Vec::new(),
             last_job_seconds: Vec::new(),
@@ -498,6 +510,7 @@ impl Session {
             }
             Command::Detect => self.detect(),
             Command::Analyse => self.analyse(),
+            Command::FitSites => self.fit_sites(),
             Command::Relabel { detection, class } => {
                 self.settings
                     .analysis
@@ -722,6 +735,34 @@ impl Session {
         self.start(JobKind::Analyse, move |ctx| {
             let a = analysis::run(&movie, &detections, lattice.as_ref(), &cfg, ctx)?;
             Ok(Output::Analysed(Box::new(a), detections))
+        });
+    }
+
+    fn fit_sites(&mut self) {
+        let Some(movie) = self.need_movie() else {
+            return;
+        };
+        if movie.frames.len() < 2 {
+            self.notify(
+                Level::Warning,
+                "the site model follows defects through time: it needs a movie of at least 2 frames",
+            );
+            return;
+        }
+        let Some(fit) = self.labels.as_ref().and_then(|l| l.lattice.clone()) else {
+            self.notify(
+                Level::Warning,
+                "the site model needs frame 0 labelled from its lattice (Ground truth: Columns)",
+            );
+            return;
+        };
+        let cfg = self.settings.sites.clone();
+        if !self.valid(cfg.validate()) {
+            return;
+        }
+        self.start(JobKind::Sites, move |ctx| {
+            let a = analyze_sites(&movie.frames, &fit, movie.calibration, &cfg, ctx)?;
+            Ok(Output::Sites(Box::new(a)))
         });
     }
 
@@ -951,6 +992,7 @@ impl Session {
                 self.detected = None;
                 self.analysis = None;
                 self.analysed = Arc::new(Vec::new());
+                self.sites = None;
                 match project {
                     Some(p) => self.restore(p),
                     None => self.label(),
@@ -966,6 +1008,10 @@ impl Session {
                         Level::Warning,
                         "the labels mark no defects in frame 0: lower the threshold or paint the mask",
                     );
+                }
+                // Another lattice: the site model's names of the columns no longer hold.
+                if self.labels.as_ref().map(|o| &o.lattice) != Some(&l.lattice) {
+                    self.sites = None;
                 }
                 self.labels = Some(l);
             }
@@ -983,6 +1029,17 @@ impl Session {
             Output::Analysed(a, dets) => {
                 self.analysis = Some(Arc::from(a));
                 self.analysed = Arc::new(dets);
+            }
+            Output::Sites(a) => {
+                self.notify(
+                    Level::Info,
+                    format!(
+                        "site model: {} defects over {} frames",
+                        a.defects.len(),
+                        a.series.frames()
+                    ),
+                );
+                self.sites = Some(Arc::from(a));
             }
             Output::Wrote(msg) => self.notify(Level::Info, msg),
         }

@@ -147,6 +147,9 @@ pub struct MovieView {
     limits: Option<(LimitsKey, (f32, f32))>,
     mask: Option<(u64, TextureHandle)>,
     probability: Option<(usize, u64, TextureHandle)>,
+    /// Where the last frame was drawn: the view's centre on screen, the image point there and
+    /// the zoom.
+    drawn: Option<(Pos2, Pos2, f32)>,
 }
 
 /// Bytes of frame textures kept for stepping back and forth (64 frames of 1024², 16 of 2048²).
@@ -168,6 +171,13 @@ impl MovieView {
         self.limits = None;
         self.mask = None;
         self.probability = None;
+        self.drawn = None;
+    }
+
+    /// Where image point (x, y) was on screen in the last frame drawn.
+    pub fn screen_of(&self, [x, y]: [f32; 2]) -> Option<Pos2> {
+        self.drawn
+            .map(|(at, centre, zoom)| at + (Pos2::new(x, y) - centre) * zoom)
     }
 
     /// [`limits`] of frame `index`, computed once per frame and display setting.
@@ -279,6 +289,7 @@ impl MovieView {
         } else {
             self.centre = Some(centre);
         }
+        self.drawn = Some((rect.center(), centre, zoom));
         let screen_from_image = |x: f32, y: f32| rect.center() + (Pos2::new(x, y) - centre) * zoom;
         let image_rect = Rect::from_min_max(
             screen_from_image(-0.5, -0.5),

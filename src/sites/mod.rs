@@ -12,6 +12,7 @@
 //! cannot express (pores, adatoms, unknown defects off the sites) is left to the network's
 //! detections (see [`off_lattice`]).
 
+pub mod figures;
 pub mod hmm;
 pub mod output;
 pub mod series;
@@ -179,6 +180,10 @@ pub struct SiteAnalysis {
     pub complexes: Vec<ComplexRate>,
     /// `None` without a pixel size and frame interval, or on a lattice without vacancy sites.
     pub diffusion: Option<Diffusion>,
+    /// The movie's frame interval, for time axes.
+    pub frame_interval_s: Option<f64>,
+    /// The posterior threshold the defects were decided at.
+    pub defect_posterior: f32,
 }
 
 impl SiteAnalysis {
@@ -337,6 +342,8 @@ pub fn analyze_sites(
         defects: Vec::new(),
         complexes: Vec::new(),
         diffusion: None,
+        frame_interval_s: calibration.frame_interval_s,
+        defect_posterior: cfg.defect_posterior,
     };
     let states = tracks::decide(&analysis, cfg.defect_posterior);
     let config = tracks::complex_config(&analysis, fit0, &states);
