@@ -884,10 +884,11 @@ fn study(
         100.0 * a.hmm_changed as f64 / a.patched.len().max(1) as f64
     );
     for d in &a.diffusion {
-        let (v, s, unit) = a.diffusion_in_units(d);
         eprintln!(
-            "  class {}: D = {v:.4e} ± {s:.1e} {unit} ({} segments)",
-            d.class, d.segments
+            "  class {}: {} ({} segments)",
+            d.class,
+            a.diffusion_text(d),
+            d.segments
         );
     }
     let stages: Vec<String> = a

@@ -39,6 +39,13 @@ pub struct Diffusion {
     pub d_px2_per_frame: f64,
     /// Standard deviation of D over bootstrap resamples of the tracks.
     pub d_std_px2_per_frame: f64,
+    /// The bootstrap's 95th percentile of D: an upper bound where D is not resolved.
+    #[serde(default)]
+    pub d_upper95_px2_per_frame: f64,
+    /// Whether D is told apart from 0: the bootstrap's 2.5th percentile is above 0. Where it is
+    /// not, report "not resolved: D < upper bound", not a value.
+    #[serde(default)]
+    pub resolved: bool,
     /// MSD offset at τ = 0 (4 × the localisation variance per axis), px².
     pub offset_px2: f64,
     pub fitted_lags: usize,
@@ -90,7 +97,10 @@ fn msd_sums(
     sums
 }
 
-/// Weighted least squares of MSD = slope·τ + offset over lags with pairs; returns (D, offset).
+/// Weighted least squares of MSD = slope·τ + offset over lags with pairs, with slope ≥ 0 and
+/// offset ≥ 0 (a defect cannot move less than not at all, and the offset is 4 × a variance);
+/// returns (D, offset). A static defect's MSD scatters about a constant and an unconstrained
+/// slope comes out negative half the time; the constrained one is 0 there.
 fn fit_line(sums: &[(f64, usize)], lags: usize) -> Option<(f64, f64)> {
     let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut used = 0;
@@ -115,6 +125,15 @@ fn fit_line(sums: &[(f64, usize)], lags: usize) -> Option<(f64, f64)> {
     }
     let slope = (sw * sxy - sx * sy) / det;
     let offset = (sy - slope * sx) / sw;
+    // The bounded optimum lies on a bound when the free one is outside; MSD ≥ 0, so at most
+    // one bound is active.
+    let (slope, offset) = if slope < 0.0 {
+        (0.0, sy / sw)
+    } else if offset < 0.0 {
+        (sxy / sxx, 0.0)
+    } else {
+        (slope, offset)
+    };
     Some((slope / 4.0, offset))
 }
 
@@ -155,6 +174,12 @@ pub fn diffusion(
             }
         }
         let (_, s) = crate::raster::mean_std(&boot.iter().map(|&v| v as f32).collect::<Vec<_>>());
+        boot.sort_by(f64::total_cmp);
+        let quantile = |q: f64| {
+            boot.get(((boot.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(d)
+        };
         out.push(Diffusion {
             class: c,
             msd: sums
@@ -166,6 +191,8 @@ pub fn diffusion(
                 .collect(),
             d_px2_per_frame: d,
             d_std_px2_per_frame: s as f64,
+            d_upper95_px2_per_frame: quantile(0.95).max(d),
+            resolved: quantile(0.025) > 0.0,
             offset_px2: offset,
             fitted_lags: lags,
             segments: segs.len(),
@@ -527,6 +554,72 @@ mod tests {
         let got = d[0].d_px2_per_frame;
         assert!((got - truth).abs() < 0.15 * truth, "D {got} vs {truth}");
         assert!(d[0].d_std_px2_per_frame > 0.0 && d[0].d_std_px2_per_frame < 0.3 * truth);
+        assert!(d[0].resolved && d[0].d_upper95_px2_per_frame >= got);
+    }
+
+    /// Defects that do not move, seen with a localisation error: D is never negative, and the
+    /// bootstrap says it is not resolved, with an upper bound far below a moving defect's.
+    #[test]
+    fn static_defects_have_no_negative_diffusion() {
+        use rand_distr::{Distribution, Normal};
+        let noise = Normal::new(0.0f32, 0.7).expect("normal");
+        for seed in 0..6 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (frames, n) = (30, 40);
+            let mut dets = Vec::new();
+            let mut tracks = Vec::new();
+            for w in 0..n {
+                let t: Vec<usize> = (0..frames)
+                    .map(|f| {
+                        dets.push(Detection::at(
+                            f,
+                            100.0 * w as f32 + noise.sample(&mut rng),
+                            noise.sample(&mut rng),
+                        ));
+                        dets.len() - 1
+                    })
+                    .collect();
+                tracks.push(t);
+            }
+            let track_of = tracks
+                .iter()
+                .enumerate()
+                .flat_map(|(i, t)| t.iter().map(move |_| i))
+                .collect();
+            let tr = Tracks {
+                tracks,
+                track_of,
+                max_step_px: 5.0,
+                gap_links: 0,
+            };
+            let class_of = vec![Some(0); dets.len()];
+            let d = diffusion(
+                &tr,
+                &class_of,
+                &dets,
+                &vec![(0.0, 0.0); frames],
+                1,
+                20,
+                seed,
+            );
+            let d = &d[0];
+            assert!(
+                d.d_px2_per_frame >= 0.0,
+                "seed {seed}: D {}",
+                d.d_px2_per_frame
+            );
+            assert!(d.offset_px2 >= 0.0);
+            // A walker of the other test moves 5 px²/frame; these stay far below.
+            assert!(
+                d.d_upper95_px2_per_frame < 0.05,
+                "seed {seed}: bound {}",
+                d.d_upper95_px2_per_frame
+            );
+            assert!(
+                !d.resolved || d.d_px2_per_frame < 0.02,
+                "seed {seed}: {d:?}"
+            );
+        }
     }
 
     #[test]

@@ -337,9 +337,8 @@ pub fn msd(a: &DefectAnalysis) -> Figure {
     };
     let mut series = Vec::new();
     for d in &a.diffusion {
-        let (dv, ds, unit) = a.diffusion_in_units(d);
         let mut s = Series::new(
-            format!("class {}: D = {dv:.3e} ± {ds:.1e} {unit}", d.class),
+            format!("class {}: {}", d.class, a.diffusion_text(d)),
             class_colour(d.class),
             Style::Markers,
             d.msd

@@ -249,14 +249,33 @@ impl DefectAnalysis {
         }
     }
 
+    /// D as a reader should see it: "D = v ± s unit", or "not resolved: D < bound unit" where
+    /// the bootstrap cannot tell it from 0.
+    pub fn diffusion_text(&self, d: &Diffusion) -> String {
+        let (v, s, unit) = self.diffusion_in_units(d);
+        if d.resolved {
+            format!("D = {v:.3e} ± {s:.1e} {unit}")
+        } else {
+            let bound = d.d_upper95_px2_per_frame * self.diffusion_scale();
+            format!("not resolved: D < {bound:.1e} {unit}")
+        }
+    }
+
+    /// px²/frame → the unit of [`Self::diffusion_in_units`].
+    fn diffusion_scale(&self) -> f64 {
+        match (self.pixel_size_nm, self.frame_interval_s) {
+            (Some(px), Some(dt)) => px * px / dt,
+            _ => 1.0,
+        }
+    }
+
     /// Diffusion coefficient converted to nm²/s when calibrated: (value, std, unit).
     pub fn diffusion_in_units(&self, d: &Diffusion) -> (f64, f64, &'static str) {
         match (self.pixel_size_nm, self.frame_interval_s) {
-            (Some(px), Some(dt)) => (
-                d.d_px2_per_frame * px * px / dt,
-                d.d_std_px2_per_frame * px * px / dt,
-                "nm²/s",
-            ),
+            (Some(_), Some(_)) => {
+                let k = self.diffusion_scale();
+                (d.d_px2_per_frame * k, d.d_std_px2_per_frame * k, "nm²/s")
+            }
             _ => (d.d_px2_per_frame, d.d_std_px2_per_frame, "px²/frame"),
         }
     }

@@ -139,19 +139,21 @@ pub fn timeseries_csv(a: &DefectAnalysis) -> String {
 /// `diffusion.csv`: the MSD curve of each class and its fitted D.
 pub fn diffusion_csv(a: &DefectAnalysis) -> String {
     let mut s = String::from(
-        "class,lag_frames,msd_px2,pairs,D,D_std,D_unit,D_px2_per_frame,fitted_lags,segments\n",
+        "class,lag_frames,msd_px2,pairs,D,D_std,D_unit,D_px2_per_frame,resolved,D_upper95_px2_per_frame,fitted_lags,segments\n",
     );
     for d in &a.diffusion {
         let (dv, ds, unit) = a.diffusion_in_units(d);
         for &(lag, m, n) in &d.msd {
             let _ = writeln!(
                 s,
-                "{},{lag},{},{n},{:.6e},{:.6e},{unit},{},{},{}",
+                "{},{lag},{},{n},{:.6e},{:.6e},{unit},{},{},{},{},{}",
                 d.class,
                 num(m),
                 dv,
                 ds,
                 num(d.d_px2_per_frame),
+                d.resolved,
+                num(d.d_upper95_px2_per_frame),
                 d.fitted_lags,
                 d.segments
             );
@@ -375,7 +377,9 @@ pub fn summary_json(a: &DefectAnalysis) -> serde_json::Value {
         "diffusion": a.diffusion.iter().map(|d| {
             let (v, s, unit) = a.diffusion_in_units(d);
             serde_json::json!({"class": d.class, "D": v, "D_std": s, "unit": unit,
-                "D_px2_per_frame": d.d_px2_per_frame, "segments": d.segments})
+                "D_px2_per_frame": d.d_px2_per_frame, "resolved": d.resolved,
+                "D_upper95_px2_per_frame": d.d_upper95_px2_per_frame,
+                "text": a.diffusion_text(d), "segments": d.segments})
         }).collect::<Vec<_>>(),
         "pca": a.class_pca.iter().map(|p| serde_json::json!({
             "class": p.class, "members": p.members, "explained": p.explained,

@@ -988,10 +988,9 @@ fn time_controls(app: &mut App, ui: &mut egui::Ui) {
     ui.separator();
     ui.label(RichText::new("Diffusion").strong());
     for df in &a.diffusion {
-        let (v, s, unit) = a.diffusion_in_units(df);
         ui.colored_label(
             colour(class_colour(df.class)),
-            format!("class {}: D = {v:.3e} ± {s:.1e} {unit}", df.class),
+            format!("class {}: {}", df.class, a.diffusion_text(df)),
         );
     }
     ui.label(format!(

@@ -188,7 +188,7 @@ pub struct SiteData<'a> {
 
 /// Transition matrix of a site between two frames, given the probability `arrival` that a
 /// vacancy hops onto it.
-fn transition(role: Role, rates: &[f64; 4], arrival: f64) -> [[f64; STATES]; STATES] {
+fn transition(role: Role, rates: &[f64; 4], arrival: f64) -> Matrix {
     let [sputter, convert, hop, metal_sputter] = *rates;
     let mut m = [[0.0; STATES]; STATES];
     if role.has_vacancy_dynamics() {
@@ -246,6 +246,48 @@ impl Stats {
     }
 }
 
+/// Type of one step's transition matrix.
+type Matrix = [[f64; STATES]; STATES];
+
+/// The scaled forward pass: α per frame (normalised) and each frame's scale.
+fn forward(
+    initial: &[f64; STATES],
+    like: &[[f64; STATES]],
+    mats: &[Matrix],
+) -> (Vec<[f64; STATES]>, Vec<f64>) {
+    let mut alpha: Vec<[f64; STATES]> = Vec::with_capacity(like.len());
+    let mut scale = Vec::with_capacity(like.len());
+    for (t, l) in like.iter().enumerate() {
+        let a: [f64; STATES] = std::array::from_fn(|j| {
+            let prior = match t {
+                0 => initial[j],
+                _ => (0..STATES)
+                    .map(|k| alpha[t - 1][k] * mats[t - 1][k][j])
+                    .sum(),
+            };
+            prior * l[j]
+        });
+        let s: f64 = a.iter().sum::<f64>().max(1e-300);
+        alpha.push(a.map(|v| v / s));
+        scale.push(s);
+    }
+    (alpha, scale)
+}
+
+/// The backward pass, scaled by the forward pass's scales.
+fn backward(like: &[[f64; STATES]], mats: &[Matrix], scale: &[f64]) -> Vec<[f64; STATES]> {
+    let mut beta = vec![[1.0; STATES]; like.len()];
+    for t in (0..like.len().saturating_sub(1)).rev() {
+        beta[t] = std::array::from_fn(|k| {
+            (0..STATES)
+                .map(|l| mats[t][k][l] * like[t + 1][l] * beta[t + 1][l])
+                .sum::<f64>()
+                / scale[t + 1]
+        });
+    }
+    beta
+}
+
 /// Forward–backward on one site: its posteriors `[frame][state]` and its expected counts.
 fn forward_backward(
     params: &Params,
@@ -256,36 +298,11 @@ fn forward_backward(
     let role = site.role.index();
     let em = &params.emissions[role];
     let like: Vec<[f64; STATES]> = site.z.iter().map(|&z| em.likelihoods(z)).collect();
-    let mats: Vec<[[f64; STATES]; STATES]> = (0..t_len.saturating_sub(1))
+    let mats: Vec<Matrix> = (0..t_len.saturating_sub(1))
         .map(|t| transition(site.role, &params.rates, arrivals[t]))
         .collect();
-    let mut alpha = vec![[0.0; STATES]; t_len];
-    let mut scale = vec![0.0; t_len];
-    for t in 0..t_len {
-        let mut a = [0.0; STATES];
-        for l in 0..STATES {
-            let prior = if t == 0 {
-                params.initial[role][l]
-            } else {
-                (0..STATES)
-                    .map(|k| alpha[t - 1][k] * mats[t - 1][k][l])
-                    .sum()
-            };
-            a[l] = prior * like[t][l];
-        }
-        let s: f64 = a.iter().sum::<f64>().max(1e-300);
-        alpha[t] = a.map(|v| v / s);
-        scale[t] = s;
-    }
-    let mut beta = vec![[1.0; STATES]; t_len];
-    for t in (0..t_len.saturating_sub(1)).rev() {
-        for k in 0..STATES {
-            beta[t][k] = (0..STATES)
-                .map(|l| mats[t][k][l] * like[t + 1][l] * beta[t + 1][l])
-                .sum::<f64>()
-                / scale[t + 1];
-        }
-    }
+    let (alpha, scale) = forward(&params.initial[role], &like, &mats);
+    let beta = backward(&like, &mats, &scale);
     let mut st = Stats {
         log_likelihood: scale.iter().map(|s| s.ln()).sum(),
         ..Stats::default()
