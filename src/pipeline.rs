@@ -2,7 +2,10 @@
 //! frame → write results. The CLI, the tests and (later) the GUI all call [`analyze`].
 
 use crate::analysis::AnalysisConfig;
-use crate::detect::{Detection, Dropped, LocalizeConfig, detect_all, detections_csv};
+use crate::detect::{
+    Detection, Dropped, LocalizeConfig, Region, detect_all, detections_csv, growth_csv,
+    region_tracks, regions_csv,
+};
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
 use crate::jobs::{Event, JobCtx};
@@ -67,6 +70,8 @@ pub struct Analysis {
     pub detections: Vec<Detection>,
     pub counts_per_frame: Vec<usize>,
     pub dropped: Dropped,
+    /// Extended defects (blobs larger than a point defect's), per frame.
+    pub regions: Vec<Region>,
     pub timings: Vec<StageTime>,
     pub device: String,
     /// "trained" or the checkpoint folder the model came from.
@@ -192,7 +197,7 @@ pub fn analyze(
 
     let t = Instant::now();
     let max_area = cfg.localize.max_area(mask_radius_px);
-    let (detections, dropped) = detect_all(
+    let found = detect_all(
         &net,
         &model_cfg,
         &device,
@@ -207,15 +212,13 @@ pub fn analyze(
         stage: "detect".into(),
         seconds: t.elapsed().as_secs_f64(),
     });
-    if dropped.too_large > 0 {
-        warn(
-            format!(
-                "{} blobs larger than {max_area} px (holes or damaged areas?) were skipped",
-                dropped.too_large
-            ),
-            ctx,
-        );
+    if !found.regions.is_empty() {
+        ctx.emit(Event::Info(format!(
+            "{} blobs larger than {max_area} px kept as extended regions (pores, damaged areas): regions.csv",
+            found.regions.len()
+        )));
     }
+    let (detections, dropped, regions) = (found.detections, found.dropped, found.regions);
     let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
     let sites = match (&cfg.sites, lattice) {
         (Some(sc), Some(fit)) if movie.frames.len() >= 2 => {
@@ -245,6 +248,7 @@ pub fn analyze(
         detections,
         counts_per_frame,
         dropped,
+        regions,
         timings,
         device: device_name,
         model_source,
@@ -349,6 +353,19 @@ pub fn write_results(
         }
         None => None,
     };
+    let grown = region_tracks(&analysis.regions);
+    let (px, dt) = (
+        movie.calibration.pixel_size_nm,
+        movie.calibration.frame_interval_s,
+    );
+    atomic_write(
+        &out.join("regions.csv"),
+        regions_csv(&analysis.regions, &grown, px).as_bytes(),
+    )?;
+    atomic_write(
+        &out.join("region_growth.csv"),
+        growth_csv(&analysis.regions, &grown, px, dt).as_bytes(),
+    )?;
     let frames = movie.frames.len().max(1) as f64;
     let report = serde_json::json!({
         "defectscope_version": env!("CARGO_PKG_VERSION"),
@@ -376,6 +393,8 @@ pub fn write_results(
         "counts_per_frame": analysis.counts_per_frame,
         "total_detections": analysis.detections.len(),
         "dropped_blobs": analysis.dropped,
+        "regions": analysis.regions.len(),
+        "region_tracks": grown,
         "timings_s": analysis.timings,
         "inference_s_per_frame": analysis.seconds("detect") / frames,
         "warnings": analysis.warnings,
@@ -398,6 +417,7 @@ pub fn write_results(
     if let Some(sites) = &analysis.sites {
         crate::sites::output::write_all(sites, out)?;
     }
+
     let run_json = out.join("run.json");
     let text = serde_json::to_vec_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
     atomic_write(&run_json, &text)?;

@@ -125,7 +125,13 @@ fn full_chain_on_a_small_movie_and_model_reuse() {
             .as_array()
             .is_some_and(|r| r.len() == 4)
     );
-    for table in ["site_states.csv", "site_defects.csv", "site_rates.csv"] {
+    for table in [
+        "site_states.csv",
+        "site_defects.csv",
+        "site_rates.csv",
+        "regions.csv",
+        "region_growth.csv",
+    ] {
         assert!(out.join(table).exists(), "{table} missing");
     }
     assert!(written.overlay_png.is_some_and(|p| p.exists()));

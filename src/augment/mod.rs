@@ -184,7 +184,7 @@ impl CropCentres {
             max_area_px: usize::MAX,
             edge_margin_px: 0.0,
         };
-        let (found, _) = crate::detect::localize(mask, 0, &cfg, usize::MAX);
+        let found = crate::detect::localize(mask, 0, &cfg, usize::MAX).detections;
         let points: Vec<(f32, f32)> = found.iter().map(|d| (d.x, d.y)).collect();
         let looks: Vec<f32> = points
             .iter()

@@ -7,6 +7,9 @@
 //! larger than `max_area_px` (holes, amorphous damage) → probability-weighted centre of mass →
 //! drop points within `edge_margin_px` of the border. Dropped blobs are counted, never silent.
 
+mod regions;
+pub use regions::{Region, RegionTrack, growth_csv, region_tracks, regions_csv};
+
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx};
 use crate::model::cpu::CpuNet;
@@ -93,18 +96,33 @@ impl LocalizeConfig {
     }
 }
 
+/// What the probability maps held: point defects, extended regions, and what was dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Localized {
+    pub detections: Vec<Detection>,
+    /// Blobs larger than a point defect's (pores, damaged areas): kept as regions.
+    pub regions: Vec<Region>,
+    pub dropped: Dropped,
+}
+
+impl Localized {
+    fn add(&mut self, o: Localized) {
+        self.detections.extend(o.detections);
+        self.regions.extend(o.regions);
+        self.dropped.add(o.dropped);
+    }
+}
+
 /// Counts of blobs that were dropped, for the run summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dropped {
     pub too_small: usize,
-    pub too_large: usize,
     pub near_edge: usize,
 }
 
 impl Dropped {
     pub fn add(&mut self, o: Dropped) {
         self.too_small += o.too_small;
-        self.too_large += o.too_large;
         self.near_edge += o.near_edge;
     }
 }
@@ -208,7 +226,7 @@ pub fn detect_all(
     max_area: usize,
     ctx: &JobCtx,
     on_map: &mut dyn FnMut(usize, &Raster),
-) -> Result<(Vec<Detection>, Dropped)> {
+) -> Result<Localized> {
     let cpu = CpuNet::new(net)?;
     let mut gpu = |chunk: &[Raster]| burn_maps(net, model, device, chunk);
     let first: Option<&mut MapFn> = (*device != Device::flex()).then_some(&mut gpu);
@@ -232,10 +250,9 @@ fn detect_with(
     max_area: usize,
     ctx: &JobCtx,
     on_map: &mut dyn FnMut(usize, &Raster),
-) -> Result<(Vec<Detection>, Dropped)> {
+) -> Result<Localized> {
     cfg.validate()?;
-    let mut all = Vec::new();
-    let mut dropped = Dropped::default();
+    let mut all = Localized::default();
     ctx.begin("detection", frames.len() as u64);
     let mut done = 0;
     for chunk in frames.chunks(batch.max(1)) {
@@ -255,14 +272,12 @@ fn detect_with(
         };
         for map in &maps {
             on_map(done, map);
-            let (d, drop) = localize(map, done, cfg, max_area);
-            all.extend(d);
-            dropped.add(drop);
+            all.add(localize(map, done, cfg, max_area));
             done += 1;
         }
         ctx.step(done as u64)?;
     }
-    Ok((all, dropped))
+    Ok(all)
 }
 
 fn fall_back(ctx: &JobCtx, frame: usize, why: &str) {
@@ -272,16 +287,10 @@ fn fall_back(ctx: &JobCtx, frame: usize, why: &str) {
 }
 
 /// Turn one probability map into detections.
-pub fn localize(
-    prob: &Raster,
-    frame: usize,
-    cfg: &LocalizeConfig,
-    max_area: usize,
-) -> (Vec<Detection>, Dropped) {
+pub fn localize(prob: &Raster, frame: usize, cfg: &LocalizeConfig, max_area: usize) -> Localized {
     let (w, h) = (prob.width, prob.height);
     let mut label = vec![0u32; w * h];
-    let mut found = Vec::new();
-    let mut dropped = Dropped::default();
+    let mut out = Localized::default();
     let mut stack = Vec::new();
     let mut next = 0u32;
     for start in 0..w * h {
@@ -292,6 +301,7 @@ pub fn localize(
         label[start] = next;
         stack.push(start);
         let (mut sw, mut sx, mut sy, mut area, mut best) = (0.0f64, 0.0f64, 0.0f64, 0usize, 0.0f32);
+        let mut edges = 0usize;
         while let Some(i) = stack.pop() {
             let (x, y) = (i % w, i / w);
             let p = prob.data[i];
@@ -300,6 +310,7 @@ pub fn localize(
             sy += p as f64 * y as f64;
             area += 1;
             best = best.max(p);
+            edges += exposed_edges(prob, x, y, cfg.threshold);
             for dy in -1isize..=1 {
                 for dx in -1isize..=1 {
                     let (nx, ny) = (x as isize + dx, y as isize + dy);
@@ -315,20 +326,29 @@ pub fn localize(
             }
         }
         if area < cfg.min_area_px {
-            dropped.too_small += 1;
-            continue;
-        }
-        if area > max_area {
-            dropped.too_large += 1;
+            out.dropped.too_small += 1;
             continue;
         }
         let (cx, cy) = ((sx / sw) as f32, (sy / sw) as f32);
-        let m = cfg.edge_margin_px;
-        if cx < m || cy < m || cx > (w - 1) as f32 - m || cy > (h - 1) as f32 - m {
-            dropped.near_edge += 1;
+        if area > max_area {
+            out.regions.push(Region {
+                frame,
+                x: cx,
+                y: cy,
+                area_px: area,
+                // Exposed pixel edges overcount a slanted boundary; π/4 is their mean ratio
+                // to the length over all directions.
+                perimeter_px: edges as f32 * std::f32::consts::FRAC_PI_4,
+                score: best,
+            });
             continue;
         }
-        found.push(Detection {
+        let m = cfg.edge_margin_px;
+        if cx < m || cy < m || cx > (w - 1) as f32 - m || cy > (h - 1) as f32 - m {
+            out.dropped.near_edge += 1;
+            continue;
+        }
+        out.detections.push(Detection {
             frame,
             x: cx,
             y: cy,
@@ -336,7 +356,19 @@ pub fn localize(
             score: best,
         });
     }
-    (found, dropped)
+    out
+}
+
+/// Sides of pixel (x, y) that border a pixel at or below `threshold` (or the frame's edge).
+fn exposed_edges(prob: &Raster, x: usize, y: usize, threshold: f32) -> usize {
+    let (w, h) = (prob.width as isize, prob.height as isize);
+    [(-1isize, 0isize), (1, 0), (0, -1), (0, 1)]
+        .iter()
+        .filter(|(dx, dy)| {
+            let (nx, ny) = (x as isize + dx, y as isize + dy);
+            nx < 0 || ny < 0 || nx >= w || ny >= h || prob.data[(ny * w + nx) as usize] <= threshold
+        })
+        .count()
 }
 
 /// `defects.csv`: `frame,x,y,area,score`.
@@ -477,7 +509,7 @@ mod tests {
             );
             assert_eq!(&maps[2..], &reference_maps[2..]);
             let later = |d: &[Detection]| d.iter().filter(|d| d.frame >= 2).count();
-            assert_eq!(later(&out.0), later(&reference.0));
+            assert_eq!(later(&out.detections), later(&reference.detections));
         }
     }
 
@@ -512,11 +544,15 @@ mod tests {
         let mut m = Raster::zeros(100, 80);
         blob(&mut m, 30.0, 40.0, 3.0, 0.9);
         blob(&mut m, 70.0, 20.5, 3.0, 0.8);
-        blob(&mut m, 50.0, 60.0, 12.0, 0.9); // too large
+        blob(&mut m, 50.0, 60.0, 12.0, 0.9); // a region
         m.set(10, 10, 0.99); // too small
         blob(&mut m, 1.0, 40.0, 3.0, 0.9); // at the edge
         let cfg = LocalizeConfig::default();
-        let (d, dropped) = localize(&m, 3, &cfg, 200);
+        let Localized {
+            detections: d,
+            regions,
+            dropped,
+        } = localize(&m, 3, &cfg, 200);
         assert_eq!(d.len(), 2);
         assert!((d[0].x - 70.0).abs() < 0.01 && (d[0].y - 20.5).abs() < 0.6);
         assert!((d[1].x - 30.0).abs() < 0.01 && (d[1].y - 40.0).abs() < 0.01);
@@ -525,10 +561,27 @@ mod tests {
             dropped,
             Dropped {
                 too_small: 1,
-                too_large: 1,
                 near_edge: 1
             }
         );
+        // The large blob is a region: its area and perimeter are a disk's of radius 12.
+        assert_eq!(regions.len(), 1);
+        let r = regions[0];
+        let (area, perimeter) = (
+            std::f32::consts::PI * 144.0,
+            2.0 * std::f32::consts::PI * 12.0,
+        );
+        assert!(
+            (r.area_px as f32 - area).abs() < 0.05 * area,
+            "area {}",
+            r.area_px
+        );
+        assert!(
+            (r.perimeter_px - perimeter).abs() < 0.1 * perimeter,
+            "perimeter {}",
+            r.perimeter_px
+        );
+        assert!((r.x - 50.0).abs() < 0.1 && (r.y - 60.0).abs() < 0.1 && r.frame == 3);
         let csv = detections_csv(&d);
         assert!(csv.starts_with("frame,x,y,area,score\n3,70.000,"));
     }

@@ -8,6 +8,7 @@
 pub mod autosave;
 mod figure_view;
 mod panels;
+mod regions_panel;
 pub mod session;
 mod sites_panel;
 mod view;

@@ -792,6 +792,7 @@ fn detect_controls(app: &mut App, ui: &mut egui::Ui) {
             );
         }
     }
+    super::regions_panel::section(app, ui);
     ui.separator();
     let d = &mut app.ui.display;
     ui.checkbox(&mut d.show_probability, "Probability map");

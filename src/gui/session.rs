@@ -143,6 +143,8 @@ impl std::fmt::Debug for Model {
 #[derive(Debug, Clone, Default)]
 pub struct Detected {
     pub all: Vec<Detection>,
+    /// Extended defects (blobs larger than a point defect's) per frame.
+    pub regions: Vec<crate::detect::Region>,
     /// One map per frame, probability × 255 (empty when the movie was too large to keep them).
     pub maps: Vec<Vec<u8>>,
     pub warnings: Vec<String>,
@@ -666,7 +668,7 @@ impl Session {
             let keep_maps = movie.frames.len() * w * h <= MAP_BUDGET_BYTES;
             let mut maps = Vec::new();
             let max_area = cfg.max_area(model.mask_radius_px);
-            let (all, dropped) = detect_all(
+            let found = detect_all(
                 &model.net,
                 &model.config,
                 &model.device,
@@ -693,15 +695,19 @@ impl Session {
                     (movie.frames.len() * w * h) >> 20
                 ));
             }
-            let lost = dropped.too_small + dropped.too_large + dropped.near_edge;
+            let dropped = found.dropped;
+            let lost = dropped.too_small + dropped.near_edge;
             if lost > 0 {
                 warnings.push(format!(
-                    "{lost} blobs were dropped: {} too small, {} too large, {} at the edge",
-                    dropped.too_small, dropped.too_large, dropped.near_edge
+                    "{lost} blobs were dropped: {} too small, {} at the edge",
+                    dropped.too_small, dropped.near_edge
                 ));
             }
+            let all = found.detections;
+            let regions = found.regions;
             Ok(Output::Detected(Detected {
                 all,
+                regions,
                 maps,
                 warnings,
             }))
@@ -1148,6 +1154,8 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
         }
         Some(Detected {
             all,
+            // Regions are not kept in projects: Detect again to see them.
+            regions: Vec::new(),
             maps: Vec::new(),
             warnings: Vec::new(),
         })

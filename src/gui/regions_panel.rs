@@ -1,0 +1,71 @@
+//! Extended regions in the Detection panel: blobs larger than a point defect's (pores,
+//! damaged areas) with their area, perimeter and growth.
+
+use super::App;
+use crate::detect::region_tracks;
+use egui::RichText;
+
+/// The regions of the frame shown, and the growth of each region followed through frames.
+pub fn section(app: &mut App, ui: &mut egui::Ui) {
+    let Some(d) = app.session.detected.clone() else {
+        return;
+    };
+    if d.regions.is_empty() {
+        return;
+    }
+    let px = app
+        .session
+        .movie
+        .as_ref()
+        .and_then(|m| m.calibration.pixel_size_nm);
+    let dt = app
+        .session
+        .movie
+        .as_ref()
+        .and_then(|m| m.calibration.frame_interval_s);
+    ui.separator();
+    ui.label(RichText::new("Extended regions").strong()).on_hover_text(
+        "Blobs larger than 8 label disks: pores, holes, damaged or amorphous patches. Kept as regions, not as point defects.",
+    );
+    let tracks = region_tracks(&d.regions);
+    let f = app.frame;
+    egui::Grid::new("regions")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            for h in ["region", "area", "perimeter", "growth"] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for (k, t) in tracks.iter().enumerate() {
+                let Some(&i) = t.members.iter().find(|&&i| d.regions[i].frame == f) else {
+                    continue;
+                };
+                let r = &d.regions[i];
+                ui.label(format!("{k} ({:.0}, {:.0})", r.x, r.y));
+                match px {
+                    Some(p) => {
+                        ui.label(format!("{:.2} nm²", r.area_px as f64 * p * p));
+                        ui.label(format!("{:.2} nm", r.perimeter_px as f64 * p));
+                    }
+                    None => {
+                        ui.label(format!("{} px²", r.area_px));
+                        ui.label(format!("{:.0} px", r.perimeter_px));
+                    }
+                }
+                ui.label(match (t.growth_px2_per_frame, px.zip(dt)) {
+                    (Some((g, e)), Some((p, dt))) => {
+                        format!("{:.3} ± {:.3} nm²/s", g * p * p / dt, e * p * p / dt)
+                    }
+                    (Some((g, e)), None) => format!("{g:.1} ± {e:.1} px²/frame"),
+                    (None, _) => "needs ≥ 3 frames".into(),
+                });
+                ui.end_row();
+            }
+        });
+    ui.small(format!(
+        "{} regions in {} frames; regions.csv and region_growth.csv in the analyze results",
+        tracks.len(),
+        d.regions.iter().map(|r| r.frame).max().map_or(0, |m| m + 1)
+    ));
+}
