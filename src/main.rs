@@ -646,6 +646,9 @@ fn write_synth(s: &SynthMovie, out: &Path) -> Result<()> {
     )?;
     atomic_write(&out.join("movie.npy"), &write_npy_f32(&s.movie.frames))?;
     atomic_write(&out.join("truth.csv"), s.truth_csv().as_bytes())?;
+    if !s.pores.is_empty() {
+        atomic_write(&out.join("pores.csv"), s.pores_csv().as_bytes())?;
+    }
     let masks: Vec<Raster> = (0..s.movie.frames.len())
         .map(|f| {
             let m = s.truth_mask(f);

@@ -46,6 +46,9 @@ pub struct SynthArgs {
     /// (default 0.1).
     #[arg(long)]
     pub hop: Option<f64>,
+    /// Pores that open in frame 0 (radius 0.4 nm) and grow by 0.02 nm per frame.
+    #[arg(long)]
+    pub pores: Option<usize>,
 }
 
 impl SynthArgs {
@@ -73,6 +76,9 @@ impl SynthArgs {
         set(&mut cfg.adatoms_per_nm2, self.adatoms);
         set(&mut cfg.creation_rate, self.sputter);
         set(&mut cfg.hop_probability, self.hop);
+        if let Some(n) = self.pores {
+            cfg.pores = n;
+        }
         if self.rotation.is_some() {
             cfg.rotation_deg = self.rotation;
         }

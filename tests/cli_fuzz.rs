@@ -108,6 +108,9 @@ fn arguments(rng: &mut ChaCha8Rng, dir: &Path, k: usize) -> Vec<String> {
                     ("--pixel-size-nm", NUMBERS),
                     ("--contamination", NUMBERS),
                     ("--adatoms", NUMBERS),
+                    ("--pores", &["0", "1", "3", "1000", "x", "-1"]),
+                    ("--sputter", NUMBERS),
+                    ("--hop", NUMBERS),
                 ],
                 &mut args,
             );

@@ -83,6 +83,8 @@ pub(super) struct State {
     pub selenium: Vec<(u8, u32)>,
     /// Carbon adatoms: position (specimen frame, px) and id.
     pub adatoms: Vec<(f64, f64, u32)>,
+    /// Pores: centre (specimen frame, px), radius (px) and id. No column stands inside one.
+    pub pores: Vec<(f64, f64, f64, u32)>,
     next_id: u32,
 }
 
@@ -141,11 +143,22 @@ impl State {
                 )
             })
             .collect();
+        // Pores well inside the frame, where their growth stays in view for a while.
+        let r0 = cfg.pore_radius_nm / cfg.pixel_size_nm;
+        let pores = (0..cfg.pores)
+            .map(|_| {
+                let (w, h) = (cfg.width as f64, cfg.height as f64);
+                let x = rng.random_range(0.25 * w..0.75 * w);
+                let y = rng.random_range(0.25 * h..0.75 * h);
+                (x, y, r0, take())
+            })
+            .collect();
         State {
             metal,
             vacancies,
             selenium,
             adatoms,
+            pores,
             next_id,
         }
     }
@@ -184,6 +197,10 @@ impl State {
                 self.next_id += 1;
             }
         }
+        let grow = cfg.pore_growth_nm_per_frame / cfg.pixel_size_nm;
+        for p in &mut self.pores {
+            p.2 += grow;
+        }
         // Adatoms: a random step of about a tenth of a nanometre per frame.
         let step = 0.1 / cfg.pixel_size_nm;
         for a in &mut self.adatoms {
@@ -192,11 +209,19 @@ impl State {
         }
     }
 
+    /// Whether (x, y) (specimen frame, px) lies inside a pore.
+    pub fn in_pore(&self, x: f64, y: f64) -> bool {
+        self.pores.iter().any(|p| (x - p.0).hypot(y - p.1) <= p.2)
+    }
+
     /// The columns to draw: position (specimen frame, px) and kind.
     pub fn columns(&self, cfg: &SynthConfig, lat: &Lattice) -> Vec<(f64, f64, ColumnKind)> {
         let (host, dopant) = cfg.material.metals();
         let mut out = Vec::with_capacity(lat.metal.len() + lat.chalcogen.len());
         for (&(x, y), site) in lat.metal.iter().zip(&self.metal) {
+            if self.in_pore(x, y) {
+                continue;
+            }
             match site {
                 MetalSite::Host => out.push((x, y, host)),
                 MetalSite::Dopant(_) => out.push((x, y, dopant)),
@@ -204,6 +229,9 @@ impl State {
             }
         }
         for (k, &(x, y)) in lat.chalcogen.iter().enumerate() {
+            if self.in_pore(x, y) {
+                continue;
+            }
             let present = 2 - self.vacancies[k].len();
             if let Some(kind) = cfg
                 .material
@@ -244,6 +272,9 @@ impl State {
             DefectType::WMo
         };
         for (&(x, y), site) in lat.metal.iter().zip(&self.metal) {
+            if self.in_pore(x, y) {
+                continue;
+            }
             match *site {
                 MetalSite::Dopant(id) => put(x, y, dopant_kind, id),
                 MetalSite::Vacant(id) => put(x, y, DefectType::VM, id),
@@ -251,6 +282,9 @@ impl State {
             }
         }
         for (k, &(x, y)) in lat.chalcogen.iter().enumerate() {
+            if self.in_pore(x, y) {
+                continue;
+            }
             let v = &self.vacancies[k];
             let (se, se_id) = self.selenium[k];
             match (v.len(), se) {

@@ -175,6 +175,10 @@ pub struct SynthConfig {
     pub scan_jitter_px: f64,
     /// Standard deviation of the frame-to-frame drift step in pixels.
     pub drift_px: f64,
+    /// Pores (holes through the film) open in frame 0 with this radius and grow.
+    pub pores: usize,
+    pub pore_radius_nm: f64,
+    pub pore_growth_nm_per_frame: f64,
 }
 
 impl Default for SynthConfig {
@@ -205,6 +209,9 @@ impl Default for SynthConfig {
             read_noise: 1.0,
             scan_jitter_px: 0.3,
             drift_px: 0.5,
+            pores: 0,
+            pore_radius_nm: 0.4,
+            pore_growth_nm_per_frame: 0.02,
         }
     }
 }
@@ -267,6 +274,8 @@ impl SynthConfig {
             ("read noise", self.read_noise),
             ("scan jitter", self.scan_jitter_px),
             ("drift", self.drift_px),
+            ("pore radius", self.pore_radius_nm),
+            ("pore growth", self.pore_growth_nm_per_frame),
         ];
         for (name, v) in nonneg {
             if !(v.is_finite() && v >= 0.0) {
@@ -281,6 +290,12 @@ impl SynthConfig {
             return Err(Error::invalid(format!(
                 "synth: pixel size must be in [0.002, 0.5] nm, got {}",
                 self.pixel_size_nm
+            )));
+        }
+        if self.pores > 100 || self.pore_radius_nm > 20.0 || self.pore_growth_nm_per_frame > 1.0 {
+            return Err(Error::invalid(format!(
+                "synth: at most 100 pores of at most 20 nm growing at most 1 nm per frame, got {} of {} nm at {} nm/frame",
+                self.pores, self.pore_radius_nm, self.pore_growth_nm_per_frame
             )));
         }
         if self.adatoms_per_nm2 > 10.0 || self.source_fwhm_nm > 1.0 {
@@ -339,6 +354,18 @@ pub struct SynthMovie {
     pub drift: Vec<(f64, f64)>,
     /// Every column site of the specimen (specimen frame, px) and whether it is a metal site.
     pub sites: Vec<(f64, f64, bool)>,
+    /// The pores in every frame: frame, centre (frame px), radius (px), id.
+    pub pores: Vec<TruthPore>,
+}
+
+/// A pore in one frame, as the generator made it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TruthPore {
+    pub frame: usize,
+    pub x: f32,
+    pub y: f32,
+    pub radius_px: f32,
+    pub id: u32,
 }
 
 impl SynthMovie {
@@ -377,6 +404,23 @@ impl SynthMovie {
     }
 
     /// `truth.csv`: `frame,x,y,type,id`.
+    /// `pores.csv`: frame, centre and radius of every pore in every frame.
+    pub fn pores_csv(&self) -> String {
+        let mut s = String::from("frame,x,y,radius_px,area_px,id\n");
+        for p in &self.pores {
+            s.push_str(&format!(
+                "{},{:.3},{:.3},{:.3},{:.1},{}\n",
+                p.frame,
+                p.x,
+                p.y,
+                p.radius_px,
+                std::f32::consts::PI * p.radius_px * p.radius_px,
+                p.id
+            ));
+        }
+        s
+    }
+
     pub fn truth_csv(&self) -> String {
         let mut s = String::from("frame,x,y,type,id\n");
         for d in &self.truth {
@@ -470,6 +514,7 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthMovie> {
     let imaging = render::Imaging::new(cfg, &profiles)?;
     let mut frames = Vec::with_capacity(cfg.frames);
     let mut truth = Vec::new();
+    let mut pores = Vec::new();
     for (f, &shift) in drift.iter().enumerate() {
         if f > 0 {
             state.evolve(cfg, &lat, &mut rng);
@@ -482,6 +527,13 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthMovie> {
             .map(|c| c.field(cfg.width, cfg.height));
         frames.push(imaging.frame(&state.columns(cfg, &lat), shift, layer.as_deref(), &mut rng)?);
         truth.extend(state.truth(cfg, &lat, f, shift));
+        pores.extend(state.pores.iter().map(|p| TruthPore {
+            frame: f,
+            x: (p.0 + shift.0) as f32,
+            y: (p.1 + shift.1) as f32,
+            radius_px: p.2 as f32,
+            id: p.3,
+        }));
     }
     Ok(SynthMovie {
         movie: Movie {
@@ -504,6 +556,7 @@ pub fn generate(cfg: &SynthConfig) -> Result<SynthMovie> {
             .map(|&(x, y)| (x, y, true))
             .chain(lat.chalcogen.iter().map(|&(x, y)| (x, y, false)))
             .collect(),
+        pores,
     })
 }
 
@@ -519,6 +572,53 @@ mod tests {
             seed: 7,
             ..SynthConfig::default()
         }
+    }
+
+    /// A pore is a hole: dark inside (no column, no defect in the truth), growing as asked.
+    #[test]
+    fn a_pore_is_an_empty_growing_hole() {
+        let cfg = SynthConfig {
+            frames: 5,
+            width: 256,
+            height: 256,
+            seed: 3,
+            pores: 1,
+            pore_radius_nm: 0.4,
+            pore_growth_nm_per_frame: 0.05,
+            contamination: 0.0,
+            ..SynthConfig::default()
+        };
+        let s = generate(&cfg).expect("gen");
+        assert_eq!(s.pores.len(), 5);
+        let grow = cfg.pore_growth_nm_per_frame / cfg.pixel_size_nm;
+        for (f, p) in s.pores.iter().enumerate() {
+            let want = (cfg.pore_radius_nm / cfg.pixel_size_nm + f as f64 * grow) as f32;
+            assert!((p.radius_px - want).abs() < 1e-3 && p.frame == f);
+            // No true defect inside the hole.
+            assert!(
+                s.truth_of(f)
+                    .iter()
+                    .all(|d| (d.x - p.x).hypot(d.y - p.y) > p.radius_px)
+            );
+            // Inside, the mean level is far below the lattice's.
+            let frame = &s.movie.frames[f];
+            let mean_in = |r0: f32, r1: f32| {
+                let mut v = Vec::new();
+                for y in 0..frame.height {
+                    for x in 0..frame.width {
+                        let d = (x as f32 - p.x).hypot(y as f32 - p.y);
+                        if d >= r0 && d < r1 {
+                            v.push(frame.get(x, y));
+                        }
+                    }
+                }
+                v.iter().sum::<f32>() / v.len().max(1) as f32
+            };
+            let (inside, lattice) = (mean_in(0.0, 0.6 * p.radius_px), frame.mean_std().0);
+            assert!(inside < 0.3 * lattice, "frame {f}: {inside} vs {lattice}");
+        }
+        assert!(s.pores_csv().lines().count() == 6);
+        assert!(generate(&SynthConfig { pores: 1000, ..cfg }).is_err());
     }
 
     #[test]
