@@ -390,12 +390,16 @@ pub fn transitions(
 
 /// 95 % Wilson score interval for k successes in n trials.
 pub fn wilson(k: usize, n: usize) -> (f64, f64) {
-    if n == 0 {
+    wilson_of(k as f64, n as f64)
+}
+
+/// [`wilson`] for expected (non-integer) counts, as a hidden Markov model gives them.
+pub fn wilson_of(k: f64, n: f64) -> (f64, f64) {
+    if n <= 0.0 {
         return (0.0, 1.0);
     }
     let z = 1.959_964;
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
+    let p = (k / n).clamp(0.0, 1.0);
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * ((p * (1.0 - p) + z * z / (4.0 * n)) / n).sqrt() / denom;
@@ -735,5 +739,13 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn wilson_of_expected_counts_holds_the_rate() {
+        let (lo, hi) = wilson_of(10.0, 100.0);
+        assert!(lo < 0.1 && hi > 0.1 && lo > 0.04 && hi < 0.18, "{lo} {hi}");
+        let (lo, hi) = wilson_of(0.0, 50.0);
+        assert!(lo == 0.0 && hi > 0.0 && hi < 0.1, "{lo} {hi}");
     }
 }

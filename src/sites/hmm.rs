@@ -500,19 +500,6 @@ fn update(params: &mut Params, st: &Stats, specs: &[RateSpec; 4]) -> [(f64, f64)
     events
 }
 
-/// Wilson score interval (95 %) of a rate from `events` in `exposure` trials.
-pub fn wilson_interval(events: f64, exposure: f64) -> (f64, f64) {
-    if exposure <= 0.0 {
-        return (0.0, 1.0);
-    }
-    let z = 1.96f64;
-    let p = (events / exposure).clamp(0.0, 1.0);
-    let denom = 1.0 + z * z / exposure;
-    let centre = (p + z * z / (2.0 * exposure)) / denom;
-    let half = z * (p * (1.0 - p) / exposure + z * z / (4.0 * exposure * exposure)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,13 +515,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn wilson_interval_holds_the_rate() {
-        let (lo, hi) = wilson_interval(10.0, 100.0);
-        assert!(lo < 0.1 && hi > 0.1 && lo > 0.04 && hi < 0.18, "{lo} {hi}");
-        let (lo, hi) = wilson_interval(0.0, 50.0);
-        assert!(lo == 0.0 && hi > 0.0 && hi < 0.1, "{lo} {hi}");
     }
 }

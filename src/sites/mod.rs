@@ -321,7 +321,7 @@ pub fn analyze_sites(
             let value = fit.params.rate(r);
             let interval = match spec {
                 RateSpec::Fixed(_) | RateSpec::Forbidden => (value, value),
-                _ => hmm::wilson_interval(events, exposure),
+                _ => crate::analysis::dynamics::wilson_of(events, exposure),
             };
             RateEstimate {
                 rate: r,

@@ -1,8 +1,9 @@
 //! From posteriors to what a microscopist reads: the state of every site in every frame,
 //! vacancy tracks through hops, dopant–vacancy complexes and their transition rates.
 
-use super::hmm::{EMPTY, HEAVIER, INTACT, PARTIAL, Role, STATES, wilson_interval};
+use super::hmm::{EMPTY, HEAVIER, INTACT, PARTIAL, Role, STATES};
 use super::{SiteAnalysis, SiteDefect};
+use crate::analysis::dynamics::wilson_of;
 use crate::lattice::LatticeFit;
 use serde::Serialize;
 
@@ -215,7 +216,7 @@ pub fn complex_rates(a: &SiteAnalysis, states: &[Vec<u8>], config: &[Vec<u8>]) -
                 events,
                 exposure,
                 rate: events as f64 / exposure as f64,
-                interval: wilson_interval(events as f64, exposure as f64),
+                interval: wilson_of(events as f64, exposure as f64),
             });
         }
     }
