@@ -126,3 +126,41 @@ fn user_constraints_hold() {
     assert!(bad.constrain(&[], &["hop=2".into()], &[]).is_err());
     assert!(bad.constrain(&[], &[], &["hop=0.1".into()]).is_err());
 }
+
+/// A hole through the film is a lattice-free area, not a cluster of defects: its columns are
+/// left out, the references around it hold, and the defects around it are still found.
+#[test]
+fn a_pore_is_left_out_and_the_defects_around_it_are_found() {
+    let s = movie(SynthConfig {
+        frames: 8,
+        width: 384,
+        height: 384,
+        seed: 5,
+        pores: 1,
+        ..SynthConfig::default()
+    });
+    let a = run(&s, &SiteModelConfig::default());
+    // The hole holds about (r/a)² · 2π/√3 · 2 columns; all frames mark some.
+    assert!(
+        a.series.lattice_free.iter().all(|&n| n >= 10),
+        "{:?}",
+        a.series.lattice_free
+    );
+    let sc = output::score(&a, &s.truth, 1..8, 3.0, 4.0, (384, 384));
+    eprintln!("{}", sc.score.summary());
+    assert!(sc.score.recall() >= 0.9, "recall {}", sc.score.recall());
+    assert!(
+        sc.score.precision() >= 0.7,
+        "precision {}",
+        sc.score.precision()
+    );
+    // No defect is reported inside the hole.
+    for d in &a.defects {
+        let p = s.pores.iter().find(|p| p.frame == d.frame).expect("pore");
+        assert!(
+            (d.x - p.x).hypot(d.y - p.y) > 0.8 * p.radius_px,
+            "defect inside the hole at frame {}",
+            d.frame
+        );
+    }
+}

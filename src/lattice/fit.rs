@@ -14,6 +14,7 @@ pub fn measure_frame(frame: &Raster, fit: &LatticeFit) -> Vec<ColumnMeasure> {
     let cell = cell_size(fit);
     let background = frame.gaussian_blur(3.0 * cell);
     let mut columns = measure_columns(frame, &background, fit, 0.3 * fit.nearest_column_px);
+    super::mark_lattice_free(frame, fit, &mut columns);
     local_reference(&mut columns, fit.basis.len(), LOCAL_REFERENCE_CELLS * cell);
     columns
 }
@@ -160,6 +161,7 @@ fn measure_columns(
                     reference: 0.0,
                     z: 0.0,
                     flagged: false,
+                    lattice_free: false,
                 });
             }
         }

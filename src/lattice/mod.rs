@@ -18,9 +18,11 @@
 
 pub mod fft;
 mod fit;
+mod free;
 mod reference;
 
 pub use fit::{fit_lattice, measure_frame, refit_lattice};
+pub use free::mark_lattice_free;
 pub use reference::{LOCAL_REFERENCE_CELLS, local_reference};
 
 use crate::error::{Error, Result};
@@ -208,6 +210,10 @@ pub struct ColumnMeasure {
     /// deviations.
     pub z: f32,
     pub flagged: bool,
+    /// The column lies in a lattice-free area (a hole, vacuum, an amorphous patch; see
+    /// [`mark_lattice_free`]): not a defect, and left out of its neighbours' references.
+    #[serde(default)]
+    pub lattice_free: bool,
 }
 
 /// The labelling of one frame.
@@ -248,7 +254,7 @@ impl Labels {
             let z: Vec<f32> = self
                 .columns
                 .iter()
-                .filter(|c| c.site == site)
+                .filter(|c| c.site == site && !c.lattice_free)
                 .map(|c| c.z)
                 .collect();
             let (low, high) = match target_precision {
@@ -259,7 +265,7 @@ impl Labels {
                 None => (z_threshold, z_threshold),
             };
             for c in self.columns.iter_mut().filter(|c| c.site == site) {
-                c.flagged = c.z < -low || c.z > high;
+                c.flagged = !c.lattice_free && (c.z < -low || c.z > high);
             }
             thresholds.push((low, high));
         }

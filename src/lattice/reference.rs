@@ -18,7 +18,8 @@ pub fn local_reference(columns: &mut [ColumnMeasure], sites: usize, radius: f32)
     let bin = radius.max(1.0);
     let key = |c: &ColumnMeasure| ((c.x / bin).floor() as i64, (c.y / bin).floor() as i64);
     let mut grid: HashMap<(usize, i64, i64), Vec<usize>> = HashMap::new();
-    for (i, c) in columns.iter().enumerate() {
+    // Lattice-free columns are nobody's reference.
+    for (i, c) in columns.iter().enumerate().filter(|(_, c)| !c.lattice_free) {
         let (bx, by) = key(c);
         grid.entry((c.site, bx, by)).or_default().push(i);
     }
@@ -49,7 +50,7 @@ pub fn local_reference(columns: &mut [ColumnMeasure], sites: usize, radius: f32)
     for site in 0..sites {
         let all: Vec<f32> = columns
             .iter()
-            .filter(|c| c.site == site)
+            .filter(|c| c.site == site && !c.lattice_free)
             .map(|c| c.intensity)
             .collect();
         let site_median = median(&all);
@@ -60,7 +61,7 @@ pub fn local_reference(columns: &mut [ColumnMeasure], sites: usize, radius: f32)
         }
         let devs: Vec<f32> = columns
             .iter()
-            .filter(|c| c.site == site)
+            .filter(|c| c.site == site && !c.lattice_free)
             .map(|c| c.intensity - c.reference)
             .collect();
         let (center, sigma) = median_mad_sigma(&devs);

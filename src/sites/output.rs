@@ -171,6 +171,15 @@ pub fn summary(a: &SiteAnalysis) -> String {
         .map(|(c, n)| format!("{c} {:.1}", *n as f64 / frames))
         .collect();
     let _ = writeln!(s, "  defects per frame: {}", classes.join(", "));
+    let free = &a.series.lattice_free;
+    if free.iter().any(|&n| n > 0) {
+        let _ = writeln!(
+            s,
+            "  lattice-free columns (holes, vacuum; left out): {:.1} per frame, at most {}",
+            free.iter().sum::<usize>() as f64 / free.len().max(1) as f64,
+            free.iter().max().unwrap_or(&0)
+        );
+    }
     for (r, role) in Role::ALL.iter().enumerate() {
         if !a.roles.contains(role) {
             continue;

@@ -57,6 +57,9 @@ pub struct SiteSeries {
     pub observations: Vec<Vec<Observation>>,
     /// For each site, the same-site columns one shortest lattice vector away.
     pub neighbours: Vec<Vec<usize>>,
+    /// Columns found in lattice-free areas (holes, vacuum) in each frame; their observations
+    /// are missing.
+    pub lattice_free: Vec<usize>,
 }
 
 impl SiteSeries {
@@ -173,7 +176,8 @@ pub fn site_series(frames: &[Raster], fit0: &LatticeFit, ctx: &JobCtx) -> Result
         .iter()
         .map(|cols| {
             let mut row = vec![Observation::MISSING; keys.len()];
-            for c in cols {
+            // A lattice-free column (a hole) says nothing about its site's state: missing.
+            for c in cols.iter().filter(|c| !c.lattice_free) {
                 let i = index[&SiteKey {
                     cell: c.cell,
                     site: c.site,
@@ -189,11 +193,16 @@ pub fn site_series(frames: &[Raster], fit0: &LatticeFit, ctx: &JobCtx) -> Result
             row
         })
         .collect();
+    let lattice_free = measured
+        .iter()
+        .map(|cols| cols.iter().filter(|c| c.lattice_free).count())
+        .collect();
     let mut series = SiteSeries {
         fits,
         keys,
         observations,
         neighbours: Vec::new(),
+        lattice_free,
     };
     series.neighbours = same_site_neighbours(&series, fit0);
     remove_crosstalk(&mut series, fit0);

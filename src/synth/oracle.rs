@@ -75,6 +75,7 @@ pub fn oracle(s: &SynthMovie, frames: impl IntoIterator<Item = usize>) -> Result
                     reference: 0.0,
                     z: 0.0,
                     flagged: false,
+                    lattice_free: false,
                 }
             })
             .collect();
