@@ -101,6 +101,13 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                 ui.end_row();
                 for r in &a.rates {
                     ui.label(r.rate.name()).on_hover_text(r.rate.meaning());
+                    if r.exposure <= 0.0 {
+                        ui.label("not measured");
+                        ui.label("no consecutive frames");
+                        ui.label("");
+                        ui.end_row();
+                        continue;
+                    }
                     ui.label(format!("{:.5}", r.value));
                     ui.label(match r.spec {
                         RateSpec::Fixed(_) | RateSpec::Forbidden => spec_label(&r.spec).to_string(),

@@ -202,7 +202,13 @@ pub fn summary(a: &SiteAnalysis) -> String {
             states.join(", ")
         );
     }
-    for r in &a.rates {
+    if a.series.frames() < 2 {
+        let _ = writeln!(
+            s,
+            "  rates: not measured (one frame: no transitions to count)"
+        );
+    }
+    for r in a.rates.iter().filter(|_| a.series.frames() >= 2) {
         if r.rate == Rate::MetalSputter && !a.roles.contains(&Role::Metal) {
             continue;
         }
