@@ -2,7 +2,6 @@
 //! damaged areas) with their area, perimeter and growth.
 
 use super::App;
-use crate::detect::region_tracks;
 use egui::RichText;
 
 /// The regions of the frame shown, and the growth of each region followed through frames.
@@ -27,7 +26,7 @@ pub fn section(app: &mut App, ui: &mut egui::Ui) {
     ui.label(RichText::new("Extended regions").strong()).on_hover_text(
         "Blobs larger than 8 label disks: pores, holes, damaged or amorphous patches. Kept as regions, not as point defects.",
     );
-    let tracks = region_tracks(&d.regions);
+    let tracks = &d.region_tracks;
     let f = app.frame;
     egui::Grid::new("regions")
         .num_columns(4)

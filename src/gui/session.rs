@@ -145,6 +145,8 @@ pub struct Detected {
     pub all: Vec<Detection>,
     /// Extended defects (blobs larger than a point defect's) per frame.
     pub regions: Vec<crate::detect::Region>,
+    /// The regions followed through frames, with their growth.
+    pub region_tracks: Vec<crate::detect::RegionTrack>,
     /// One map per frame, probability × 255 (empty when the movie was too large to keep them).
     pub maps: Vec<Vec<u8>>,
     pub warnings: Vec<String>,
@@ -705,9 +707,11 @@ impl Session {
             }
             let all = found.detections;
             let regions = found.regions;
+            let region_tracks = crate::detect::region_tracks(&regions);
             Ok(Output::Detected(Detected {
                 all,
                 regions,
+                region_tracks,
                 maps,
                 warnings,
             }))
@@ -744,22 +748,30 @@ impl Session {
         });
     }
 
-    fn fit_sites(&mut self) {
-        let Some(movie) = self.need_movie() else {
-            return;
-        };
-        if movie.frames.len() < 2 {
-            self.notify(
-                Level::Warning,
+    /// Why the site model cannot run now, if it cannot.
+    pub fn sites_blocker(&self) -> Option<&'static str> {
+        match (&self.movie, &self.labels) {
+            (None, _) => Some("open a movie first"),
+            (Some(m), _) if m.frames.len() < 2 => Some(
                 "the site model follows defects through time: it needs a movie of at least 2 frames",
-            );
+            ),
+            (_, None) => Some("label frame 0 first"),
+            (_, Some(l)) if l.lattice.is_none() => Some(
+                "the site model needs frame 0 labelled from its lattice (Ground truth: Columns)",
+            ),
+            _ => None,
+        }
+    }
+
+    fn fit_sites(&mut self) {
+        if let Some(why) = self.sites_blocker() {
+            self.notify(Level::Warning, why);
             return;
         }
-        let Some(fit) = self.labels.as_ref().and_then(|l| l.lattice.clone()) else {
-            self.notify(
-                Level::Warning,
-                "the site model needs frame 0 labelled from its lattice (Ground truth: Columns)",
-            );
+        let (Some(movie), Some(fit)) = (
+            self.movie.clone(),
+            self.labels.as_ref().and_then(|l| l.lattice.clone()),
+        ) else {
             return;
         };
         let cfg = self.settings.sites.clone();
@@ -1156,6 +1168,7 @@ fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
             all,
             // Regions are not kept in projects: Detect again to see them.
             regions: Vec::new(),
+            region_tracks: Vec::new(),
             maps: Vec::new(),
             warnings: Vec::new(),
         })

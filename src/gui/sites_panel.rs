@@ -72,15 +72,7 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
-    let reason = match (&app.session.movie, &app.session.labels) {
-        (Some(m), _) if m.frames.len() < 2 => Some("needs a movie of at least 2 frames"),
-        (_, Some(l)) if l.lattice.is_none() => {
-            Some("needs frame 0 labelled from its lattice (Ground truth: Columns)")
-        }
-        (_, None) => Some("label frame 0 first"),
-        _ => None,
-    };
-    match reason {
+    match app.session.sites_blocker() {
         Some(r) => {
             ui.add_enabled(false, egui::Button::new("Fit site model"))
                 .on_disabled_hover_text(r);
@@ -134,11 +126,17 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
     }
 }
 
+/// The colour index of a defect's marker: one per role and state, so a Mo dopant and a
+/// single S vacancy differ.
+fn marker_class(a: &crate::sites::SiteAnalysis, d: &crate::sites::SiteDefect) -> usize {
+    a.role_of(d.site) as usize * crate::sites::hmm::STATES + d.state
+}
+
 /// The marker colour of each class of defect in `frame`, with its count there.
 fn legend(ui: &mut egui::Ui, a: &crate::sites::SiteAnalysis, frame: usize) {
     let mut classes: Vec<(usize, &'static str, usize)> = Vec::new();
     for d in a.defects.iter().filter(|d| d.frame == frame) {
-        let c = a.role_of(d.site) as usize * crate::sites::hmm::STATES + d.state;
+        let c = marker_class(a, d);
         match classes.iter_mut().find(|e| e.0 == c) {
             Some(e) => e.2 += 1,
             None => classes.push((c, a.state_name(d.site, d.state), 1)),
@@ -195,11 +193,7 @@ pub fn view(app: &mut App, ui: &mut egui::Ui) {
         .defects
         .iter()
         .filter(|d| d.frame == f)
-        // One colour per role and state: a Mo dopant and a single S vacancy differ.
-        .map(|d| {
-            let role = a.role_of(d.site) as usize;
-            ([d.x, d.y], Some(role * crate::sites::hmm::STATES + d.state))
-        })
+        .map(|d| ([d.x, d.y], Some(marker_class(&a, d))))
         .collect();
     let selected = app
         .sites_panel

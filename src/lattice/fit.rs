@@ -128,8 +128,7 @@ fn measure_columns(
     let (w, h) = (frame.width as f32, frame.height as f32);
     let (i0, i1, j0, j1) = index_range(fit, frame.width, frame.height);
     let smooth = frame.gaussian_blur(0.15 * fit.nearest_column_px);
-    let reach = 1.5 * r;
-    let inv = 1.0 / (2.0 * (0.5 * r) * (0.5 * r));
+    let window = Window::new(r);
     let mut out = Vec::new();
     for (site, b) in fit.basis.iter().enumerate() {
         for i in i0..=i1 {
@@ -139,19 +138,7 @@ fn measure_columns(
                     continue;
                 }
                 let (cx, cy) = centroid(&smooth, px, py, r, 0.1 * fit.nearest_column_px);
-                let mut sum = 0.0;
-                let (xa, xb) = ((cx - reach).floor() as isize, (cx + reach).ceil() as isize);
-                let (ya, yb) = ((cy - reach).floor() as isize, (cy + reach).ceil() as isize);
-                for yy in ya..=yb {
-                    for xx in xa..=xb {
-                        let (dx, dy) = (xx as f32 - cx, yy as f32 - cy);
-                        let d2 = dx * dx + dy * dy;
-                        if d2 <= reach * reach {
-                            let v = frame.get_clamped(xx, yy) - background.get_clamped(xx, yy);
-                            sum += (-d2 * inv).exp() * v;
-                        }
-                    }
-                }
+                let sum = window.sum(frame, Some(background), cx, cy);
                 out.push(ColumnMeasure {
                     x: cx,
                     y: cy,
@@ -167,6 +154,39 @@ fn measure_columns(
         }
     }
     out
+}
+
+/// The Gaussian window a column is measured with: σ = r/2, out to 1.5 r.
+pub(super) struct Window {
+    reach: f32,
+    inv: f32,
+}
+
+impl Window {
+    pub(super) fn new(r: f32) -> Self {
+        Window {
+            reach: 1.5 * r,
+            inv: 1.0 / (2.0 * (0.5 * r) * (0.5 * r)),
+        }
+    }
+
+    /// The window's weighted sum of `frame` (minus `background`, when given) about (x, y).
+    pub(super) fn sum(&self, frame: &Raster, background: Option<&Raster>, x: f32, y: f32) -> f32 {
+        let reach = self.reach;
+        let mut sum = 0.0;
+        for yy in (y - reach).floor() as isize..=(y + reach).ceil() as isize {
+            for xx in (x - reach).floor() as isize..=(x + reach).ceil() as isize {
+                let (dx, dy) = (xx as f32 - x, yy as f32 - y);
+                let d2 = dx * dx + dy * dy;
+                if d2 <= reach * reach {
+                    let v = frame.get_clamped(xx, yy)
+                        - background.map_or(0.0, |b| b.get_clamped(xx, yy));
+                    sum += (-d2 * self.inv).exp() * v;
+                }
+            }
+        }
+        sum
+    }
 }
 
 /// Find the lattice (basis vectors, origin, column sites) of a frame.

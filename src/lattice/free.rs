@@ -2,9 +2,10 @@
 //! amorphous patch. Their columns are not defects of the lattice and must not pull down the
 //! local references of the columns around them.
 
+use super::fit::Window;
 use super::{ColumnMeasure, LatticeFit};
 use crate::raster::{Raster, median};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A brightest-site column is missing when its raw intensity has lost more than this fraction
 /// of the way from an intact column down to the empty point of the cell. A single Mo in W
@@ -13,23 +14,6 @@ const MISSING_LOSS: f32 = 0.8;
 /// Missing brightest-site columns next to each other, from this many on, are a lattice-free
 /// area rather than point defects.
 const MIN_AREA_COLUMNS: usize = 3;
-
-/// Gaussian-weighted sum of `frame` (σ = r/2, out to 1.5 r) about (x, y).
-fn weighted(frame: &Raster, x: f32, y: f32, r: f32) -> f32 {
-    let reach = 1.5 * r;
-    let inv = 1.0 / (2.0 * (0.5 * r) * (0.5 * r));
-    let mut sum = 0.0;
-    for yy in (y - reach).floor() as isize..=(y + reach).ceil() as isize {
-        for xx in (x - reach).floor() as isize..=(x + reach).ceil() as isize {
-            let (dx, dy) = (xx as f32 - x, yy as f32 - y);
-            let d2 = dx * dx + dy * dy;
-            if d2 <= reach * reach {
-                sum += (-d2 * inv).exp() * frame.get_clamped(xx, yy);
-            }
-        }
-    }
-    sum
-}
 
 /// The point of the unit cell farthest from every column site (fractional coordinates): where
 /// the frame shows what no column adds (the hollow of a TMD).
@@ -64,18 +48,18 @@ fn emptiest_point(fit: &LatticeFit) -> [f32; 2] {
 /// (an intact column's and the empty point's), not against the local reference, so a hole
 /// larger than the reference's neighbourhood is found whole. Returns how many were marked.
 pub fn mark_lattice_free(frame: &Raster, fit: &LatticeFit, columns: &mut [ColumnMeasure]) -> usize {
-    let r = 0.3 * fit.nearest_column_px;
+    let window = Window::new(0.3 * fit.nearest_column_px);
     let e = emptiest_point(fit);
     let mut floor = Vec::new();
     let mut bright = Vec::new();
     let mut raw: HashMap<[i32; 2], (usize, f32)> = HashMap::new();
     for (k, c) in columns.iter().enumerate().filter(|(_, c)| c.site == 0) {
-        let v = weighted(frame, c.x, c.y, r);
+        let v = window.sum(frame, None, c.x, c.y);
         bright.push(v);
         raw.insert(c.cell, (k, v));
         let [hx, hy] = fit.cart(c.cell[0] as f32 + e[0], c.cell[1] as f32 + e[1]);
         if hx >= 0.0 && hy >= 0.0 && hx < frame.width as f32 && hy < frame.height as f32 {
-            floor.push(weighted(frame, hx, hy, r));
+            floor.push(window.sum(frame, None, hx, hy));
         }
     }
     if bright.len() < MIN_AREA_COLUMNS || floor.is_empty() {
@@ -92,38 +76,21 @@ pub fn mark_lattice_free(frame: &Raster, fit: &LatticeFit, columns: &mut [Column
         .map(|(cell, (k, _))| (*cell, *k))
         .collect();
     // Same-site neighbours: the shortest lattice vectors.
-    let steps: Vec<[i32; 2]> = {
-        let len = |i: i32, j: i32| {
-            let (i, j) = (i as f32, j as f32);
-            (i * fit.a1[0] + j * fit.a2[0]).hypot(i * fit.a1[1] + j * fit.a2[1])
-        };
-        let all: Vec<[i32; 2]> = (-1..=1)
-            .flat_map(|i| (-1..=1).map(move |j| [i, j]))
-            .filter(|&[i, j]| (i, j) != (0, 0))
-            .collect();
-        let shortest = all
-            .iter()
-            .map(|&[i, j]| len(i, j))
-            .fold(f32::INFINITY, f32::min);
-        all.into_iter()
-            .filter(|&[i, j]| len(i, j) <= 1.05 * shortest)
-            .collect()
-    };
-    let mut seen: HashMap<[i32; 2], bool> = HashMap::new();
+    let steps = fit.offsets_within(0, 0, 1.05 * fit.shortest_vector_px());
+    let mut seen: HashSet<[i32; 2]> = HashSet::new();
     let mut free_cells: Vec<[i32; 2]> = Vec::new();
     for &start in missing.keys() {
-        if seen.contains_key(&start) {
+        if seen.contains(&start) {
             continue;
         }
         let mut component = vec![start];
-        seen.insert(start, true);
+        seen.insert(start);
         let mut k = 0;
         while k < component.len() {
             let c = component[k];
             for s in &steps {
                 let n = [c[0] + s[0], c[1] + s[1]];
-                if missing.contains_key(&n) && !seen.contains_key(&n) {
-                    seen.insert(n, true);
+                if missing.contains_key(&n) && seen.insert(n) {
                     component.push(n);
                 }
             }
@@ -141,17 +108,10 @@ pub fn mark_lattice_free(frame: &Raster, fit: &LatticeFit, columns: &mut [Column
     if free_cells.is_empty() {
         return 0;
     }
-    let free: std::collections::HashSet<[i32; 2]> = free_cells.into_iter().collect();
+    let free: HashSet<[i32; 2]> = free_cells.into_iter().collect();
     // Other sites: free when two or more of their brightest-site neighbours are.
     for site in 1..fit.basis.len() {
-        let near: Vec<[i32; 2]> = (-2..=2)
-            .flat_map(|i| (-2..=2).map(move |j| [i, j]))
-            .filter(|&[i, j]| {
-                let (u, v) = (i as f32 - fit.basis[site][0], j as f32 - fit.basis[site][1]);
-                (u * fit.a1[0] + v * fit.a2[0]).hypot(u * fit.a1[1] + v * fit.a2[1])
-                    <= 1.15 * fit.nearest_column_px
-            })
-            .collect();
+        let near = fit.offsets_within(site, 0, 1.15 * fit.nearest_column_px);
         for c in columns.iter_mut().filter(|c| c.site == site) {
             let n = near
                 .iter()

@@ -181,6 +181,36 @@ impl LatticeFit {
         best
     }
 
+    /// Cell offsets (di, dj) that put basis site `other` within `reach` px of basis site
+    /// `site` (a column is not its own neighbour).
+    pub fn offsets_within(&self, site: usize, other: usize, reach: f32) -> Vec<[i32; 2]> {
+        let (a, b) = (self.basis[site], self.basis[other]);
+        let mut out = Vec::new();
+        for di in -2..=2 {
+            for dj in -2..=2 {
+                if site == other && (di, dj) == (0, 0) {
+                    continue;
+                }
+                let (u, v) = (b[0] - a[0] + di as f32, b[1] - a[1] + dj as f32);
+                let x = u * self.a1[0] + v * self.a2[0];
+                let y = u * self.a1[1] + v * self.a2[1];
+                if x.hypot(y) <= reach {
+                    out.push([di, dj]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Length of the shortest lattice vector, px: the spacing of one site's columns.
+    pub fn shortest_vector_px(&self) -> f32 {
+        (-1..=1)
+            .flat_map(|i| (-1..=1).map(move |j| (i as f32, j as f32)))
+            .filter(|&p| p != (0.0, 0.0))
+            .map(|(i, j)| (i * self.a1[0] + j * self.a2[0]).hypot(i * self.a1[1] + j * self.a2[1]))
+            .fold(f32::INFINITY, f32::min)
+    }
+
     /// Pixel position of fractional lattice coordinates (u, v).
     pub fn cart(&self, u: f32, v: f32) -> [f32; 2] {
         [

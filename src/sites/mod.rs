@@ -365,10 +365,7 @@ fn diffusion(
     if !a.roles.iter().any(|r| r.has_vacancy_dynamics()) {
         return None;
     }
-    let spacing_px = [fit.a1, fit.a2]
-        .iter()
-        .map(|v| v[0].hypot(v[1]))
-        .fold(f32::INFINITY, f32::min) as f64;
+    let spacing_px = fit.shortest_vector_px() as f64;
     let hop = a.rates.iter().find(|r| r.rate == Rate::Hop)?;
     let scale = (spacing_px * px).powi(2) / 4.0 / dt;
     Some(Diffusion {

@@ -81,7 +81,7 @@ impl SiteSeries {
         other: usize,
         reach: f32,
     ) -> Vec<(usize, Vec<usize>)> {
-        let offsets = cell_offsets_within(fit, site, other, reach * fit.nearest_column_px);
+        let offsets = fit.offsets_within(site, other, reach * fit.nearest_column_px);
         self.keys
             .iter()
             .enumerate()
@@ -100,26 +100,6 @@ impl SiteSeries {
             })
             .collect()
     }
-}
-
-/// Cell offsets (di, dj) that put basis site `other` within `reach` px of basis site `site`.
-fn cell_offsets_within(fit: &LatticeFit, site: usize, other: usize, reach: f32) -> Vec<[i32; 2]> {
-    let (a, b) = (fit.basis[site], fit.basis[other]);
-    let mut out = Vec::new();
-    for di in -2..=2 {
-        for dj in -2..=2 {
-            if site == other && (di, dj) == (0, 0) {
-                continue;
-            }
-            let (u, v) = (b[0] - a[0] + di as f32, b[1] - a[1] + dj as f32);
-            let x = u * fit.a1[0] + v * fit.a2[0];
-            let y = u * fit.a1[1] + v * fit.a2[1];
-            if x.hypot(y) <= reach {
-                out.push([di, dj]);
-            }
-        }
-    }
-    out
 }
 
 /// Follow `fit0` (frame 0's lattice) through `frames` and measure every column in every frame.
@@ -275,17 +255,10 @@ fn remove_crosstalk(series: &mut SiteSeries, fit: &LatticeFit) {
 /// For each site, the same-site sites one shortest lattice vector away (six on a hexagonal
 /// lattice).
 fn same_site_neighbours(series: &SiteSeries, fit: &LatticeFit) -> Vec<Vec<usize>> {
-    let shortest = (-1..=1)
-        .flat_map(|i| (-1..=1).map(move |j| (i, j)))
-        .filter(|&p| p != (0, 0))
-        .map(|(i, j)| {
-            let (i, j) = (i as f32, j as f32);
-            (i * fit.a1[0] + j * fit.a2[0]).hypot(i * fit.a1[1] + j * fit.a2[1])
-        })
-        .fold(f32::INFINITY, f32::min);
+    let reach = 1.05 * fit.shortest_vector_px() / fit.nearest_column_px;
     let mut out = vec![Vec::new(); series.keys.len()];
     for site in 0..fit.basis.len() {
-        for (i, near) in series.adjacent(fit, site, site, 1.05 * shortest / fit.nearest_column_px) {
+        for (i, near) in series.adjacent(fit, site, site, reach) {
             out[i] = near;
         }
     }
