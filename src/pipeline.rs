@@ -406,6 +406,8 @@ pub fn write_results(
             "diffusion": a.diffusion,
             "complexes": a.complexes,
             "defects": a.defects.len(),
+            "lattice_free_regions": a.series.free_regions.len(),
+            "lattice_free_region_tracks": a.free_region_tracks,
         })),
         "score": score.map(|s| serde_json::json!({
             "f1": s.f1(),

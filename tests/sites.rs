@@ -163,4 +163,22 @@ fn a_pore_is_left_out_and_the_defects_around_it_are_found() {
             d.frame
         );
     }
+    // The hole is one lattice-free region followed through the movie, sitting on the pore,
+    // with an area near the pore's and a growth rate that is positive.
+    let tracks: Vec<_> = a
+        .free_region_tracks
+        .iter()
+        .filter(|t| t.members.len() == 8)
+        .collect();
+    assert_eq!(tracks.len(), 1, "{:?}", a.free_region_tracks);
+    for &i in &tracks[0].members {
+        let r = &a.series.free_regions[i];
+        let p = s.pores.iter().find(|p| p.frame == r.frame).expect("pore");
+        let truth = std::f32::consts::PI * p.radius_px * p.radius_px;
+        assert!((r.x - p.x).hypot(r.y - p.y) < 0.3 * p.radius_px);
+        let ratio = r.area_px as f32 / truth;
+        assert!((0.6..1.5).contains(&ratio), "area / pore area {ratio}");
+    }
+    let (g, se) = tracks[0].growth_px2_per_frame.expect("growth");
+    assert!(g > 2.0 * se, "growth {g} ± {se}");
 }

@@ -8,7 +8,7 @@
 //! drop points within `edge_margin_px` of the border. Dropped blobs are counted, never silent.
 
 mod regions;
-pub use regions::{Region, RegionTrack, growth_csv, region_tracks, regions_csv};
+pub use regions::{Region, RegionTrack, growth_csv, region_tracks, regions_csv, regions_of_mask};
 
 use crate::error::{Error, Result};
 use crate::jobs::{Event, JobCtx};

@@ -26,6 +26,20 @@ impl Region {
     }
 }
 
+/// The connected areas of a 0/1 pixel mask of one frame as regions (score 1), measured as the
+/// network's blobs are: the lattice side's lattice-free areas.
+pub fn regions_of_mask(mask: &[bool], width: usize, height: usize, frame: usize) -> Vec<Region> {
+    let data = mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+    let Ok(map) = crate::raster::Raster::from_vec(width, height, data) else {
+        return Vec::new();
+    };
+    let cfg = super::LocalizeConfig {
+        min_area_px: 1,
+        ..Default::default()
+    };
+    super::localize(&map, frame, &cfg, 0).regions
+}
+
 /// One region followed through frames, and how fast it grows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionTrack {

@@ -2,6 +2,7 @@
 //! damaged areas) with their area, perimeter and growth.
 
 use super::App;
+use crate::detect::{Region, RegionTrack};
 use egui::RichText;
 
 /// The regions of the frame shown, and the growth of each region followed through frames.
@@ -12,23 +13,25 @@ pub fn section(app: &mut App, ui: &mut egui::Ui) {
     if d.regions.is_empty() {
         return;
     }
-    let px = app
-        .session
-        .movie
-        .as_ref()
-        .and_then(|m| m.calibration.pixel_size_nm);
-    let dt = app
-        .session
-        .movie
-        .as_ref()
-        .and_then(|m| m.calibration.frame_interval_s);
     ui.separator();
     ui.label(RichText::new("Extended regions").strong()).on_hover_text(
         "Blobs larger than 8 label disks: pores, holes, damaged or amorphous patches. Kept as regions, not as point defects.",
     );
-    let tracks = &d.region_tracks;
+    table(app, ui, "regions", &d.regions, &d.region_tracks);
+    ui.small(format!(
+        "{} regions in {} frames; regions.csv and region_growth.csv in the analyze results",
+        d.region_tracks.len(),
+        d.regions.iter().map(|r| r.frame).max().map_or(0, |m| m + 1)
+    ));
+}
+
+/// One row per region track present in the frame shown: where, area, perimeter, growth.
+pub fn table(app: &App, ui: &mut egui::Ui, id: &str, regions: &[Region], tracks: &[RegionTrack]) {
+    let calibration = app.session.movie.as_ref().map(|m| m.calibration.clone());
+    let px = calibration.as_ref().and_then(|c| c.pixel_size_nm);
+    let dt = calibration.as_ref().and_then(|c| c.frame_interval_s);
     let f = app.frame;
-    egui::Grid::new("regions")
+    egui::Grid::new(id)
         .num_columns(4)
         .striped(true)
         .show(ui, |ui| {
@@ -37,10 +40,10 @@ pub fn section(app: &mut App, ui: &mut egui::Ui) {
             }
             ui.end_row();
             for (k, t) in tracks.iter().enumerate() {
-                let Some(&i) = t.members.iter().find(|&&i| d.regions[i].frame == f) else {
+                let Some(&i) = t.members.iter().find(|&&i| regions[i].frame == f) else {
                     continue;
                 };
-                let r = &d.regions[i];
+                let r = &regions[i];
                 ui.label(format!("{k} ({:.0}, {:.0})", r.x, r.y));
                 match px {
                     Some(p) => {
@@ -62,9 +65,4 @@ pub fn section(app: &mut App, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
-    ui.small(format!(
-        "{} regions in {} frames; regions.csv and region_growth.csv in the analyze results",
-        tracks.len(),
-        d.regions.iter().map(|r| r.frame).max().map_or(0, |m| m + 1)
-    ));
 }

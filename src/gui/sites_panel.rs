@@ -123,6 +123,19 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                 c.dopant, c.from, c.to, c.rate, c.interval.0, c.interval.1, c.events, c.exposure
             ));
         }
+        if !a.series.free_regions.is_empty() {
+            ui.separator();
+            ui.label(RichText::new("Lattice-free areas").strong()).on_hover_text(
+                "Holes, vacuum, amorphous patches: columns missing side by side. Left out of the model; measured here as regions.",
+            );
+            super::regions_panel::table(
+                app,
+                ui,
+                "site-free-regions",
+                &a.series.free_regions,
+                &a.free_region_tracks,
+            );
+        }
     }
 }
 

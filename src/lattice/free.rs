@@ -125,3 +125,87 @@ pub fn mark_lattice_free(frame: &Raster, fit: &LatticeFit, columns: &mut [Column
     }
     marked
 }
+
+/// The pixels of the lattice-free areas: the cells (Voronoi cells of the brightest site's
+/// lattice) of the lattice-free brightest-site columns, so that n such columns cover n unit
+/// cells' area, whatever the frame's sampling.
+pub fn lattice_free_mask(
+    fit: &LatticeFit,
+    columns: &[ColumnMeasure],
+    width: usize,
+    height: usize,
+) -> Vec<bool> {
+    let mut mask = vec![false; width * height];
+    let (a1, a2) = (fit.a1, fit.a2);
+    let steps: Vec<[f32; 2]> = [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, -1.0)]
+        .iter()
+        .flat_map(|&(i, j): &(f32, f32)| {
+            let d = [i * a1[0] + j * a2[0], i * a1[1] + j * a2[1]];
+            [d, [-d[0], -d[1]]]
+        })
+        .collect();
+    let reach = a1[0].hypot(a1[1]).max(a2[0].hypot(a2[1])).ceil() as isize;
+    let site = fit.basis[0];
+    for c in columns.iter().filter(|c| c.site == 0 && c.lattice_free) {
+        let [cx, cy] = fit.cart(c.cell[0] as f32 + site[0], c.cell[1] as f32 + site[1]);
+        let (x0, y0) = (cx.round() as isize, cy.round() as isize);
+        for y in (y0 - reach).max(0)..(y0 + reach + 1).min(height as isize) {
+            for x in (x0 - reach).max(0)..(x0 + reach + 1).min(width as isize) {
+                let (px, py) = (x as f32 - cx, y as f32 - cy);
+                // Nearer this column than any other of its lattice: 2 p·d ≤ |d|².
+                if steps
+                    .iter()
+                    .all(|d| 2.0 * (px * d[0] + py * d[1]) <= d[0] * d[0] + d[1] * d[1])
+                {
+                    mask[y as usize * width + x as usize] = true;
+                }
+            }
+        }
+    }
+    mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lattice-free column covers one unit cell's area, and its neighbours stay outside.
+    #[test]
+    fn the_mask_covers_one_cell_per_lattice_free_column() {
+        let a = 20.0f32;
+        let fit = LatticeFit {
+            a1: [a, 0.0],
+            a2: [-0.5 * a, 0.5 * 3f32.sqrt() * a],
+            origin: [100.0, 100.0],
+            basis: vec![[0.0, 0.0]],
+            site_heights: vec![1.0],
+            nearest_column_px: a,
+        };
+        let column = |i: i32, j: i32, free: bool| {
+            let [x, y] = fit.cart(i as f32, j as f32);
+            ColumnMeasure {
+                x,
+                y,
+                site: 0,
+                cell: [i, j],
+                intensity: 1.0,
+                reference: 1.0,
+                z: 0.0,
+                flagged: false,
+                lattice_free: free,
+            }
+        };
+        let columns = [column(0, 0, true), column(1, 0, true), column(0, 1, false)];
+        let mask = lattice_free_mask(&fit, &columns, 200, 200);
+        let area = mask.iter().filter(|&&m| m).count() as f32;
+        let cell = a * a * 0.5 * 3f32.sqrt();
+        assert!(
+            (area / (2.0 * cell) - 1.0).abs() < 0.05,
+            "{area} vs {}",
+            2.0 * cell
+        );
+        let inside = |x: f32, y: f32| mask[y.round() as usize * 200 + x.round() as usize];
+        assert!(inside(columns[0].x, columns[0].y) && inside(columns[1].x, columns[1].y));
+        assert!(!inside(columns[2].x, columns[2].y));
+    }
+}

@@ -22,7 +22,7 @@ mod free;
 mod reference;
 
 pub use fit::{fit_lattice, measure_frame, refit_lattice};
-pub use free::mark_lattice_free;
+pub use free::{lattice_free_mask, mark_lattice_free};
 pub use reference::{LOCAL_REFERENCE_CELLS, local_reference};
 
 use crate::error::{Error, Result};

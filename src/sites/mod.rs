@@ -182,6 +182,9 @@ pub struct SiteAnalysis {
     pub diffusion: Option<Diffusion>,
     /// The movie's frame interval, for time axes.
     pub frame_interval_s: Option<f64>,
+    pub pixel_size_nm: Option<f64>,
+    /// The lattice-free areas ([`SiteSeries::free_regions`]) followed through the movie.
+    pub free_region_tracks: Vec<crate::detect::RegionTrack>,
     /// The posterior threshold the defects were decided at.
     pub defect_posterior: f32,
 }
@@ -343,8 +346,11 @@ pub fn analyze_sites(
         complexes: Vec::new(),
         diffusion: None,
         frame_interval_s: calibration.frame_interval_s,
+        pixel_size_nm: calibration.pixel_size_nm,
+        free_region_tracks: Vec::new(),
         defect_posterior: cfg.defect_posterior,
     };
+    analysis.free_region_tracks = crate::detect::region_tracks(&analysis.series.free_regions);
     let states = tracks::decide(&analysis, cfg.defect_posterior);
     let config = tracks::complex_config(&analysis, fit0, &states);
     let track_ids = tracks::link_vacancies(&analysis, &states);

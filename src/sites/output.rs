@@ -4,6 +4,7 @@
 use super::hmm::{Rate, RateSpec, Role};
 use super::{SiteAnalysis, defect_type};
 use crate::analysis::truth::adjusted_rand_index;
+use crate::detect::{growth_csv, regions_csv};
 use crate::error::Result;
 use crate::score::{Score, match_points, score_frame};
 use crate::synth::TruthDefect;
@@ -138,6 +139,23 @@ pub fn write_all(a: &SiteAnalysis, dir: &Path) -> Result<Vec<PathBuf>> {
         ("site_defects.csv", defects_csv(a)),
         ("site_rates.csv", rates_csv(a)),
         ("site_concentration.csv", concentration_csv(a)),
+        (
+            "site_free_regions.csv",
+            regions_csv(
+                &a.series.free_regions,
+                &a.free_region_tracks,
+                a.pixel_size_nm,
+            ),
+        ),
+        (
+            "site_free_region_growth.csv",
+            growth_csv(
+                &a.series.free_regions,
+                &a.free_region_tracks,
+                a.pixel_size_nm,
+                a.frame_interval_s,
+            ),
+        ),
     ];
     let mut out = Vec::new();
     for (name, text) in files {
@@ -146,6 +164,53 @@ pub fn write_all(a: &SiteAnalysis, dir: &Path) -> Result<Vec<PathBuf>> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// The lattice-free areas followed through the movie, each with its area at its first and last
+/// frame and its growth rate.
+fn free_regions_summary(a: &SiteAnalysis, s: &mut String) {
+    let regions = &a.series.free_regions;
+    let unit = |px2: f64| match a.pixel_size_nm {
+        Some(p) => format!("{:.2} nm²", px2 * p * p),
+        None => format!("{px2:.0} px²"),
+    };
+    // The largest areas (at their last frame) first; the rest are counted.
+    const SHOWN: usize = 5;
+    let mut order: Vec<(usize, usize, usize)> = a
+        .free_region_tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| Some((k, *t.members.first()?, *t.members.last()?)))
+        .collect();
+    order.sort_by_key(|&(_, _, last)| std::cmp::Reverse(regions[last].area_px));
+    if order.len() > SHOWN {
+        let _ = writeln!(
+            s,
+            "  {} lattice-free areas; the {SHOWN} largest:",
+            order.len()
+        );
+    }
+    for &(k, first, last) in order.iter().take(SHOWN) {
+        let t = &a.free_region_tracks[k];
+        let (r0, r1) = (&regions[first], &regions[last]);
+        let growth = match (t.growth_px2_per_frame, a.pixel_size_nm, a.frame_interval_s) {
+            (Some((g, e)), Some(p), Some(dt)) => {
+                format!("{:.4} ± {:.4} nm²/s", g * p * p / dt, e * p * p / dt)
+            }
+            (Some((g, e)), _, _) => format!("{g:.1} ± {e:.1} px²/frame"),
+            (None, _, _) => "growth needs ≥ 3 frames".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  lattice-free area {k} at ({:.0}, {:.0}): {} (frame {}) → {} (frame {}), {growth}",
+            r1.x,
+            r1.y,
+            unit(r0.area_px as f64),
+            r0.frame,
+            unit(r1.area_px as f64),
+            r1.frame
+        );
+    }
 }
 
 /// A few lines for the terminal: sites, fit, defects per class, rates.
@@ -179,6 +244,7 @@ pub fn summary(a: &SiteAnalysis) -> String {
             free.iter().sum::<usize>() as f64 / free.len().max(1) as f64,
             free.iter().max().unwrap_or(&0)
         );
+        free_regions_summary(a, &mut s);
     }
     for (r, role) in Role::ALL.iter().enumerate() {
         if !a.roles.contains(role) {

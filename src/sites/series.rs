@@ -1,9 +1,10 @@
 //! Site time series: every column of the lattice, named by its cell and basis site, followed
 //! through the movie and measured against its same-site neighbours in every frame.
 
+use crate::detect::{Region, regions_of_mask};
 use crate::error::{Error, Result};
 use crate::jobs::JobCtx;
-use crate::lattice::{LatticeFit, measure_frame, refit_lattice};
+use crate::lattice::{LatticeFit, lattice_free_mask, measure_frame, refit_lattice};
 use crate::movie::register::drift;
 use crate::raster::{Raster, median_mad_sigma};
 use rayon::prelude::*;
@@ -60,6 +61,9 @@ pub struct SiteSeries {
     /// Columns found in lattice-free areas (holes, vacuum) in each frame; their observations
     /// are missing.
     pub lattice_free: Vec<usize>,
+    /// The lattice-free areas of every frame as regions (area, perimeter, centroid), to be
+    /// followed through the movie like the network's extended regions.
+    pub free_regions: Vec<Region>,
 }
 
 impl SiteSeries {
@@ -177,12 +181,26 @@ pub fn site_series(frames: &[Raster], fit0: &LatticeFit, ctx: &JobCtx) -> Result
         .iter()
         .map(|cols| cols.iter().filter(|c| c.lattice_free).count())
         .collect();
+    let free_regions = measured
+        .iter()
+        .zip(&fits)
+        .zip(frames)
+        .enumerate()
+        .filter(|(_, ((cols, _), _))| cols.iter().any(|c| c.lattice_free))
+        .flat_map(|(t, ((cols, fit), frame))| {
+            fit.as_ref().map_or_else(Vec::new, |f| {
+                let mask = lattice_free_mask(f, cols, frame.width, frame.height);
+                regions_of_mask(&mask, frame.width, frame.height, t)
+            })
+        })
+        .collect();
     let mut series = SiteSeries {
         fits,
         keys,
         observations,
         neighbours: Vec::new(),
         lattice_free,
+        free_regions,
     };
     series.neighbours = same_site_neighbours(&series, fit0);
     remove_crosstalk(&mut series, fit0);
