@@ -27,7 +27,7 @@ pub fn section(app: &mut App, ui: &mut egui::Ui) {
 
 /// One row per region track present in the frame shown: where, area, perimeter, growth.
 pub fn table(app: &App, ui: &mut egui::Ui, id: &str, regions: &[Region], tracks: &[RegionTrack]) {
-    let calibration = app.session.movie.as_ref().map(|m| m.calibration.clone());
+    let calibration = app.session.movie.as_ref().map(|m| m.calibration);
     let px = calibration.as_ref().and_then(|c| c.pixel_size_nm);
     let dt = calibration.as_ref().and_then(|c| c.frame_interval_s);
     let f = app.frame;
