@@ -19,7 +19,7 @@ use crate::movie::Movie;
 use crate::pipeline::{AnalyzeConfig, analyze};
 use crate::raster::Raster;
 use crate::synth::{SynthConfig, generate};
-use crate::train::{TrainConfig, train};
+use crate::train::{FrameLabels, TrainConfig, train};
 use ndarray::Array2;
 use serde::Serialize;
 use std::time::Instant;
@@ -373,14 +373,13 @@ impl Bench {
             ..TrainConfig::default()
         };
         reset_peak_memory();
-        let trained = train(
-            frame,
-            &labels.mask,
-            labels.mask_radius_px(),
-            &cfg,
-            None,
-            &JobCtx::detached(),
-        )?;
+        let ignore = labels.ignore_mask();
+        let frame_labels = FrameLabels {
+            mask: &labels.mask,
+            ignore: &ignore,
+            radius_px: labels.mask_radius_px(),
+        };
+        let trained = train(frame, &frame_labels, &cfg, None, &JobCtx::detached())?;
         Ok(self.row(
             case,
             format!(

@@ -15,7 +15,7 @@ use crate::movie::Movie;
 use crate::score::{Score, score_frame};
 use crate::sites::{SiteAnalysis, SiteModelConfig, analyze_sites, off_lattice};
 use crate::synth::TruthDefect;
-use crate::train::{TrainConfig, train};
+use crate::train::{FrameLabels, TrainConfig, train};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -159,14 +159,13 @@ pub fn analyze(
                     .as_ref()
                     .ok_or_else(|| Error::invalid("frame 0 has no labels to train on"))?;
                 let radius = labels.mask_radius_px();
-                let trained = train(
-                    frame0,
-                    &labels.mask,
-                    radius,
-                    &cfg.train,
-                    checkpoint_dir,
-                    ctx,
-                )?;
+                let ignore = labels.ignore_mask();
+                let frame_labels = FrameLabels {
+                    mask: &labels.mask,
+                    ignore: &ignore,
+                    radius_px: radius,
+                };
+                let trained = train(frame0, &frame_labels, &cfg.train, checkpoint_dir, ctx)?;
                 let summary = TrainSummary {
                     iterations: trained.losses.len(),
                     seconds_per_iteration: trained.seconds / trained.losses.len().max(1) as f64,

@@ -9,7 +9,7 @@ use defectscope::lattice::{LabelMethod, label};
 use defectscope::model::{DeviceChoice, ModelConfig, load_checkpoint};
 use defectscope::movie::register::register;
 use defectscope::synth::{SynthConfig, generate};
-use defectscope::train::{TrainConfig, train};
+use defectscope::train::{FrameLabels, TrainConfig, train};
 use std::time::{Duration, Instant};
 
 /// Start `work` as a job, cancel it once it has made progress, and return how long it took to
@@ -63,7 +63,7 @@ fn every_long_job_stops_when_cancelled() {
                 device: DeviceChoice::Cpu,
                 ..TrainConfig::default()
             };
-            train(&frame, &mask, 3.0, &cfg, None, ctx)
+            train(&frame, &FrameLabels::new(&mask, 3.0), &cfg, None, ctx)
         }),
     ));
 
@@ -168,8 +168,7 @@ fn training_that_diverges_stops_with_a_message_and_keeps_the_last_good_checkpoin
     };
     train(
         frame,
-        &labels.mask,
-        3.0,
+        &FrameLabels::new(&labels.mask, 3.0),
         &good,
         Some(dir.path()),
         &JobCtx::detached(),
@@ -182,7 +181,13 @@ fn training_that_diverges_stops_with_a_message_and_keeps_the_last_good_checkpoin
         ..good
     };
     let ctx = JobCtx::detached();
-    let Err(err) = train(frame, &labels.mask, 3.0, &wild, Some(dir.path()), &ctx) else {
+    let Err(err) = train(
+        frame,
+        &FrameLabels::new(&labels.mask, 3.0),
+        &wild,
+        Some(dir.path()),
+        &ctx,
+    ) else {
         panic!("training must not succeed");
     };
     let msg = err.to_string();

@@ -22,7 +22,7 @@ use crate::project;
 use crate::raster::Raster;
 use crate::sites::{SiteAnalysis, analyze_sites};
 use crate::synth::{self, TruthDefect};
-use crate::train::{TrainConfig, train};
+use crate::train::{FrameLabels, TrainConfig, train};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -633,6 +633,10 @@ impl Session {
             .labels
             .as_ref()
             .map_or(DEFAULT_MASK_RADIUS_PX, Labels::mask_radius_px);
+        let ignore = self
+            .labels
+            .as_ref()
+            .map_or_else(Vec::new, Labels::ignore_mask);
         let cfg = self.settings.train.clone();
         if !self.valid(cfg.validate(movie.width(), movie.height())) {
             return;
@@ -640,7 +644,12 @@ impl Session {
         self.losses.clear();
         self.validation.clear();
         self.start(JobKind::Train, move |ctx| {
-            let t = train(&movie.frames[0], &mask, radius, &cfg, None, ctx)?;
+            let labels = FrameLabels {
+                mask: &mask,
+                ignore: &ignore,
+                radius_px: radius,
+            };
+            let t = train(&movie.frames[0], &labels, &cfg, None, ctx)?;
             Ok(Output::Model(Box::new(Model {
                 net: t.net,
                 device: t.device,

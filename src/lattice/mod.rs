@@ -362,6 +362,17 @@ impl Labels {
         }
     }
 
+    /// The pixels of lattice-free areas (holes, vacuum, amorphous patches), which training
+    /// leaves out: neither defects nor negatives. Empty when there is none (or no lattice).
+    pub fn ignore_mask(&self) -> Vec<bool> {
+        match &self.lattice {
+            Some(fit) if self.columns.iter().any(|c| c.lattice_free) => {
+                lattice_free_mask(fit, &self.columns, self.width, self.height)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Positions of flagged columns (Columns method).
     pub fn flagged_points(&self) -> Vec<(f32, f32)> {
         self.columns

@@ -19,8 +19,8 @@ use crate::model::{
 use crate::raster::Raster;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
+use loss::{IGNORE, loss_and_gradient, loss_fn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod loss;
 
 /// Per-pixel classification loss.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,15 +149,48 @@ pub struct Trained {
     pub seconds: f64,
 }
 
-/// The network input (`frame` prepared for `model`) and the 0/1 target that crops are cut from.
-fn training_images(frame: &Raster, mask: &[bool], model: &ModelConfig) -> Result<(Raster, Raster)> {
-    if mask.len() != frame.data.len() {
+/// What frame 0's labels give training: the defect mask, the pixels to leave out (lattice-free
+/// areas: neither defects nor negatives; empty = none), and the mask's disk radius.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameLabels<'a> {
+    pub mask: &'a [bool],
+    pub ignore: &'a [bool],
+    pub radius_px: f32,
+}
+
+impl<'a> FrameLabels<'a> {
+    /// A mask with no pixel left out.
+    pub fn new(mask: &'a [bool], radius_px: f32) -> Self {
+        FrameLabels {
+            mask,
+            ignore: &[],
+            radius_px,
+        }
+    }
+}
+
+/// The network input (`frame` prepared for `model`) and the target that crops are cut from:
+/// 1 on defects, 0 elsewhere, [`loss::IGNORE`] where the labels leave pixels out.
+fn training_images(
+    frame: &Raster,
+    labels: &FrameLabels,
+    model: &ModelConfig,
+) -> Result<(Raster, Raster)> {
+    let n = frame.data.len();
+    if labels.mask.len() != n || !(labels.ignore.is_empty() || labels.ignore.len() == n) {
         return Err(Error::invalid("training mask and frame differ in size"));
     }
+    let ignored = |i: usize| labels.ignore.get(i).copied().unwrap_or(false);
     let target = Raster::from_vec(
         frame.width,
         frame.height,
-        mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect(),
+        (0..n)
+            .map(|i| match (labels.mask[i], ignored(i)) {
+                (true, _) => 1.0,
+                (false, true) => IGNORE,
+                (false, false) => 0.0,
+            })
+            .collect(),
     )?;
     Ok((model.prepare(frame), target))
 }
@@ -170,7 +205,7 @@ pub fn preview_samples(
     seed: u64,
 ) -> Result<Vec<Sample>> {
     cfg.validate(frame.width, frame.height)?;
-    let (image, target) = training_images(frame, mask, &cfg.model)?;
+    let (image, target) = training_images(frame, &FrameLabels::new(mask, 0.0), &cfg.model)?;
     let centres = CropCentres::from_mask(&image, &target);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Ok((0..n)
@@ -178,27 +213,18 @@ pub fn preview_samples(
         .collect())
 }
 
-/// Train on `frame` with its 0/1 `mask`. Checkpoints go to `checkpoint_dir` when given.
+/// Train on `frame` with its labels. Checkpoints go to `checkpoint_dir` when given.
 ///
 /// If the GPU fails midway (an error, or a panic as when the device is lost), training goes on
 /// on the CPU from the weights of the last validation, with a warning.
 pub fn train(
     frame: &Raster,
-    mask: &[bool],
-    mask_radius_px: f32,
+    labels: &FrameLabels,
     cfg: &TrainConfig,
     checkpoint_dir: Option<&Path>,
     ctx: &JobCtx,
 ) -> Result<Trained> {
-    train_with(
-        frame,
-        mask,
-        mask_radius_px,
-        cfg,
-        checkpoint_dir,
-        ctx,
-        Faults::default(),
-    )
+    train_with(frame, labels, cfg, checkpoint_dir, ctx, Faults::default())
 }
 
 /// What tests make happen: burn's path on the CPU standing in for a GPU, and that "GPU"
@@ -213,15 +239,14 @@ struct Faults {
 
 fn train_with(
     frame: &Raster,
-    mask: &[bool],
-    mask_radius_px: f32,
+    labels: &FrameLabels,
     cfg: &TrainConfig,
     checkpoint_dir: Option<&Path>,
     ctx: &JobCtx,
     faults: Faults,
 ) -> Result<Trained> {
     cfg.validate(frame.width, frame.height)?;
-    if !mask.iter().any(|&m| m) {
+    if !labels.mask.iter().any(|&m| m) {
         return Err(Error::invalid(
             "the frame-0 labels mark no defects, so there is nothing to learn; adjust the labelling thresholds",
         ));
@@ -231,7 +256,7 @@ fn train_with(
         ctx.emit(Event::Warning(w.clone()));
     }
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
-    let (image, target) = training_images(frame, mask, &cfg.model)?;
+    let (image, target) = training_images(frame, labels, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
     let mut learner = Learner::new(cfg, &selected.device, faults.burn_on_cpu)?;
     let mut batches = Batches::new(image, target, cfg);
@@ -267,7 +292,7 @@ fn train_with(
         format_version: CHECKPOINT_VERSION,
         model: cfg.model,
         iterations,
-        mask_radius_px,
+        mask_radius_px: labels.radius_px,
     };
     let start = Instant::now();
     let mut last_good = None;
@@ -577,118 +602,6 @@ fn batch(
     (xs, ys)
 }
 
-/// One pixel's loss term of [`loss_fn`] (before the mean), its derivative with respect to the
-/// logit `x`, and the probability σ(x); `y` is the 0/1 target.
-fn pixel_loss(x: f64, y: f64, loss: PixelLoss) -> (f64, f64, f64) {
-    let bce = x.max(0.0) - x * y + (-x.abs()).exp().ln_1p();
-    let p = 1.0 / (1.0 + (-x).exp());
-    let (value, d) = match loss {
-        PixelLoss::CrossEntropy { pos_weight } => {
-            let w = 1.0 + (f64::from(pos_weight) - 1.0) * y;
-            (w * bce, w * (p - y))
-        }
-        PixelLoss::Focal { gamma, alpha } => {
-            let (gamma, alpha) = (f64::from(gamma), f64::from(alpha));
-            // q = 1 − p_t; dq/dx = (1 − 2y)·p(1 − p).
-            let q = p + y - 2.0 * p * y;
-            let alpha_t = (1.0 - alpha) + (2.0 * alpha - 1.0) * y;
-            let dq = (1.0 - 2.0 * y) * p * (1.0 - p);
-            // q^γ from q^(γ−1): one power per pixel instead of two.
-            let (qg, focus) = if q > 0.0 {
-                let qg1 = q.powf(gamma - 1.0);
-                let focus = if gamma > 0.0 {
-                    gamma * qg1 * dq * bce
-                } else {
-                    0.0
-                };
-                (qg1 * q, focus)
-            } else {
-                (q.powf(gamma), 0.0)
-            };
-            (alpha_t * qg * bce, alpha_t * (focus + qg * (p - y)))
-        }
-    };
-    (value, d, p)
-}
-
-/// [`loss_fn`] and its gradient with respect to each logit, computed on the host for the CPU
-/// training path (sums in f64), in parallel over blocks of pixels.
-fn loss_and_gradient(logits: &[f32], target: &[f32], cfg: &TrainConfig) -> (f32, Vec<f32>) {
-    const BLOCK: usize = 4096;
-    let n = logits.len().min(target.len());
-    let m = n.max(1) as f64;
-    let mut grad = vec![0.0f64; n];
-    let mut prob = vec![0.0f64; n];
-    // Per block: Σ loss, Σ p·y, Σ p, Σ y.
-    let [pixel, inter, sum_p, sum_y] = grad
-        .par_chunks_mut(BLOCK)
-        .zip(prob.par_chunks_mut(BLOCK))
-        .zip(logits.par_chunks(BLOCK).zip(target.par_chunks(BLOCK)))
-        .map(|((g, pr), (x, y))| {
-            let mut s = [0.0f64; 4];
-            for (((g, pr), &x), &y) in g.iter_mut().zip(pr.iter_mut()).zip(x).zip(y) {
-                let y = f64::from(y);
-                let (value, d, p) = pixel_loss(f64::from(x), y, cfg.loss);
-                (*g, *pr) = (d / m, p);
-                s[0] += value;
-                s[1] += p * y;
-                s[2] += p;
-                s[3] += y;
-            }
-            s
-        })
-        .reduce(|| [0.0; 4], |a, b| std::array::from_fn(|i| a[i] + b[i]));
-    let mut value = pixel / m;
-    let dice_weight = f64::from(cfg.dice_weight);
-    if dice_weight > 0.0 {
-        let s = sum_p + sum_y + 1.0;
-        let dice = (2.0 * inter + 1.0) / s;
-        value += dice_weight * (1.0 - dice);
-        grad.par_iter_mut()
-            .zip(&prob)
-            .zip(&target[..n])
-            .for_each(|((g, &p), &y)| {
-                let ddice = (2.0 * f64::from(y) * s - (2.0 * inter + 1.0)) / (s * s);
-                *g -= dice_weight * ddice * p * (1.0 - p);
-            });
-    }
-    (
-        value as f32,
-        grad.into_par_iter().map(|g| g as f32).collect(),
-    )
-}
-
-/// Mean per-pixel loss plus weighted Dice loss.
-fn loss_fn(logits: Tensor<4>, target: Tensor<4>, cfg: &TrainConfig) -> Tensor<1> {
-    // Numerically stable BCE with logits: max(x,0) − x·y + log(1 + e^{−|x|}).
-    let bce = logits.clone().clamp_min(0.0) - logits.clone() * target.clone()
-        + logits.clone().abs().neg().exp().log1p();
-    let p = sigmoid(logits);
-    let pixel = match cfg.loss {
-        PixelLoss::CrossEntropy { pos_weight } => {
-            let w = target.clone().mul_scalar(pos_weight - 1.0).add_scalar(1.0);
-            (bce * w).mean()
-        }
-        PixelLoss::Focal { gamma, alpha } => {
-            // p_t = p for positives, 1 − p for negatives.
-            let one_minus_pt =
-                p.clone() + target.clone() - (p.clone() * target.clone()).mul_scalar(2.0);
-            let alpha_t = target
-                .clone()
-                .mul_scalar(2.0 * alpha - 1.0)
-                .add_scalar(1.0 - alpha);
-            (one_minus_pt.powf_scalar(gamma) * alpha_t * bce).mean()
-        }
-    };
-    if cfg.dice_weight > 0.0 {
-        let inter = (p.clone() * target.clone()).sum();
-        let dice = inter.mul_scalar(2.0).add_scalar(1.0) / (p.sum() + target.sum()).add_scalar(1.0);
-        pixel + dice.neg().add_scalar(1.0).mul_scalar(cfg.dice_weight)
-    } else {
-        pixel
-    }
-}
-
 /// Fixed, un-augmented crops of the labelled frame at its corners: raw images and 0/1 masks.
 fn validation_set(frame: &Raster, target: &Raster, crop: usize) -> (Vec<Raster>, Vec<Raster>) {
     let (xr, yb) = (frame.width - crop, frame.height - crop);
@@ -713,6 +626,9 @@ fn validation_iou(
     let (mut inter, mut union) = (0usize, 0usize);
     for (p, m) in probs.iter().zip(masks) {
         for (p, m) in p.data.iter().zip(&m.data) {
+            if *m < 0.0 {
+                continue;
+            }
             let (a, b) = (*p > 0.5, *m > 0.5);
             inter += (a && b) as usize;
             union += (a || b) as usize;
@@ -751,86 +667,6 @@ mod tests {
         (frame, mask)
     }
 
-    #[test]
-    fn focal_loss_is_lower_for_correct_predictions() {
-        let device = Device::flex();
-        let cfg = TrainConfig::default();
-        let target = Tensor::<4>::from_data(
-            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [1, 1, 2, 2]),
-            &device,
-        );
-        let good = Tensor::<4>::from_data(
-            TensorData::new(vec![5.0f32, -5.0, -5.0, -5.0], [1, 1, 2, 2]),
-            &device,
-        );
-        let bad = Tensor::<4>::from_data(
-            TensorData::new(vec![-5.0f32, 5.0, 5.0, 5.0], [1, 1, 2, 2]),
-            &device,
-        );
-        let lg: f32 = loss_fn(good, target.clone(), &cfg).into_scalar();
-        let lb: f32 = loss_fn(bad, target, &cfg).into_scalar();
-        assert!(lg < 0.1 && lb > 1.0, "good {lg}, bad {lb}");
-    }
-
-    /// The CPU path's loss and logit gradients equal burn's autodiff through `loss_fn`.
-    #[test]
-    fn host_loss_and_gradient_equal_burns() {
-        let ad = Device::flex().autodiff();
-        let shape = [2, 1, 6, 5];
-        let n = 60;
-        // No logit is exactly 0, where burn takes one-sided derivatives of |x| and max(x, 0).
-        let logits: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 23) as f32 - 11.3) * 0.45)
-            .collect();
-        let target: Vec<f32> = (0..n).map(|i| f32::from(u8::from(i % 7 < 2))).collect();
-        for (loss, dice_weight) in [
-            (
-                PixelLoss::Focal {
-                    gamma: 2.0,
-                    alpha: 0.75,
-                },
-                1.0,
-            ),
-            (
-                PixelLoss::Focal {
-                    gamma: 0.5,
-                    alpha: 0.3,
-                },
-                0.0,
-            ),
-            (PixelLoss::CrossEntropy { pos_weight: 3.0 }, 0.7),
-        ] {
-            let cfg = TrainConfig {
-                loss,
-                dice_weight,
-                ..TrainConfig::default()
-            };
-            let x =
-                Tensor::<4>::from_data(TensorData::new(logits.clone(), shape), &ad).require_grad();
-            let y = Tensor::<4>::from_data(TensorData::new(target.clone(), shape), &ad);
-            let l = loss_fn(x.clone(), y, &cfg);
-            let burn_value: f32 = l.clone().into_scalar();
-            let burn_grad: Vec<f32> = x
-                .grad(&l.backward())
-                .expect("gradient")
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("values");
-            let (value, grad) = loss_and_gradient(&logits, &target, &cfg);
-            assert!(
-                (value - burn_value).abs() < 1e-5,
-                "{loss:?}: {value} vs {burn_value}"
-            );
-            let scale = burn_grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-            for (a, b) in grad.iter().zip(&burn_grad) {
-                assert!(
-                    (a - b).abs() <= 1e-4 * scale,
-                    "{loss:?}: gradient {a} vs {b}"
-                );
-            }
-        }
-    }
-
     /// Trains `arch` (width 3) a few iterations on burn's autodiff on `device` and on our CPU
     /// path from the very same weights, asserting that their losses agree at every iteration
     /// (after the first, they come from weights both have updated). Returns burn's network.
@@ -859,7 +695,8 @@ mod tests {
             augment: AugmentConfig::none(),
             ..TrainConfig::default()
         };
-        let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
+        let (image, target) =
+            training_images(&frame, &FrameLabels::new(&mask, 4.0), &cfg.model).expect("images");
         let mut theirs = Learner::new(&cfg, device, true).expect("burn learner");
         assert!(matches!(theirs, Learner::Burn { .. }));
         // Ours starts from the very same weights, as the GPU fallback does (not from the
@@ -985,7 +822,15 @@ mod tests {
         // finite, and one warning naming the failed iteration and the validation's (4).
         let falls_back = |faults: Faults, failed: usize| {
             let (ctx, events) = JobCtx::with_events(4096, Box::new(|| {}));
-            let t = train_with(&frame, &mask, 4.0, &cfg, None, &ctx, faults).expect("goes on");
+            let t = train_with(
+                &frame,
+                &FrameLabels::new(&mask, 4.0),
+                &cfg,
+                None,
+                &ctx,
+                faults,
+            )
+            .expect("goes on");
             assert_eq!(t.losses.len(), 10);
             assert!(t.losses.iter().all(|l| l.is_finite()));
             assert_eq!(t.device_name, "cpu");
@@ -1014,8 +859,7 @@ mod tests {
         };
         let err = train_with(
             &frame,
-            &mask,
-            4.0,
+            &FrameLabels::new(&mask, 4.0),
             &cfg,
             None,
             &JobCtx::detached(),
@@ -1048,7 +892,8 @@ mod tests {
             iterations: 8,
             ..TrainConfig::default()
         };
-        let (image, target) = training_images(&frame, &mask, &cfg.model).expect("images");
+        let (image, target) =
+            training_images(&frame, &FrameLabels::new(&mask, 4.0), &cfg.model).expect("images");
         let centres = CropCentres::from_mask(&image, &target);
         let own = |it| batch(&image, &target, &centres, &cfg, it);
         assert_ne!(own(0), own(1), "the check needs batches that differ");
@@ -1087,8 +932,7 @@ mod tests {
         };
         let err = train(
             &frame,
-            &vec![false; 64 * 64],
-            3.0,
+            &FrameLabels::new(&vec![false; 64 * 64], 3.0),
             &cfg,
             None,
             &JobCtx::detached(),
@@ -1115,14 +959,22 @@ mod tests {
             device: DeviceChoice::Cpu,
             ..TrainConfig::default()
         };
-        let t = train(&frame, &mask, 4.0, &cfg, None, &JobCtx::detached()).expect("train");
+        let t = train(
+            &frame,
+            &FrameLabels::new(&mask, 4.0),
+            &cfg,
+            None,
+            &JobCtx::detached(),
+        )
+        .expect("train");
         let first: f32 = t.losses[..5].iter().sum();
         let last: f32 = t.losses[35..].iter().sum();
         assert!(last < first, "loss must fall: {first} → {last}");
 
         let ctx = JobCtx::detached();
         ctx.cancel();
-        let err = train(&frame, &mask, 4.0, &cfg, None, &ctx).expect_err("cancelled");
+        let err =
+            train(&frame, &FrameLabels::new(&mask, 4.0), &cfg, None, &ctx).expect_err("cancelled");
         assert!(matches!(err, Error::Cancelled));
     }
 }
