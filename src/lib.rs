@@ -6,7 +6,7 @@
 //!   frame 0 ──lattice::label──▶ Labels (lattice fit, column outliers, pixel mask)
 //!   frame 0 + mask ──train::train (augment:: crops)──▶ Net (model::, burn)
 //!   all frames ──detect::detect_all──▶ Vec<Detection>
-//!   ──pipeline::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
+//!   ──session::write_results──▶ defects.csv, ground_truth_frame0.png, run.json
 //! ```
 //! `synth` generates TMD movies with known truth (multislice column profiles, contamination);
 //! `score` compares detections with it; `conditions` sweeps imaging conditions and scores the
@@ -32,10 +32,10 @@ pub mod jobs;
 pub mod lattice;
 pub mod model;
 pub mod movie;
-pub mod pipeline;
 pub mod project;
 pub mod raster;
 pub mod score;
+pub mod session;
 pub mod sites;
 pub mod synth;
 pub mod train;

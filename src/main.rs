@@ -17,8 +17,8 @@ use defectscope::lattice::{LatticeFit, fit_lattice};
 use defectscope::model::{Architecture, DeviceChoice};
 use defectscope::movie::register::register_movie;
 use defectscope::movie::{self, Movie, write_npy_f32, write_tiff_f32, write_tiff_u8};
-use defectscope::pipeline::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::raster::Raster;
+use defectscope::session::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::synth::{
     SynthConfig, SynthMovie, TruthDefect, generate, parse_truth_csv, register_truth,
 };
@@ -1061,7 +1061,7 @@ fn site_scores(
     movie: &Movie,
     margin: f32,
 ) {
-    use defectscope::pipeline::{combined_points, score_points};
+    use defectscope::session::{combined_points, score_points};
     let first = 1.min(movie.frames.len() - 1);
     let s = defectscope::sites::output::score(
         sites,

@@ -2,9 +2,9 @@
 //! movie, train a small model, detect, classify, export; cancel; bad input.
 #![cfg(feature = "gui")]
 
-use defectscope::gui::session::{Command, Level, Settings};
 use defectscope::gui::{App, Stage};
 use defectscope::model::DeviceChoice;
+use defectscope::session::{Command, Level, Settings};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
@@ -113,7 +113,7 @@ fn demo_to_exported_tables_through_the_panels() {
     assert!(
         h.state()
             .session()
-            .running(defectscope::gui::session::JobKind::Train),
+            .running(defectscope::session::JobKind::Train),
         "{:?}",
         h.state().session().notices
     );
@@ -419,9 +419,9 @@ fn autosaves_after_changes_and_offers_recovery_after_a_crash() {
 #[test]
 fn a_hundred_thousand_detections_stay_usable() {
     use defectscope::detect::Detection;
-    use defectscope::gui::session::Detected;
     use defectscope::movie::Movie;
     use defectscope::raster::Raster;
+    use defectscope::session::Detected;
     use std::sync::Arc;
     // 100 frames with 1000 detections each, and one frame with 10⁴ more.
     let (w, h) = (512usize, 512usize);

@@ -5,8 +5,8 @@ use defectscope::jobs::JobCtx;
 use defectscope::lattice::{LabelMethod, label};
 use defectscope::model::DeviceChoice;
 use defectscope::movie::{self, write_tiff_f32};
-use defectscope::pipeline::{AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::score::score_frame;
+use defectscope::session::{AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::synth::{ColumnModel, DefectType, SynthConfig, generate};
 
 fn cpu_config(iterations: usize) -> AnalyzeConfig {

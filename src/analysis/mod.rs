@@ -18,11 +18,11 @@ pub mod truth;
 
 use crate::detect::Detection;
 use crate::error::{Error, Result};
+use crate::jobs::StageTime;
 use crate::jobs::{Event, JobCtx};
 use crate::lattice::LatticeFit;
 use crate::movie::Movie;
 use crate::movie::register::{Drift, drift};
-use crate::pipeline::StageTime;
 use crate::raster::Raster;
 use classify::{ClassCount, ClusterMethod, Clustering, ManualEdit, Symmetry, SymmetryMerge};
 use dendrogram::Dendrogram;

@@ -7,9 +7,9 @@
 //! The root is `$DEFECTSCOPE_AUTOSAVE_DIR`, else `$XDG_STATE_HOME/defectscope/autosave`, else
 //! `~/.local/state/defectscope/autosave`. Autosaves never write next to the user's files.
 
-use super::session::Session;
 use crate::error::Result;
 use crate::project;
+use crate::session::Session;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};

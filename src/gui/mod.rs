@@ -9,14 +9,13 @@ pub mod autosave;
 mod figure_view;
 mod panels;
 mod regions_panel;
-pub mod session;
 mod sites_panel;
 mod view;
 
 use crate::error::{Error, Result};
+use crate::session::{self, Command, Level, Session, Settings};
 use figure_view::ShownFigure;
 use serde::{Deserialize, Serialize};
-use session::{Command, Level, Session, Settings};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! The panels: each draws its controls from the session and pushes commands.
 
 use super::figure_view::{self, ShownFigure, colour, grey_image, texture};
-use super::session::{Command, JobKind, Level};
 use super::view::{Colormap, Overlays};
 use super::{App, Stage};
 use crate::analysis::classify::{ClassCount, ClusterMethod};
@@ -13,6 +12,7 @@ use crate::lattice::{LabelMethod, Labels};
 use crate::model::{Architecture, DeviceChoice};
 use crate::movie::Movie;
 use crate::raster::Raster;
+use crate::session::{Command, JobKind, Level};
 use crate::train::{PixelLoss, TrainConfig, preview_samples};
 use egui::{Color32, RichText, Vec2};
 use egui_plot::{Bar, BarChart, Line, Plot, Points, VLine};

@@ -1,9 +1,9 @@
 //! The Sites panel: the site model's settings and rates, its defects on the image, and the
 //! timeline of one clicked column (its deviation per frame, the posterior of each state).
 
-use super::session::{Command, JobKind};
 use super::view::Overlays;
 use super::{App, figure_view, panels};
+use crate::session::{Command, JobKind};
 use crate::sites::figures;
 use crate::sites::hmm::{Rate, RateSpec};
 use egui::RichText;

@@ -12,6 +12,13 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// Wall time of one stage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageTime {
+    pub stage: String,
+    pub seconds: f64,
+}
+
 /// Something a job reports besides its progress.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

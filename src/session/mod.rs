@@ -5,106 +5,41 @@
 //! [`Session::apply`] and polls the running job with [`Session::poll`]. Every stage is a call
 //! into the library on a job thread, exactly as the CLI makes it.
 
-use crate::analysis::{self, AnalysisConfig, DefectAnalysis};
-use crate::detect::{Detection, LocalizeConfig, detect_all, detections_csv};
+use crate::analysis::{self, DefectAnalysis};
+use crate::detect::{Detection, detect_all, detections_csv};
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
 use crate::jobs::{self, Event, JobHandle, Progress};
-use crate::lattice::{DEFAULT_MASK_RADIUS_PX, LabelMethod, Labels, label_in};
-use crate::model::{
-    CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, load_checkpoint, save_checkpoint,
-    select_device,
-};
-use crate::movie::register::{Registration, register_movie, registered};
+use crate::lattice::{DEFAULT_MASK_RADIUS_PX, Labels, label_in};
+use crate::model::{CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, save_checkpoint};
+use crate::movie::register::{Registration, registered};
 use crate::movie::{self, Movie};
-use crate::project;
 use crate::raster::Raster;
 use crate::sites::{SiteAnalysis, analyze_sites};
 use crate::synth::{self, TruthDefect};
-use crate::train::{FrameLabels, TrainConfig, train};
+use crate::train::{FrameLabels, train};
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+mod chain;
+mod project_io;
+mod settings;
+
+pub use chain::{
+    Analysis, AnalyzeConfig, TrainSummary, Written, analyze, combined_points, score_against_truth,
+    score_points, write_results,
+};
+
+use project_io::{Opened, load_model, open_project};
+pub use settings::{DetectionFilter, Settings};
 
 /// Probability maps are kept for the overlay while they fit in this many bytes (1 byte/pixel).
 const MAP_BUDGET_BYTES: usize = 512 << 20;
 /// Recent files remembered.
 const RECENT: usize = 8;
-
-/// Which detections the later stages use: live filters on score and blob size.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DetectionFilter {
-    pub min_score: f32,
-    pub min_area_px: usize,
-    /// 0 = no upper limit.
-    pub max_area_px: usize,
-}
-
-impl Default for DetectionFilter {
-    fn default() -> Self {
-        DetectionFilter {
-            min_score: 0.5,
-            min_area_px: 0,
-            max_area_px: 0,
-        }
-    }
-}
-
-impl DetectionFilter {
-    pub fn keeps(&self, d: &Detection) -> bool {
-        d.score >= self.min_score
-            && d.area >= self.min_area_px
-            && (self.max_area_px == 0 || d.area <= self.max_area_px)
-    }
-}
-
-/// Every setting of every stage: persisted between runs and saved in projects.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub label: LabelMethod,
-    pub train: TrainConfig,
-    pub localize: LocalizeConfig,
-    pub filter: DetectionFilter,
-    pub inference_batch: usize,
-    pub analysis: AnalysisConfig,
-    pub augment_preview_seed: u64,
-    /// Where figures and tables are exported.
-    pub export_dir: PathBuf,
-    /// PNG exports: printed width of a figure in millimetres, and the resolution, so a figure
-    /// is `export_width_mm / 25.4 × export_dpi` pixels wide. SVG exports keep their own size.
-    pub export_width_mm: f64,
-    pub export_dpi: f64,
-    pub recent: Vec<PathBuf>,
-    /// Minutes between autosaves while there are unsaved changes (0 = never).
-    pub autosave_minutes: f64,
-    /// The site model over the lattice's columns.
-    pub sites: crate::sites::SiteModelConfig,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            label: LabelMethod::default(),
-            train: TrainConfig::default(),
-            localize: LocalizeConfig::default(),
-            filter: DetectionFilter::default(),
-            inference_batch: 2,
-            analysis: AnalysisConfig::default(),
-            augment_preview_seed: 0,
-            export_dir: PathBuf::from("results/gui"),
-            export_width_mm: 170.0,
-            export_dpi: 300.0,
-            recent: Vec::new(),
-            autosave_minutes: 3.0,
-            sites: crate::sites::SiteModelConfig::default(),
-        }
-    }
-}
 
 /// A trained or loaded network, ready for inference.
 pub struct Model {
@@ -193,27 +128,6 @@ enum Output {
     Analysed(Box<DefectAnalysis>, Vec<Detection>),
     Sites(Box<SiteAnalysis>),
     Wrote(String),
-}
-
-/// A movie with whatever a project brought along.
-struct Opened {
-    movie: Movie,
-    path: Option<PathBuf>,
-    truth: Option<Vec<TruthDefect>>,
-    project: Option<ProjectParts>,
-    /// Set when the frames were registered after reading.
-    registration: Option<Registration>,
-    /// Registering the open movie keeps its model (the network does not depend on the frames).
-    keep_model: bool,
-}
-
-struct ProjectParts {
-    settings: Settings,
-    labels: Option<Labels>,
-    mask: Option<Vec<bool>>,
-    model: Option<Model>,
-    detected: Option<Detected>,
-    analysis: Option<(DefectAnalysis, Vec<Detection>)>,
 }
 
 /// The running job.
@@ -858,79 +772,6 @@ impl Session {
         });
     }
 
-    /// Changes whenever something a project saves changes (autosave compares it).
-    pub fn fingerprint(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        let addr = |a: Option<usize>| a.unwrap_or(0);
-        addr(self.movie.as_ref().map(|m| Arc::as_ptr(m) as usize)).hash(&mut h);
-        addr(self.model.as_ref().map(|m| Arc::as_ptr(m) as usize)).hash(&mut h);
-        addr(self.detected.as_ref().map(|d| Arc::as_ptr(d) as usize)).hash(&mut h);
-        addr(self.analysis.as_ref().map(|a| Arc::as_ptr(a) as usize)).hash(&mut h);
-        addr(self.registration.as_ref().map(|r| Arc::as_ptr(r) as usize)).hash(&mut h);
-        self.mask_generation.hash(&mut h);
-        self.mask_edited.hash(&mut h);
-        self.movie_path.hash(&mut h);
-        serde_json::to_string(&self.settings)
-            .unwrap_or_default()
-            .hash(&mut h);
-        h.finish()
-    }
-
-    /// A function that saves the session as it is now into a project folder (for the save job
-    /// and for autosaves); `None` without a movie.
-    pub fn project_saver(&self) -> Option<impl FnOnce(&Path) -> Result<u64> + Send + 'static> {
-        let movie = self.movie.clone()?;
-        // Absolute, so that the project opens from anywhere (relative paths in a project are
-        // relative to its folder).
-        let movie_path = self
-            .movie_path
-            .as_ref()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
-        let settings = serde_json::to_value(&self.settings).unwrap_or_default();
-        let file = project::ProjectFile {
-            format_version: project::PROJECT_VERSION,
-            generation: 0,
-            movie: movie_path,
-            demo: self.movie_path.is_none() && self.truth.is_some(),
-            settings,
-            mask_edited: self.mask_edited,
-            model: self.model.as_ref().map(|m| m.source.clone()),
-            detections: self.detected.is_some(),
-            analysed: self.analysis.is_some(),
-            registered: self.registration.as_ref().map(|r| r.cropped),
-        };
-        let mask = self.mask_edited.then(|| self.mask.clone());
-        let model = self.model.clone();
-        let iterations = self.losses.len();
-        let all = self.detected.as_ref().map(|d| d.all.clone());
-        let analysed = self.analysis.as_ref().map(|_| self.analysed.clone());
-        let (w, h) = (movie.width(), movie.height());
-        Some(move |dir: &Path| -> Result<u64> {
-            let mask = match &mask {
-                Some(m) => Some(Raster::from_vec(
-                    w,
-                    h,
-                    m.iter().map(|&on| if on { 255.0 } else { 0.0 }).collect(),
-                )?),
-                None => None,
-            };
-            let save_model = |p: &Path| match &model {
-                Some(m) => m.save(iterations, p),
-                None => Ok(()),
-            };
-            let contents = project::Contents {
-                mask: mask.as_ref(),
-                model: model
-                    .is_some()
-                    .then_some(&save_model as &dyn Fn(&Path) -> Result<()>),
-                detections: all.as_deref(),
-                analysed: analysed.as_deref().map(|a| a.as_slice()),
-            };
-            project::save(dir, file, &contents)
-        })
-    }
-
     /// Drain the running job's events; take its result when it has finished. Returns true when
     /// something changed.
     pub fn poll(&mut self) -> bool {
@@ -1071,142 +912,6 @@ impl Session {
             Output::Wrote(msg) => self.notify(Level::Info, msg),
         }
     }
-
-    fn restore(&mut self, p: ProjectParts) {
-        let recent = std::mem::take(&mut self.settings.recent);
-        self.settings = p.settings;
-        self.settings.recent = recent;
-        if let Some(l) = p.labels {
-            self.set_mask(l.mask.clone());
-            self.labels = Some(l);
-        }
-        if let Some(m) = p.mask
-            && m.len() == self.mask.len()
-        {
-            self.set_mask(m);
-            self.mask_edited = true;
-        }
-        self.model = p.model.map(Arc::new);
-        self.detected = p.detected.map(Arc::new);
-        if let Some((a, dets)) = p.analysis {
-            self.analysis = Some(Arc::new(a));
-            self.analysed = Arc::new(dets);
-        }
-    }
-}
-
-fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
-    let selected = select_device(choice)?;
-    let (net, meta) = load_checkpoint(dir, &selected.device)?;
-    Ok(Model {
-        net,
-        device: selected.device,
-        device_name: selected.name,
-        config: meta.model,
-        mask_radius_px: meta.mask_radius_px,
-        source: dir.display().to_string(),
-    })
-}
-
-fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
-    let file = project::read(dir)?;
-    let settings: Settings = serde_json::from_value(file.settings.clone()).map_err(|e| {
-        Error::invalid(format!(
-            "the project's settings are not readable ({e}): {}",
-            dir.join(project::PROJECT_FILE).display()
-        ))
-    })?;
-    let paths = file.paths(dir);
-    ctx.begin("reading the movie", 1);
-    let movie_path = file.movie_path(dir);
-    let (movie, truth) = match (&movie_path, file.demo) {
-        (Some(p), _) => (movie::load_in(p, ctx)?, None),
-        (None, true) => {
-            let s = synth::generate(&synth::demo_config())?;
-            (s.movie, Some(s.truth))
-        }
-        (None, false) => return Err(Error::invalid("the project names no movie")),
-    };
-    movie.validate()?;
-    let (mut movie, mut truth) = (movie, truth);
-    let registration = match file.registered {
-        Some(crop) => {
-            let reg = register_movie(&mut movie, crop, ctx)?;
-            truth = truth.map(|t| synth::register_truth(&t, &reg, movie.width(), movie.height()));
-            Some(reg)
-        }
-        None => None,
-    };
-    let (w, h) = (movie.width(), movie.height());
-    ctx.begin("labelling frame 0", 1);
-    let labels = match label_in(&movie.frames[0], &settings.label, ctx) {
-        Err(Error::Cancelled) => return Err(Error::Cancelled),
-        labelled => labelled.ok(),
-    };
-    let mask = if file.mask_edited {
-        let img = movie::load(&paths.mask)?;
-        let f = &img.frames[0];
-        if (f.width, f.height) != (w, h) {
-            return Err(Error::invalid(
-                "the project's mask.png does not fit its movie",
-            ));
-        }
-        Some(f.data.iter().map(|&v| v > 0.5 * f.min_max().1).collect())
-    } else {
-        None
-    };
-    let model = match file.model {
-        Some(source) => {
-            ctx.begin("loading the model", 1);
-            let mut m = load_model(&paths.model, settings.train.device)?;
-            m.source = source;
-            Some(m)
-        }
-        None => None,
-    };
-    let detected = if file.detections {
-        let all = project::read_detections(&paths.detections)?;
-        if let Some(d) = all.iter().find(|d| d.frame >= movie.frames.len()) {
-            return Err(Error::invalid(format!(
-                "the project's detections refer to frame {} of a {}-frame movie",
-                d.frame,
-                movie.frames.len()
-            )));
-        }
-        Some(Detected {
-            all,
-            // Regions are not kept in projects: Detect again to see them.
-            regions: Vec::new(),
-            region_tracks: Vec::new(),
-            maps: Vec::new(),
-            warnings: Vec::new(),
-        })
-    } else {
-        None
-    };
-    let analysis = if file.analysed {
-        let dets = project::read_detections(&paths.analysed)?;
-        let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
-        let a = analysis::run(&movie, &dets, lattice, &settings.analysis, ctx)?;
-        Some((a, dets))
-    } else {
-        None
-    };
-    Ok(Opened {
-        movie,
-        path: movie_path,
-        truth,
-        project: Some(ProjectParts {
-            settings,
-            labels,
-            mask,
-            model,
-            detected,
-            analysis,
-        }),
-        registration,
-        keep_model: false,
-    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The headless detection chain: label frame 0 → train (or load) a network → detect in every
-//! frame → write results. The CLI, the tests and (later) the GUI all call [`analyze`].
+//! The detection chain run whole: label frame 0 → train (or load) a network → detect in every
+//! frame → the site model → write results. The CLI's `analyze`, `bench` and the tests call
+//! [`analyze`]; the window runs the same stages one command at a time ([`super::Session`]).
 
 use crate::analysis::AnalysisConfig;
 use crate::detect::{
@@ -8,7 +9,7 @@ use crate::detect::{
 };
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
-use crate::jobs::{Event, JobCtx};
+use crate::jobs::{Event, JobCtx, StageTime};
 use crate::lattice::{LabelMethod, Labels, label_in};
 use crate::model::{load_checkpoint, select_device};
 use crate::movie::Movie;
@@ -44,13 +45,6 @@ impl AnalyzeConfig {
             ..Default::default()
         }
     }
-}
-
-/// Wall time of one stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageTime {
-    pub stage: String,
-    pub seconds: f64,
 }
 
 /// Training summary for the report.
