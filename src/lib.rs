@@ -21,7 +21,6 @@
 
 pub mod analysis;
 pub mod augment;
-pub mod bench;
 pub mod conditions;
 pub mod detect;
 pub mod error;

@@ -2,24 +2,24 @@
 //!
 //! `defectscope bench` runs the [`CASES`] (or those asked for) one after the other and prints
 //! one [`BenchRow`] per case (per stage for the whole-chain cases). Inputs are generated with
-//! [`crate::synth`] once and shared between cases; their generation is not timed. Network cases
+//! [`defectscope::synth`] once and shared between cases; their generation is not timed. Network cases
 //! run one untimed warm-up pass first (kernel selection, allocator); the others do not need one.
 //! Peak memory is the process's resident high-water mark (`VmHWM`), reset before the case, so
 //! it includes the case's input movie.
 
-use crate::analysis::classify::{ClassCount, ClusterMethod, cluster};
-use crate::analysis::tracks::{TrackConfig, link};
-use crate::analysis::{self, AnalysisConfig, dendrogram, patches};
-use crate::detect::{Detection, probability_maps};
-use crate::error::{Error, Result};
-use crate::jobs::JobCtx;
-use crate::lattice::{LabelMethod, Labels, label};
-use crate::model::{Architecture, DeviceChoice, ModelConfig, SelectedDevice, select_device};
-use crate::movie::Movie;
-use crate::raster::Raster;
-use crate::session::{AnalyzeConfig, analyze};
-use crate::synth::{SynthConfig, generate};
-use crate::train::{FrameLabels, TrainConfig, train};
+use defectscope::analysis::classify::{ClassCount, ClusterMethod, cluster};
+use defectscope::analysis::tracks::{TrackConfig, link};
+use defectscope::analysis::{self, AnalysisConfig, dendrogram, patches};
+use defectscope::detect::{Detection, probability_maps};
+use defectscope::error::{Error, Result};
+use defectscope::jobs::JobCtx;
+use defectscope::lattice::{LabelMethod, Labels, label};
+use defectscope::model::{Architecture, DeviceChoice, ModelConfig, SelectedDevice, select_device};
+use defectscope::movie::Movie;
+use defectscope::raster::Raster;
+use defectscope::session::{AnalyzeConfig, analyze};
+use defectscope::synth::{SynthConfig, generate};
+use defectscope::train::{FrameLabels, TrainConfig, train};
 use ndarray::Array2;
 use serde::Serialize;
 use std::time::Instant;
@@ -589,11 +589,11 @@ impl Bench {
 
     fn sites(&mut self, case: &Case, frames: usize, size: usize) -> Result<BenchRow> {
         let movie = self.synth(frames, size)?;
-        let fit = crate::lattice::fit_lattice(&movie.frames[0], 0.05)?;
-        let cfg = crate::sites::SiteModelConfig::default();
+        let fit = defectscope::lattice::fit_lattice(&movie.frames[0], 0.05)?;
+        let cfg = defectscope::sites::SiteModelConfig::default();
         let mut sites = 0;
         let samples = self.repeat(|| {
-            let a = crate::sites::analyze_sites(
+            let a = defectscope::sites::analyze_sites(
                 &movie.frames,
                 &fit,
                 movie.calibration,
