@@ -8,9 +8,8 @@
 pub mod autosave;
 mod figure_view;
 mod panels;
-mod regions_panel;
-mod sites_panel;
 mod view;
+mod widgets;
 
 use crate::error::{Error, Result};
 use crate::session::{self, Command, Level, Session, Settings};
@@ -176,8 +175,6 @@ struct ScreenshotRun {
 pub struct App {
     session: Session,
     ui: UiState,
-    /// The path typed into File → Open path (for systems without a file-dialog portal).
-    typed_path: String,
     frame: usize,
     /// Identity of the movie shown (its `Arc` address), to notice a new one.
     movie_key: usize,
@@ -189,16 +186,11 @@ pub struct App {
     figures: HashMap<String, (usize, ShownFigure)>,
     shown: Option<Shown>,
     fft: Option<(usize, egui::TextureHandle)>,
-    augment: Option<panels::AugmentPreview>,
     /// Some(true) paints, Some(false) erases the training mask.
     brush: Option<bool>,
     /// Index into the shown detections.
     selected: Option<usize>,
-    browse_class: Option<usize>,
-    relabel_to: usize,
-    merge: (usize, usize),
-    pca_class: usize,
-    sites_panel: sites_panel::SitesPanel,
+    panels: panels::Panels,
     hover: Option<([f32; 2], f32)>,
     /// Time to build each of the last frames, ms.
     frame_ms: VecDeque<f32>,
@@ -223,7 +215,6 @@ impl App {
         App {
             session,
             ui: UiState::default(),
-            typed_path: String::new(),
             frame: 0,
             movie_key: 0,
             playing: false,
@@ -233,14 +224,9 @@ impl App {
             figures: HashMap::new(),
             shown: None,
             fft: None,
-            augment: None,
             brush: None,
             selected: None,
-            browse_class: None,
-            relabel_to: 0,
-            merge: (1, 0),
-            pca_class: 0,
-            sites_panel: sites_panel::SitesPanel::default(),
+            panels: panels::Panels::default(),
             hover: None,
             frame_ms: VecDeque::new(),
             screenshot: None,
@@ -586,11 +572,12 @@ impl App {
                 _ => frames / 2,
             };
             if stage == Stage::Classes {
-                self.browse_class = Some(0);
+                self.panels.classes.browse_first();
             }
             if stage == Stage::Sites {
                 // A single S vacancy of the frame shown, for its timeline.
-                self.sites_panel
+                self.panels
+                    .sites
                     .select_example(self.session.sites.as_deref(), frames / 2);
             }
             if stage == Stage::Detect {

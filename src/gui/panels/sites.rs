@@ -1,8 +1,8 @@
 //! The Sites panel: the site model's settings and rates, its defects on the image, and the
 //! timeline of one clicked column (its deviation per frame, the posterior of each state).
 
-use super::view::Overlays;
-use super::{App, figure_view, panels};
+use crate::gui::view::Overlays;
+use crate::gui::{App, figure_view, widgets};
 use crate::session::{Command, JobKind};
 use crate::sites::figures;
 use crate::sites::hmm::{Rate, RateSpec};
@@ -78,7 +78,7 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                 .on_disabled_hover_text(r);
             ui.small(r);
         }
-        None => panels::run_button(app, ui, "Fit site model", JobKind::Sites, Command::FitSites),
+        None => widgets::run_button(app, ui, "Fit site model", JobKind::Sites, Command::FitSites),
     }
     if let Some(a) = app.session.sites.clone() {
         ui.separator();
@@ -128,7 +128,7 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
             ui.label(RichText::new("Lattice-free areas").strong()).on_hover_text(
                 "Holes, vacuum, amorphous patches: columns missing side by side. Left out of the model; measured here as regions.",
             );
-            super::regions_panel::table(
+            super::regions::table(
                 app,
                 ui,
                 "site-free-regions",
@@ -175,18 +175,19 @@ pub fn view(app: &mut App, ui: &mut egui::Ui) {
     };
     // A selection made on another fit may name no site of this one.
     if app
-        .sites_panel
+        .panels
+        .sites
         .selected
         .is_some_and(|i| i >= a.series.keys.len())
     {
-        app.sites_panel.selected = None;
+        app.panels.sites.selected = None;
     }
     let cursor = app.frame as f64 * a.frame_interval_s.unwrap_or(1.0);
     let w = ui.available_width();
     egui::Panel::right("site-timeline")
         .resizable(true)
         .default_size(w * 0.45)
-        .show(ui, |ui| match app.sites_panel.selected {
+        .show(ui, |ui| match app.panels.sites.selected {
             Some(site) => {
                 let key = std::sync::Arc::as_ptr(&a) as usize ^ (site << 1);
                 let h = ui.available_height() - 20.0;
@@ -209,7 +210,8 @@ pub fn view(app: &mut App, ui: &mut egui::Ui) {
         .map(|d| ([d.x, d.y], Some(marker_class(&a, d))))
         .collect();
     let selected = app
-        .sites_panel
+        .panels
+        .sites
         .selected
         .map(|i| row[i])
         .filter(|o| !o.is_missing())
@@ -238,7 +240,7 @@ pub fn view(app: &mut App, ui: &mut egui::Ui) {
         let reach = a.series.fits[f]
             .as_ref()
             .map_or(8.0, |fit| 0.5 * fit.nearest_column_px);
-        app.sites_panel.selected = row
+        app.panels.sites.selected = row
             .iter()
             .enumerate()
             .filter(|(_, o)| !o.is_missing())

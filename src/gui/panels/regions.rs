@@ -1,8 +1,8 @@
 //! Extended regions in the Detection panel: blobs larger than a point defect's (pores,
 //! damaged areas) with their area, perimeter and growth.
 
-use super::App;
 use crate::detect::{Region, RegionTrack};
+use crate::gui::App;
 use egui::RichText;
 
 /// The regions of the frame shown, and the growth of each region followed through frames.

@@ -1,0 +1,204 @@
+//! The frame-0 labelling panel (Ground truth): the method, thresholds, the lattice and the mask.
+
+use super::*;
+
+pub(super) fn truth_controls(app: &mut App, ui: &mut egui::Ui) {
+    let mut method = app.session.settings.label.clone();
+    let mut fft = matches!(method, LabelMethod::FftResidual { .. });
+    ui.horizontal(|ui| {
+        ui.label("Method");
+        ui.radio_value(&mut fft, false, "lattice columns");
+        ui.radio_value(&mut fft, true, "FFT residual");
+    });
+    if fft != matches!(method, LabelMethod::FftResidual { .. }) {
+        method = if fft {
+            LabelMethod::fft_residual_default()
+        } else {
+            LabelMethod::default()
+        };
+    }
+    match &mut method {
+        LabelMethod::Columns {
+            z_threshold,
+            disk_radius_frac,
+            min_site_fraction,
+            target_precision,
+        } => {
+            ui.add(egui::Slider::new(z_threshold, 1.0..=10.0).text("z threshold (robust σ)"));
+            let mut adaptive = target_precision.is_some();
+            ui.checkbox(
+                &mut adaptive,
+                "lower it while the estimated precision stays ≥ 0.9",
+            )
+            .on_hover_text(
+                "Per site and side, down to z 2.5: intact columns' deviations are taken as \
+                     standard normal, so the expected chance flags are known",
+            );
+            if adaptive != target_precision.is_some() {
+                *target_precision = adaptive.then_some(0.9);
+            }
+            ui.add(
+                egui::Slider::new(disk_radius_frac, 0.1..=0.8).text("disk radius / column spacing"),
+            );
+            ui.add(egui::Slider::new(min_site_fraction, 0.0..=0.5).text("min site height"));
+        }
+        LabelMethod::FftResidual {
+            cutoff_cycles_per_px,
+            lo,
+            hi,
+        } => {
+            ui.add(egui::Slider::new(cutoff_cycles_per_px, 0.01..=0.5).text("cut-off (cycles/px)"));
+            ui.add(egui::Slider::new(lo, 0.0..=1.0).text("low threshold"));
+            ui.add(egui::Slider::new(hi, 0.0..=1.0).text("high threshold"));
+        }
+    }
+    if method != app.session.settings.label && method.validate().is_ok() {
+        app.session.settings.label = method;
+        app.push(Command::Label);
+    }
+    if let Some(l) = &app.session.labels {
+        ui.label(format!(
+            "{:.2} % of frame 0 marked as defect",
+            100.0 * app.session.mask.iter().filter(|&&m| m).count() as f32
+                / app.session.mask.len().max(1) as f32
+        ));
+        if !l.columns.is_empty() {
+            ui.label(format!(
+                "{} of {} columns flagged",
+                l.columns.iter().filter(|c| c.flagged).count(),
+                l.columns.len()
+            ));
+        }
+    }
+    ui.separator();
+    ui.label(RichText::new("Brush (edit the mask by hand)").strong());
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut app.brush, None, "off (pan)");
+        ui.selectable_value(&mut app.brush, Some(true), "paint");
+        ui.selectable_value(&mut app.brush, Some(false), "erase");
+    });
+    ui.add(egui::Slider::new(&mut app.ui.brush_radius, 0.5..=20.0).text("radius (px)"));
+    if app.session.mask_edited {
+        ui.horizontal(|ui| {
+            ui.label("The mask has hand edits.");
+            if ui.button("Discard them").clicked() {
+                app.push(Command::ResetMask);
+            }
+        });
+    }
+}
+
+pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
+    let Some(m) = app.session.movie.clone() else {
+        return;
+    };
+    let key = std::sync::Arc::as_ptr(&m) as usize;
+    if app.fft.as_ref().is_none_or(|(k, _)| *k != key) {
+        let p = crate::lattice::fft::log_power_spectrum(&m.frames[0]);
+        app.fft = Some((key, texture(ui.ctx(), "fft", grey_image(&p))));
+    }
+    ui.label(RichText::new("Power spectrum of frame 0").strong());
+    let side = ui.available_width().min(ui.available_height() * 0.55);
+    if let Some((_, t)) = &app.fft {
+        // The central half of the spectrum (up to ±0.25 cycles/px), where the Bragg peaks are.
+        const SHOWN: f32 = 0.5;
+        let (rect, _) = ui.allocate_exact_size(Vec2::splat(side), egui::Sense::hover());
+        let uv = egui::Rect::from_min_max(
+            egui::pos2(0.5 - SHOWN / 2.0, 0.5 - SHOWN / 2.0),
+            egui::pos2(0.5 + SHOWN / 2.0, 0.5 + SHOWN / 2.0),
+        );
+        let painter = ui.painter_at(rect);
+        painter.image(t.id(), rect, uv, Color32::WHITE);
+        // Screen points per cycle/px.
+        let scale = side / SHOWN;
+        if let LabelMethod::FftResidual {
+            cutoff_cycles_per_px,
+            ..
+        } = app.session.settings.label
+        {
+            painter.circle_stroke(
+                rect.center(),
+                cutoff_cycles_per_px * scale,
+                egui::Stroke::new(1.5, Color32::from_rgb(255, 80, 60)),
+            );
+            ui.small("Red circle: the low frequencies removed (cut-off). Shown: ±0.25 cycles/px.");
+        } else if let Some(l) = &app.session.labels
+            && let Some(fit) = &l.lattice
+        {
+            // Bragg positions of the fitted lattice: the reciprocal vectors.
+            let (a1, a2) = (fit.a1, fit.a2);
+            let det = a1[0] * a2[1] - a1[1] * a2[0];
+            if det.abs() > 1e-6 {
+                let b1 = [a2[1] / det, -a2[0] / det];
+                let b2 = [-a1[1] / det, a1[0] / det];
+                for (i, j) in [
+                    (1.0, 0.0),
+                    (0.0, 1.0),
+                    (1.0, -1.0),
+                    (-1.0, 0.0),
+                    (0.0, -1.0),
+                    (-1.0, 1.0),
+                ] {
+                    let q = [i * b1[0] + j * b2[0], i * b1[1] + j * b2[1]];
+                    painter.circle_stroke(
+                        rect.center() + Vec2::new(q[0], q[1]) * scale,
+                        7.0,
+                        egui::Stroke::new(1.5, Color32::from_rgb(80, 220, 255)),
+                    );
+                }
+                ui.small("Blue rings: first-order Bragg peaks of the fitted lattice. Shown: ±0.25 cycles/px.");
+            }
+        }
+    }
+    ui.separator();
+    let mut method = app.session.settings.label.clone();
+    match (&mut method, &app.session.labels) {
+        (
+            LabelMethod::FftResidual { lo, hi, .. },
+            Some(Labels {
+                residual: Some(res),
+                ..
+            }),
+        ) => {
+            ui.label("Normalised residual: drag to move the nearer threshold");
+            if let Some(x) = histogram_plot(
+                ui,
+                "residual-hist",
+                &res.data,
+                100,
+                &[*lo as f64, *hi as f64],
+                140.0,
+                "residual",
+            ) {
+                let x = x.clamp(0.0, 1.0) as f32;
+                if (x - *lo).abs() < (x - *hi).abs() {
+                    *lo = x.min(*hi - 0.01);
+                } else {
+                    *hi = x.max(*lo + 0.01);
+                }
+            }
+        }
+        (LabelMethod::Columns { z_threshold, .. }, Some(l)) if !l.columns.is_empty() => {
+            ui.label("Column deviation z: drag to move the threshold");
+            let z: Vec<f32> = l.columns.iter().map(|c| c.z).collect();
+            let t = *z_threshold as f64;
+            if let Some(x) = histogram_plot(ui, "z-hist", &z, 100, &[-t, t], 140.0, "z (robust σ)")
+            {
+                *z_threshold = (x.abs() as f32).clamp(0.5, 50.0);
+            }
+            // The red lines are the chosen threshold; the adaptive one may flag below it.
+            let used: Vec<String> = l
+                .site_thresholds
+                .iter()
+                .enumerate()
+                .map(|(i, (lo, hi))| format!("site {i}: below −{lo:.1}, above {hi:.1}"))
+                .collect();
+            ui.small(format!("thresholds used: {}", used.join("; ")));
+        }
+        _ => {}
+    }
+    if method != app.session.settings.label && method.validate().is_ok() {
+        app.session.settings.label = method;
+        app.push(Command::Label);
+    }
+}
