@@ -31,7 +31,6 @@ pub mod jobs;
 pub mod lattice;
 pub mod model;
 pub mod movie;
-pub mod project;
 pub mod raster;
 pub mod score;
 pub mod session;

@@ -20,11 +20,11 @@ fn harness(settings: Settings) -> Harness<'static, App> {
 /// Small, quick training on the CPU.
 fn quick_settings() -> Settings {
     let mut s = Settings::default();
-    s.train.iterations = 120;
-    s.train.batch = 4;
-    s.train.crop = 64;
-    s.train.validate_every = 40;
-    s.train.device = DeviceChoice::Cpu;
+    s.chain.train.iterations = 120;
+    s.chain.train.batch = 4;
+    s.chain.train.crop = 64;
+    s.chain.train.validate_every = 40;
+    s.chain.train.device = DeviceChoice::Cpu;
     s
 }
 
@@ -80,7 +80,7 @@ fn demo_to_exported_tables_through_the_panels() {
     // Ground truth: a live threshold change re-flags columns without a new labelling job.
     click_stage(&mut h, Stage::GroundTruth);
     let before = h.state().session().mask.clone();
-    h.state_mut().session_mut().settings.label = defectscope::lattice::LabelMethod::Columns {
+    h.state_mut().session_mut().settings.chain.label = defectscope::lattice::LabelMethod::Columns {
         z_threshold: 2.0,
         disk_radius_frac: 0.3,
         min_site_fraction: 0.05,
@@ -94,7 +94,7 @@ fn demo_to_exported_tables_through_the_panels() {
         lowered.iter().filter(|&&v| v).count() > before.iter().filter(|&&v| v).count(),
         "a lower z threshold flags more"
     );
-    h.state_mut().session_mut().settings.label = defectscope::lattice::LabelMethod::default();
+    h.state_mut().session_mut().settings.chain.label = defectscope::lattice::LabelMethod::default();
     h.state_mut().push(Command::Label);
     h.run_steps(1);
     assert_eq!(h.state().session().mask, before);
@@ -156,7 +156,7 @@ fn demo_to_exported_tables_through_the_panels() {
 
     // Classes (fixed number: a short training gives a noisy BIC).
     click_stage(&mut h, Stage::Classes);
-    h.state_mut().session_mut().settings.analysis.classes =
+    h.state_mut().session_mut().settings.chain.analysis.classes =
         defectscope::analysis::classify::ClassCount::Fixed(2);
     h.get_by_label("Classify and track").click();
     finish(&mut h);
@@ -238,7 +238,7 @@ fn demo_to_exported_tables_through_the_panels() {
 #[test]
 fn training_cancels_from_the_button() {
     let mut s = quick_settings();
-    s.train.iterations = 100_000;
+    s.chain.train.iterations = 100_000;
     let mut h = harness(s);
     h.state_mut().push(Command::OpenDemo);
     finish(&mut h);
@@ -374,7 +374,7 @@ fn autosaves_after_changes_and_offers_recovery_after_a_crash() {
         assert!(a.last_error.is_none(), "{:?}", a.last_error);
         a.dir().to_path_buf()
     };
-    let file = defectscope::project::read(&dir).expect("an autosaved project");
+    let file = defectscope::session::project::read(&dir).expect("an autosaved project");
     assert!(file.demo);
     // The crash: the run's folder stays behind and its process is gone.
     std::fs::write(dir.join("owner.pid"), "2147483632").expect("owner");

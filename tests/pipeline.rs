@@ -10,7 +10,7 @@ use defectscope::session::{AnalyzeConfig, analyze, score_against_truth, write_re
 use defectscope::synth::{ColumnModel, DefectType, SynthConfig, generate};
 
 fn cpu_config(iterations: usize) -> AnalyzeConfig {
-    let mut cfg = AnalyzeConfig::new();
+    let mut cfg = AnalyzeConfig::default();
     cfg.train.device = DeviceChoice::Cpu;
     cfg.train.iterations = iterations;
     cfg.train.validate_every = 0;

@@ -11,8 +11,9 @@ use defectscope::detect::Detection;
 use defectscope::model::{
     CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, load_checkpoint, save_checkpoint,
 };
-use defectscope::project::{self, Contents, ProjectFile};
 use defectscope::raster::Raster;
+use defectscope::session::Settings;
+use defectscope::session::project::{self, Contents, ProjectFile};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -29,7 +30,10 @@ fn save_number(dir: &Path, n: usize) {
         generation: 0,
         movie: Some("movie.tif".into()),
         demo: false,
-        settings: serde_json::json!({ "n": n }),
+        settings: Settings {
+            augment_preview_seed: n as u64,
+            ..Settings::default()
+        },
         mask_edited: true,
         model: Some("trained here".into()),
         detections: true,
@@ -110,7 +114,7 @@ fn a_project_killed_mid_save_still_opens_whole() {
         child.wait().expect("wait");
 
         let file = project::read(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let n = file.settings["n"].as_u64().expect("n") as usize;
+        let n = file.settings.augment_preview_seed as usize;
         let paths = file.paths(dir.path());
         let detections = project::read_detections(&paths.detections).expect("detections");
         assert_eq!(

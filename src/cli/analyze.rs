@@ -27,7 +27,7 @@ pub(crate) fn build_config(opts: &AnalyzeArgs) -> Result<AnalyzeConfig> {
             serde_json::from_slice(&text)
                 .with_context(|| format!("not an analysis config: {}", p.display()))?
         }
-        None => AnalyzeConfig::new(),
+        None => AnalyzeConfig::default(),
     };
     let t = &mut cfg.train;
     t.device = opts.device;
@@ -292,7 +292,7 @@ pub(crate) fn run_analysis(
         eprintln!("           {}", p.display());
     }
     eprintln!("           {}", written.run_json.display());
-    if analysis.model_source == "trained" {
+    if analysis.training.is_some() {
         eprintln!(
             "  model:   {} (reuse with --model)",
             out.join("model").display()

@@ -225,7 +225,7 @@ impl Default for BenchConfig {
         BenchConfig {
             repeats: 5,
             device: DeviceChoice::Auto,
-            inference_batch: AnalyzeConfig::new().inference_batch,
+            inference_batch: AnalyzeConfig::default().inference_batch,
             seed: 1,
             width: ModelConfig::default().width,
         }
@@ -431,7 +431,7 @@ impl Bench {
     /// per stage plus the total.
     fn analyze(&mut self, case: &Case, frames: usize, size: usize) -> Result<Vec<BenchRow>> {
         let movie = self.synth(frames, size)?;
-        let mut cfg = AnalyzeConfig::new();
+        let mut cfg = AnalyzeConfig::default();
         cfg.train.device = self.cfg.device;
         cfg.train.model.width = self.cfg.width;
         let ctx = JobCtx::detached();

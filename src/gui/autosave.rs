@@ -1,4 +1,4 @@
-//! Autosave: the session is saved as a project (see `crate::project`) every few minutes while it
+//! Autosave: the session is saved as a project (see `crate::session::project`) every few minutes while it
 //! has unsaved changes, in a background thread, into a folder of this run's own under the
 //! autosave root; on a clean quit it is saved once more into `last-session/` and the run's folder
 //! is removed. A run's folder that is still there when its process is gone is what a crash or
@@ -8,8 +8,8 @@
 //! `~/.local/state/defectscope/autosave`. Autosaves never write next to the user's files.
 
 use crate::error::Result;
-use crate::project;
 use crate::session::Session;
+use crate::session::project;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};

@@ -724,7 +724,11 @@ impl eframe::App for App {
                 settings: self.session.settings.clone(),
                 ui: self.ui.clone(),
             };
-            eframe::set_value(storage, STORAGE_KEY, &p);
+            // As JSON inside eframe's RON store: the settings flatten the chain's, which
+            // RON cannot read back.
+            if let Ok(json) = serde_json::to_string(&p) {
+                storage.set_string(STORAGE_KEY, json);
+            }
         }
     }
 }
@@ -753,7 +757,8 @@ pub fn run(opts: StartOptions) -> Result<()> {
                 Persisted::default()
             } else {
                 cc.storage
-                    .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+                    .and_then(|s| s.get_string(STORAGE_KEY))
+                    .and_then(|json| serde_json::from_str(&json).ok())
                     .unwrap_or_default()
             };
             let mut app = App::new(&cc.egui_ctx, persisted.settings);

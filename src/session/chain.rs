@@ -2,27 +2,28 @@
 //! frame → the site model → write results. The CLI's `analyze`, `bench` and the tests call
 //! [`analyze`]; the window runs the same stages one command at a time ([`super::Session`]).
 
+use super::stages::{TrainSummary, detect, load_model, train_model};
 use crate::analysis::AnalysisConfig;
 use crate::detect::{
-    Detection, Dropped, LocalizeConfig, Region, detect_all, detections_csv, growth_csv,
-    region_tracks, regions_csv,
+    Detection, Dropped, LocalizeConfig, Region, detections_csv, growth_csv, region_tracks,
+    regions_csv,
 };
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, mask_overlay_png};
 use crate::jobs::{Event, JobCtx, StageTime};
 use crate::lattice::{LabelMethod, Labels, label_in};
-use crate::model::{load_checkpoint, select_device};
 use crate::movie::Movie;
 use crate::score::{Score, score_frame};
 use crate::sites::{SiteAnalysis, SiteModelConfig, analyze_sites, off_lattice};
 use crate::synth::TruthDefect;
-use crate::train::{FrameLabels, TrainConfig, train};
+use crate::train::{FrameLabels, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Every setting of an analysis run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The settings of every stage of the chain: the CLI's `analyze` runs them all; the window
+/// holds them in its [`super::Settings`] and runs each stage on request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AnalyzeConfig {
     pub label: LabelMethod,
@@ -33,28 +34,24 @@ pub struct AnalyzeConfig {
     /// Classes, tracks, time series, PCA (run after detection unless switched off).
     pub analysis: AnalysisConfig,
     /// The site model over the lattice's columns (movies of ≥ 2 frames labelled from their
-    /// lattice); `None` switches it off.
-    pub sites: Option<SiteModelConfig>,
+    /// lattice).
+    pub sites: SiteModelConfig,
+    /// Whether the chain runs the site model after detection.
+    pub run_sites: bool,
 }
 
-impl AnalyzeConfig {
-    pub fn new() -> Self {
+impl Default for AnalyzeConfig {
+    fn default() -> Self {
         AnalyzeConfig {
+            label: LabelMethod::default(),
+            train: TrainConfig::default(),
+            localize: LocalizeConfig::default(),
             inference_batch: 2,
-            sites: Some(SiteModelConfig::default()),
-            ..Default::default()
+            analysis: AnalysisConfig::default(),
+            sites: SiteModelConfig::default(),
+            run_sites: true,
         }
     }
-}
-
-/// Training summary for the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainSummary {
-    pub iterations: usize,
-    pub seconds_per_iteration: f64,
-    pub first_loss: f32,
-    pub final_loss: f32,
-    pub validation_iou: Vec<(usize, f32)>,
 }
 
 /// The outcome of [`analyze`].
@@ -130,54 +127,23 @@ pub fn analyze(
     ctx.step(1)?;
 
     let t = Instant::now();
-    let (net, device, device_name, model_cfg, mask_radius_px, model_source, training) =
-        match model_dir {
-            Some(dir) => {
-                let selected = select_device(cfg.train.device)?;
-                if let Some(w) = &selected.warning {
-                    warn(w.clone(), ctx);
-                }
-                let (net, meta) = load_checkpoint(dir, &selected.device)?;
-                (
-                    net,
-                    selected.device,
-                    selected.name,
-                    meta.model,
-                    meta.mask_radius_px,
-                    dir.display().to_string(),
-                    None,
-                )
-            }
-            None => {
-                let labels = labels
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("frame 0 has no labels to train on"))?;
-                let radius = labels.mask_radius_px();
-                let ignore = labels.ignore_mask();
-                let frame_labels = FrameLabels {
-                    mask: &labels.mask,
-                    ignore: &ignore,
-                    radius_px: radius,
-                };
-                let trained = train(frame0, &frame_labels, &cfg.train, checkpoint_dir, ctx)?;
-                let summary = TrainSummary {
-                    iterations: trained.losses.len(),
-                    seconds_per_iteration: trained.seconds / trained.losses.len().max(1) as f64,
-                    first_loss: trained.losses.first().copied().unwrap_or(f32::NAN),
-                    final_loss: trained.losses.last().copied().unwrap_or(f32::NAN),
-                    validation_iou: trained.validation.clone(),
-                };
-                (
-                    trained.net,
-                    trained.device,
-                    trained.device_name,
-                    cfg.train.model,
-                    radius,
-                    "trained".to_string(),
-                    Some(summary),
-                )
-            }
-        };
+    let (model, training) = match model_dir {
+        Some(dir) => (load_model(dir, cfg.train.device, ctx)?, None),
+        None => {
+            let labels = labels
+                .as_ref()
+                .ok_or_else(|| Error::invalid("frame 0 has no labels to train on"))?;
+            let ignore = labels.ignore_mask();
+            let frame_labels = FrameLabels {
+                mask: &labels.mask,
+                ignore: &ignore,
+                radius_px: labels.mask_radius_px(),
+            };
+            let (model, summary) =
+                train_model(frame0, &frame_labels, &cfg.train, checkpoint_dir, ctx)?;
+            (model, Some(summary))
+        }
+    };
     timings.push(StageTime {
         stage: if training.is_some() {
             "train"
@@ -189,34 +155,28 @@ pub fn analyze(
     });
 
     let t = Instant::now();
-    let max_area = cfg.localize.max_area(mask_radius_px);
-    let found = detect_all(
-        &net,
-        &model_cfg,
-        &device,
-        &movie.frames,
-        cfg.inference_batch,
+    let found = detect(
+        movie,
+        &model,
         &cfg.localize,
-        max_area,
+        cfg.inference_batch,
+        false,
         ctx,
-        &mut |_, _| {},
     )?;
     timings.push(StageTime {
         stage: "detect".into(),
         seconds: t.elapsed().as_secs_f64(),
     });
-    if !found.regions.is_empty() {
-        ctx.emit(Event::Info(format!(
-            "{} blobs larger than {max_area} px kept as extended regions (pores, damaged areas): regions.csv",
-            found.regions.len()
-        )));
+    for w in &found.warnings {
+        warn(w.clone(), ctx);
     }
-    let (detections, dropped, regions) = (found.detections, found.dropped, found.regions);
+    let (detections, dropped, regions) = (found.all, found.dropped, found.regions);
     let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
-    let sites = match (&cfg.sites, lattice) {
-        (Some(sc), Some(fit)) if movie.frames.len() >= 2 => {
+    let sites = match (cfg.run_sites, lattice) {
+        (true, Some(fit)) if movie.frames.len() >= 2 => {
             let t = Instant::now();
-            let fitted = match analyze_sites(&movie.frames, fit, movie.calibration, sc, ctx) {
+            let fitted = match analyze_sites(&movie.frames, fit, movie.calibration, &cfg.sites, ctx)
+            {
                 Ok(a) => Some(a),
                 Err(Error::Cancelled) => return Err(Error::Cancelled),
                 Err(e) => {
@@ -243,8 +203,8 @@ pub fn analyze(
         dropped,
         regions,
         timings,
-        device: device_name,
-        model_source,
+        device: model.device_name,
+        model_source: model.source,
         training,
         warnings,
         sites,

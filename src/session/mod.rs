@@ -6,86 +6,40 @@
 //! into the library on a job thread, exactly as the CLI makes it.
 
 use crate::analysis::{self, DefectAnalysis};
-use crate::detect::{Detection, detect_all, detections_csv};
+use crate::detect::{Detection, detections_csv};
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
 use crate::jobs::{self, Event, JobHandle, Progress};
 use crate::lattice::{DEFAULT_MASK_RADIUS_PX, Labels, label_in};
-use crate::model::{CHECKPOINT_VERSION, CheckpointMeta, ModelConfig, Net, save_checkpoint};
 use crate::movie::register::{Registration, registered};
 use crate::movie::{self, Movie};
-use crate::raster::Raster;
 use crate::sites::{SiteAnalysis, analyze_sites};
 use crate::synth::{self, TruthDefect};
-use crate::train::{FrameLabels, train};
-use burn::tensor::Device;
+use crate::train::FrameLabels;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 mod chain;
+pub mod project;
 mod project_io;
 mod settings;
+mod stages;
 
 pub use chain::{
-    Analysis, AnalyzeConfig, TrainSummary, Written, analyze, combined_points, score_against_truth,
-    score_points, write_results,
+    Analysis, AnalyzeConfig, Written, analyze, combined_points, score_against_truth, score_points,
+    write_results,
 };
 
-use project_io::{Opened, load_model, open_project};
+use project_io::{Opened, open_project};
 pub use settings::{DetectionFilter, Settings};
+pub use stages::{Detected, Model, TrainSummary, load_model};
 
 /// Probability maps are kept for the overlay while they fit in this many bytes (1 byte/pixel).
 const MAP_BUDGET_BYTES: usize = 512 << 20;
 /// Recent files remembered.
 const RECENT: usize = 8;
-
-/// A trained or loaded network, ready for inference.
-pub struct Model {
-    pub net: Net,
-    pub device: Device,
-    pub device_name: String,
-    pub config: ModelConfig,
-    pub mask_radius_px: f32,
-    /// "trained here" or the folder it was loaded from.
-    pub source: String,
-}
-
-impl Model {
-    /// Save as a checkpoint folder (reusable with `--model` and by projects).
-    fn save(&self, iterations: usize, dir: &Path) -> Result<()> {
-        let meta = CheckpointMeta {
-            format_version: CHECKPOINT_VERSION,
-            model: self.config,
-            iterations,
-            mask_radius_px: self.mask_radius_px,
-        };
-        save_checkpoint(&self.net, &meta, dir)
-    }
-}
-
-impl std::fmt::Debug for Model {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("device", &self.device_name)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-/// Detections in every frame, with the probability maps when they fit in memory.
-#[derive(Debug, Clone, Default)]
-pub struct Detected {
-    pub all: Vec<Detection>,
-    /// Extended defects (blobs larger than a point defect's) per frame.
-    pub regions: Vec<crate::detect::Region>,
-    /// The regions followed through frames, with their growth.
-    pub region_tracks: Vec<crate::detect::RegionTrack>,
-    /// One map per frame, probability × 255 (empty when the movie was too large to keep them).
-    pub maps: Vec<Vec<u8>>,
-    pub warnings: Vec<String>,
-}
 
 /// The kinds of background job; one runs at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,10 +374,10 @@ impl Session {
                 None => self.notify(Level::Warning, "no model to save yet: train or load one"),
             },
             Command::LoadModel(dir) => {
-                let choice = self.settings.train.device;
+                let choice = self.settings.chain.train.device;
                 self.start(JobKind::LoadModel, move |ctx| {
                     ctx.begin("loading the model", 1);
-                    Ok(Output::Model(Box::new(load_model(&dir, choice)?)))
+                    Ok(Output::Model(Box::new(load_model(&dir, choice, ctx)?)))
                 })
             }
             Command::Detect => self.detect(),
@@ -431,6 +385,7 @@ impl Session {
             Command::FitSites => self.fit_sites(),
             Command::Relabel { detection, class } => {
                 self.settings
+                    .chain
                     .analysis
                     .edits
                     .push(analysis::classify::ManualEdit::Relabel { detection, class });
@@ -438,13 +393,14 @@ impl Session {
             }
             Command::Merge { from, into } => {
                 self.settings
+                    .chain
                     .analysis
                     .edits
                     .push(analysis::classify::ManualEdit::Merge { from, into });
                 self.analyse();
             }
             Command::UndoEdit => {
-                if self.settings.analysis.edits.pop().is_some() {
+                if self.settings.chain.analysis.edits.pop().is_some() {
                     self.analyse();
                 }
             }
@@ -483,7 +439,7 @@ impl Session {
         let Some(movie) = self.need_movie() else {
             return;
         };
-        let method = self.settings.label.clone();
+        let method = self.settings.chain.label.clone();
         if let Some(l) = &mut self.labels {
             match l.rethreshold(&method) {
                 Ok(true) => {
@@ -551,7 +507,7 @@ impl Session {
             .labels
             .as_ref()
             .map_or_else(Vec::new, Labels::ignore_mask);
-        let cfg = self.settings.train.clone();
+        let cfg = self.settings.chain.train.clone();
         if !self.valid(cfg.validate(movie.width(), movie.height())) {
             return;
         }
@@ -563,15 +519,8 @@ impl Session {
                 ignore: &ignore,
                 radius_px: radius,
             };
-            let t = train(&movie.frames[0], &labels, &cfg, None, ctx)?;
-            Ok(Output::Model(Box::new(Model {
-                net: t.net,
-                device: t.device,
-                device_name: t.device_name,
-                config: cfg.model,
-                mask_radius_px: radius,
-                source: "trained here".into(),
-            })))
+            let (model, _) = stages::train_model(&movie.frames[0], &labels, &cfg, None, ctx)?;
+            Ok(Output::Model(Box::new(model)))
         });
     }
 
@@ -583,61 +532,15 @@ impl Session {
             self.notify(Level::Warning, "train or load a model first");
             return;
         };
-        let cfg = self.settings.localize.clone();
+        let cfg = self.settings.chain.localize.clone();
         if !self.valid(cfg.validate()) {
             return;
         }
-        let batch = self.settings.inference_batch.max(1);
+        let batch = self.settings.chain.inference_batch.max(1);
         self.start(JobKind::Detect, move |ctx| {
-            let (w, h) = (movie.width(), movie.height());
-            let keep_maps = movie.frames.len() * w * h <= MAP_BUDGET_BYTES;
-            let mut maps = Vec::new();
-            let max_area = cfg.max_area(model.mask_radius_px);
-            let found = detect_all(
-                &model.net,
-                &model.config,
-                &model.device,
-                &movie.frames,
-                batch,
-                &cfg,
-                max_area,
-                ctx,
-                &mut |_, map: &Raster| {
-                    if keep_maps {
-                        maps.push(
-                            map.data
-                                .iter()
-                                .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
-                                .collect(),
-                        );
-                    }
-                },
-            )?;
-            let mut warnings = Vec::new();
-            if !keep_maps {
-                warnings.push(format!(
-                    "the movie is too large to keep every probability map ({} MB); the overlay is off",
-                    (movie.frames.len() * w * h) >> 20
-                ));
-            }
-            let dropped = found.dropped;
-            let lost = dropped.too_small + dropped.near_edge;
-            if lost > 0 {
-                warnings.push(format!(
-                    "{lost} blobs were dropped: {} too small, {} at the edge",
-                    dropped.too_small, dropped.near_edge
-                ));
-            }
-            let all = found.detections;
-            let regions = found.regions;
-            let region_tracks = crate::detect::region_tracks(&regions);
-            Ok(Output::Detected(Detected {
-                all,
-                regions,
-                region_tracks,
-                maps,
-                warnings,
-            }))
+            let keep_maps = movie.frames.len() * movie.width() * movie.height() <= MAP_BUDGET_BYTES;
+            let d = stages::detect(&movie, &model, &cfg, batch, keep_maps, ctx)?;
+            Ok(Output::Detected(d))
         });
     }
 
@@ -649,22 +552,22 @@ impl Session {
             self.notify(Level::Warning, "detect defects first");
             return;
         }
-        if !self.valid(self.settings.analysis.validate()) {
+        if !self.valid(self.settings.chain.analysis.validate()) {
             return;
         }
         let detections = self.filtered();
         // Corrections name detections by their place in the analysed list; on another list
         // (new detections, another filter) they would hit the wrong defects.
-        if !self.settings.analysis.edits.is_empty() && detections != *self.analysed {
-            let n = self.settings.analysis.edits.len();
-            self.settings.analysis.edits.clear();
+        if !self.settings.chain.analysis.edits.is_empty() && detections != *self.analysed {
+            let n = self.settings.chain.analysis.edits.len();
+            self.settings.chain.analysis.edits.clear();
             self.notify(
                 Level::Warning,
                 format!("{n} manual corrections were made on other detections and were dropped"),
             );
         }
         let lattice = self.labels.as_ref().and_then(|l| l.lattice.clone());
-        let cfg = self.settings.analysis.clone();
+        let cfg = self.settings.chain.analysis.clone();
         self.start(JobKind::Analyse, move |ctx| {
             let a = analysis::run(&movie, &detections, lattice.as_ref(), &cfg, ctx)?;
             Ok(Output::Analysed(Box::new(a), detections))
@@ -697,7 +600,7 @@ impl Session {
         ) else {
             return;
         };
-        let cfg = self.settings.sites.clone();
+        let cfg = self.settings.chain.sites.clone();
         if !self.valid(cfg.validate()) {
             return;
         }
@@ -917,6 +820,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raster::Raster;
 
     fn session() -> Session {
         Session::new(Settings::default(), Arc::new(|| {}))
@@ -984,11 +888,11 @@ mod tests {
         }));
         s.mask = vec![false; 32 * 32];
         // Crops larger than the frame, a threshold outside (0, 1), zero classes.
-        s.settings.train.crop = 64;
+        s.settings.chain.train.crop = 64;
         s.apply(Command::Train);
         assert!(!s.busy());
         s.detected = Some(Arc::new(Detected::default()));
-        s.settings.analysis.classes = crate::analysis::classify::ClassCount::Fixed(0);
+        s.settings.chain.analysis.classes = crate::analysis::classify::ClassCount::Fixed(0);
         s.apply(Command::Analyse);
         assert!(!s.busy());
         let texts: Vec<&str> = s.notices.iter().map(|n| n.text.as_str()).collect();

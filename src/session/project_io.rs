@@ -1,15 +1,14 @@
 //! Projects: the session saved to a folder and opened again.
 
-use super::{Detected, Model, Session, Settings};
+use super::project;
+use super::{Detected, Model, Session, Settings, load_model};
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::jobs;
 use crate::lattice::{Labels, label_in};
-use crate::model::{load_checkpoint, select_device};
 use crate::movie::register::{Registration, register_movie};
 use crate::movie::{self, Movie};
-use crate::project;
 use crate::raster::Raster;
 use crate::synth::{self, TruthDefect};
 use std::path::{Path, PathBuf};
@@ -66,7 +65,7 @@ impl Session {
             .movie_path
             .as_ref()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
-        let settings = serde_json::to_value(&self.settings).unwrap_or_default();
+        let settings = self.settings.clone();
         let file = project::ProjectFile {
             format_version: project::PROJECT_VERSION,
             generation: 0,
@@ -133,27 +132,9 @@ impl Session {
     }
 }
 
-pub(super) fn load_model(dir: &Path, choice: crate::model::DeviceChoice) -> Result<Model> {
-    let selected = select_device(choice)?;
-    let (net, meta) = load_checkpoint(dir, &selected.device)?;
-    Ok(Model {
-        net,
-        device: selected.device,
-        device_name: selected.name,
-        config: meta.model,
-        mask_radius_px: meta.mask_radius_px,
-        source: dir.display().to_string(),
-    })
-}
-
 pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     let file = project::read(dir)?;
-    let settings: Settings = serde_json::from_value(file.settings.clone()).map_err(|e| {
-        Error::invalid(format!(
-            "the project's settings are not readable ({e}): {}",
-            dir.join(project::PROJECT_FILE).display()
-        ))
-    })?;
+    let settings = file.settings.clone();
     let paths = file.paths(dir);
     ctx.begin("reading the movie", 1);
     let movie_path = file.movie_path(dir);
@@ -177,7 +158,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     };
     let (w, h) = (movie.width(), movie.height());
     ctx.begin("labelling frame 0", 1);
-    let labels = match label_in(&movie.frames[0], &settings.label, ctx) {
+    let labels = match label_in(&movie.frames[0], &settings.chain.label, ctx) {
         Err(Error::Cancelled) => return Err(Error::Cancelled),
         labelled => labelled.ok(),
     };
@@ -196,7 +177,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     let model = match file.model {
         Some(source) => {
             ctx.begin("loading the model", 1);
-            let mut m = load_model(&paths.model, settings.train.device)?;
+            let mut m = load_model(&paths.model, settings.chain.train.device, ctx)?;
             m.source = source;
             Some(m)
         }
@@ -214,10 +195,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
         Some(Detected {
             all,
             // Regions are not kept in projects: Detect again to see them.
-            regions: Vec::new(),
-            region_tracks: Vec::new(),
-            maps: Vec::new(),
-            warnings: Vec::new(),
+            ..Default::default()
         })
     } else {
         None
@@ -225,7 +203,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     let analysis = if file.analysed {
         let dets = project::read_detections(&paths.analysed)?;
         let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
-        let a = analysis::run(&movie, &dets, lattice, &settings.analysis, ctx)?;
+        let a = analysis::run(&movie, &dets, lattice, &settings.chain.analysis, ctx)?;
         Some((a, dets))
     } else {
         None

@@ -1,9 +1,7 @@
 //! The settings of every stage, persisted between runs and saved in projects.
 
-use crate::analysis::AnalysisConfig;
-use crate::detect::{Detection, LocalizeConfig};
-use crate::lattice::LabelMethod;
-use crate::train::TrainConfig;
+use super::AnalyzeConfig;
+use crate::detect::Detection;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -35,16 +33,15 @@ impl DetectionFilter {
     }
 }
 
-/// Every setting of every stage: persisted between runs and saved in projects.
+/// Every setting of every stage: persisted between runs and saved in projects. The stages'
+/// own settings are the chain's ([`AnalyzeConfig`], flattened: a project's `settings` object
+/// holds `label`, `train`, … at its top level); the rest is the window's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub label: LabelMethod,
-    pub train: TrainConfig,
-    pub localize: LocalizeConfig,
+    #[serde(flatten)]
+    pub chain: AnalyzeConfig,
     pub filter: DetectionFilter,
-    pub inference_batch: usize,
-    pub analysis: AnalysisConfig,
     pub augment_preview_seed: u64,
     /// Where figures and tables are exported.
     pub export_dir: PathBuf,
@@ -55,26 +52,43 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     /// Minutes between autosaves while there are unsaved changes (0 = never).
     pub autosave_minutes: f64,
-    /// The site model over the lattice's columns.
-    pub sites: crate::sites::SiteModelConfig,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            label: LabelMethod::default(),
-            train: TrainConfig::default(),
-            localize: LocalizeConfig::default(),
+            chain: AnalyzeConfig::default(),
             filter: DetectionFilter::default(),
-            inference_batch: 2,
-            analysis: AnalysisConfig::default(),
             augment_preview_seed: 0,
             export_dir: PathBuf::from("results/gui"),
             export_width_mm: 170.0,
             export_dpi: 300.0,
             recent: Vec::new(),
             autosave_minutes: 3.0,
-            sites: crate::sites::SiteModelConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings go through JSON unchanged, and the stages' settings sit at the top level, where
+    /// projects written before they were the chain's keep them.
+    #[test]
+    fn settings_round_trip_with_the_chain_flattened() {
+        let mut s = Settings::default();
+        s.chain.train.iterations = 123;
+        s.chain.run_sites = false;
+        s.export_dpi = 150.0;
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["train"]["iterations"], 123);
+        let back: Settings = serde_json::from_value(json).expect("back");
+        assert_eq!(back, s);
+        let old = serde_json::json!({"inference_batch": 5, "export_dpi": 72.0});
+        let read: Settings = serde_json::from_value(old).expect("old layout");
+        assert_eq!(read.chain.inference_batch, 5);
+        assert_eq!(read.export_dpi, 72.0);
+        assert!(read.chain.run_sites);
     }
 }

@@ -38,7 +38,7 @@ pub(super) fn op_row(
 }
 
 pub(super) fn augment_controls(app: &mut App, ui: &mut egui::Ui) {
-    let a = &mut app.session.settings.train.augment;
+    let a = &mut app.session.settings.chain.train.augment;
     ui.checkbox(&mut a.flips_rotations, "Flips and 90° rotations");
     ui.horizontal(|ui| {
         ui.label("Rescale");
@@ -82,7 +82,7 @@ pub(super) fn augment_controls(app: &mut App, ui: &mut egui::Ui) {
         }
     });
     if ui.button("Reset to defaults").clicked() {
-        app.session.settings.train.augment = Default::default();
+        app.session.settings.chain.train.augment = Default::default();
     }
 }
 
@@ -95,7 +95,7 @@ pub(super) fn augment_view(app: &mut App, ui: &mut egui::Ui) {
         return;
     }
     let key = (
-        app.session.settings.train.clone(),
+        app.session.settings.chain.train.clone(),
         app.session.settings.augment_preview_seed,
         app.session.mask_generation,
     );
@@ -153,7 +153,7 @@ pub(super) fn augment_view(app: &mut App, ui: &mut egui::Ui) {
     ui.label(format!(
         "{} training crops of {} px as training draws them (red: mask outline)",
         p.tiles.len(),
-        app.session.settings.train.crop
+        app.session.settings.chain.train.crop
     ));
     let cols = 4;
     let side = ((ui.available_width() / cols as f32) - 8.0)

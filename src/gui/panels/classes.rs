@@ -28,7 +28,7 @@ impl Default for ClassesPanel {
 }
 
 pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
-    let a = &mut app.session.settings.analysis;
+    let a = &mut app.session.settings.chain.analysis;
     egui::Grid::new("cls").num_columns(2).show(ui, |ui| {
         ui.label("Method");
         ui.horizontal(|ui| {
@@ -129,7 +129,7 @@ pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
             });
         }
     });
-    let n = app.session.settings.analysis.edits.len();
+    let n = app.session.settings.chain.analysis.edits.len();
     ui.horizontal(|ui| {
         ui.label(format!("{n} corrections"));
         if ui

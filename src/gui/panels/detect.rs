@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn detect_controls(app: &mut App, ui: &mut egui::Ui) {
-    let s = &mut app.session.settings;
+    let s = &mut app.session.settings.chain;
     ui.label(RichText::new("Detection (applied when run)").strong());
     ui.add(egui::Slider::new(&mut s.localize.threshold, 0.05..=0.95).text("probability threshold"));
     ui.add(egui::Slider::new(&mut s.localize.min_area_px, 1..=100).text("min blob (px)"));
@@ -97,7 +97,7 @@ pub(super) fn selected_details(app: &mut App, ui: &mut egui::Ui) {
             &m.frames[d.frame],
             d.x,
             d.y,
-            app.session.settings.analysis.patch_size,
+            app.session.settings.chain.analysis.patch_size,
         );
         let tex = texture(ui.ctx(), "selected-patch", grey_image(&p));
         ui.image((tex.id(), Vec2::splat(128.0)));

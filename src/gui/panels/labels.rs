@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn truth_controls(app: &mut App, ui: &mut egui::Ui) {
-    let mut method = app.session.settings.label.clone();
+    let mut method = app.session.settings.chain.label.clone();
     let mut fft = matches!(method, LabelMethod::FftResidual { .. });
     ui.horizontal(|ui| {
         ui.label("Method");
@@ -52,8 +52,8 @@ pub(super) fn truth_controls(app: &mut App, ui: &mut egui::Ui) {
             ui.add(egui::Slider::new(hi, 0.0..=1.0).text("high threshold"));
         }
     }
-    if method != app.session.settings.label && method.validate().is_ok() {
-        app.session.settings.label = method;
+    if method != app.session.settings.chain.label && method.validate().is_ok() {
+        app.session.settings.chain.label = method;
         app.push(Command::Label);
     }
     if let Some(l) = &app.session.labels {
@@ -114,7 +114,7 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
         if let LabelMethod::FftResidual {
             cutoff_cycles_per_px,
             ..
-        } = app.session.settings.label
+        } = app.session.settings.chain.label
         {
             painter.circle_stroke(
                 rect.center(),
@@ -151,7 +151,7 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
         }
     }
     ui.separator();
-    let mut method = app.session.settings.label.clone();
+    let mut method = app.session.settings.chain.label.clone();
     match (&mut method, &app.session.labels) {
         (
             LabelMethod::FftResidual { lo, hi, .. },
@@ -197,8 +197,8 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
         }
         _ => {}
     }
-    if method != app.session.settings.label && method.validate().is_ok() {
-        app.session.settings.label = method;
+    if method != app.session.settings.chain.label && method.validate().is_ok() {
+        app.session.settings.chain.label = method;
         app.push(Command::Label);
     }
 }

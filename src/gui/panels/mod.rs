@@ -149,7 +149,7 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                 if let Some(a) = app.autosave() {
                     let last = a.root().join(super::autosave::LAST_SESSION);
                     let when = a.last_saved.and_then(|t| t.elapsed().ok());
-                    if last.join(crate::project::PROJECT_FILE).is_file()
+                    if last.join(crate::session::project::PROJECT_FILE).is_file()
                         && ui
                             .button("Reopen last session")
                             .on_hover_text("The session as it was when defectscope last closed")
@@ -332,7 +332,7 @@ fn recovery(app: &mut App, ui: &mut egui::Ui) {
     let Some(left) = app.recoverable().map(std::path::Path::to_path_buf) else {
         return;
     };
-    let when = std::fs::metadata(left.join(crate::project::PROJECT_FILE))
+    let when = std::fs::metadata(left.join(crate::session::project::PROJECT_FILE))
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())

@@ -42,7 +42,7 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
         "Follows frame 0's lattice through the movie and fits a hidden Markov model over every \
          column: defects as states of the sites, vacancies that hop, rates with 95 % intervals.",
     );
-    let cfg = &mut app.session.settings.sites;
+    let cfg = &mut app.session.settings.chain.sites;
     ui.add(
         egui::Slider::new(&mut cfg.defect_posterior, 0.05..=0.95)
             .text("defect when the posterior reaches"),

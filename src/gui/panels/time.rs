@@ -44,7 +44,7 @@ pub(super) fn time_controls(app: &mut App, ui: &mut egui::Ui) {
             .add_enabled(!app.session.busy(), egui::Button::new("Recompute"))
             .clicked()
     {
-        app.session.settings.analysis.coupling = Some((ca, cb));
+        app.session.settings.chain.analysis.coupling = Some((ca, cb));
         app.push(Command::Analyse);
     }
 }

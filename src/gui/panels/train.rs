@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn train_controls(app: &mut App, ui: &mut egui::Ui) {
-    let t = &mut app.session.settings.train;
+    let t = &mut app.session.settings.chain.train;
     egui::Grid::new("train").num_columns(2).show(ui, |ui| {
         ui.label("Network");
         ui.horizontal(|ui| {
@@ -83,12 +83,17 @@ pub(super) fn train_controls(app: &mut App, ui: &mut egui::Ui) {
         ui.end_row();
     });
     if let Some(m) = &app.session.movie
-        && let Err(e) = app.session.settings.train.validate(m.width(), m.height())
+        && let Err(e) = app
+            .session
+            .settings
+            .chain
+            .train
+            .validate(m.width(), m.height())
     {
         ui.colored_label(Color32::LIGHT_RED, e.to_string());
     }
     run_button(app, ui, "Train", JobKind::Train, Command::Train);
-    let total = app.session.settings.train.iterations;
+    let total = app.session.settings.chain.train.iterations;
     let done = app.session.losses.len();
     if let Some(j) = &app.session.job
         && j.kind == JobKind::Train

@@ -19,6 +19,7 @@
 //! saying so. File names are never read from `project.json`, so a project cannot point outside
 //! its folder; the movie path is resolved relative to the folder when it is relative.
 
+use super::Settings;
 use crate::detect::{Detection, detections_csv, parse_detections_csv};
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, grey_png};
@@ -40,8 +41,8 @@ pub struct ProjectFile {
     /// The movie file; `None` with `demo` = the built-in demo movie.
     pub movie: Option<PathBuf>,
     pub demo: bool,
-    /// The workbench's settings (its own type; kept as JSON here).
-    pub settings: serde_json::Value,
+    /// Every stage's settings.
+    pub settings: Settings,
     pub mask_edited: bool,
     /// Where the model came from, when the project holds one.
     pub model: Option<String>,
@@ -239,7 +240,7 @@ mod tests {
             generation: 0,
             movie: Some(PathBuf::from("movie.tif")),
             demo: false,
-            settings: serde_json::json!({"a": 1}),
+            settings: Settings::default(),
             mask_edited: false,
             model: Some("trained here".into()),
             detections: false,
