@@ -268,3 +268,59 @@ fn outputs_are_written_and_bad_inputs_are_clear_errors() {
         assert!(analysis::run(&s.movie, &dets, None, &bad, &ctx).is_err());
     }
 }
+
+/// A correction recomputes from the classifier's clustering exactly what a whole run with the
+/// same correction gives, and corrections made under another clustering are not replayed.
+#[test]
+fn a_correction_equals_a_rerun_and_stays_with_its_clustering() {
+    use defectscope::analysis::classify::ManualEdit;
+    use defectscope::analysis::corrections::Corrections;
+    let cfg = SynthConfig {
+        frames: 6,
+        width: 256,
+        height: 256,
+        seed: 4,
+        ..SynthConfig::default().idealised()
+    };
+    let s = generate(&cfg).expect("generate");
+    let dets = noisy_detections(&s, 0.5, 0.0, 2);
+    let lattice = fit_lattice(&s.movie.frames[0], 0.05).expect("lattice");
+    let acfg = AnalysisConfig {
+        classes: ClassCount::Fixed(3),
+        class_pca_shuffles: 3,
+        coupling_draws: 3,
+        ..AnalysisConfig::default()
+    };
+    let ctx = JobCtx::detached();
+    let a = analysis::run(&s.movie, &dets, Some(&lattice), &acfg, &ctx).expect("analysis");
+    // Move the first classified detection into the next class, then merge classes 1 and 2.
+    let d = a.patched[0];
+    let to = (a.class[d].expect("classified") + 1) % a.classes();
+    let mut c = Corrections::default();
+    c.push(
+        ManualEdit::Relabel {
+            detection: d,
+            class: to,
+        },
+        &a,
+    );
+    let fixed = a.corrected(&s.movie, &dets, &c, &ctx).expect("corrected");
+    assert_eq!(fixed.class[d], Some(to));
+    assert_eq!(fixed.raw_class[d], Some(to));
+    c.push(ManualEdit::Merge { from: 2, into: 1 }, &fixed);
+    let merged = fixed.corrected(&s.movie, &dets, &c, &ctx).expect("merged");
+    let rerun =
+        analysis::run_corrected(&s.movie, &dets, Some(&lattice), &acfg, &c, &ctx).expect("rerun");
+    assert_eq!(merged.classes(), 2);
+    assert_eq!(merged.class, rerun.class);
+    assert_eq!(merged.counts, rerun.counts);
+    assert_eq!(merged.transitions.counts, rerun.transitions.counts);
+    // The classifier's own clustering is untouched by corrections.
+    assert_eq!(merged.classifier.labels, a.classifier.labels);
+    // Under another clustering (another seed) the corrections are not replayed.
+    let other = AnalysisConfig { seed: 9, ..acfg };
+    let b = analysis::run_corrected(&s.movie, &dets, Some(&lattice), &other, &c, &ctx)
+        .expect("other clustering");
+    assert_eq!(b.classes(), 3);
+    assert_eq!(b.clustering.labels, b.classifier.labels);
+}

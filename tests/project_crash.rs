@@ -39,6 +39,7 @@ fn save_number(dir: &Path, n: usize) {
         detections: true,
         analysed: true,
         registered: None,
+        corrections: Default::default(),
     };
     let detections: Vec<Detection> = (0..1000 * n)
         .map(|i| Detection {

@@ -6,6 +6,7 @@
 //! of its submodule. Results are plain data; [`output`] writes the tables and figures.
 
 pub mod classify;
+pub mod corrections;
 pub mod dendrogram;
 pub mod dynamics;
 pub mod figures;
@@ -13,23 +14,26 @@ pub mod lap;
 pub mod output;
 pub mod patches;
 pub mod pca;
+mod stages;
 pub mod tracks;
 pub mod truth;
 
 use crate::detect::Detection;
 use crate::error::{Error, Result};
+use crate::jobs::JobCtx;
 use crate::jobs::StageTime;
-use crate::jobs::{Event, JobCtx};
 use crate::lattice::LatticeFit;
 use crate::movie::Movie;
-use crate::movie::register::{Drift, drift};
+use crate::movie::register::Drift;
 use crate::raster::Raster;
-use classify::{ClassCount, ClusterMethod, Clustering, ManualEdit, Symmetry, SymmetryMerge};
+use classify::{ClassCount, ClusterMethod, Clustering, Symmetry, SymmetryMerge};
+use corrections::{Corrections, clustering_key};
 use dendrogram::Dendrogram;
-use dynamics::{Coupling, Diffusion, MarkovConstraints, Transitions};
-use ndarray::{Array2, Axis};
+use dynamics::{Diffusion, MarkovConstraints, Transitions};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
+pub use stages::Labelled;
+use stages::{LabelInputs, Log};
 use tracks::{TrackConfig, Tracks};
 
 /// Every setting of the analysis stages.
@@ -74,10 +78,6 @@ pub struct AnalysisConfig {
     pub class_pca_components: usize,
     pub class_pca_shuffles: usize,
     pub seed: u64,
-    /// Corrections made by hand (relabelled defects, merged classes), replayed in order after
-    /// clustering. They refer to detections by index, so they hold for the detections they were
-    /// made on.
-    pub edits: Vec<ManualEdit>,
 }
 
 impl Default for AnalysisConfig {
@@ -104,7 +104,6 @@ impl Default for AnalysisConfig {
             class_pca_components: 8,
             class_pca_shuffles: 20,
             seed: 1,
-            edits: Vec::new(),
         }
     }
 }
@@ -195,36 +194,37 @@ pub struct DefectAnalysis {
     pub patched: Vec<usize>,
     pub skipped_edge: usize,
     pub skipped_nonfinite: usize,
+    /// The centre of each detection's patch (its lattice site when snapped).
+    pub centres: Vec<Detection>,
     /// Median distance detections were moved to their lattice site, px (`None`: not snapped).
     pub median_snap_px: Option<f64>,
+    /// Length of the frame-0 lattice's first vector, px.
+    pub lattice_constant_px: Option<f64>,
     /// Explained variance ratio of the features' principal components.
     pub feature_explained: Vec<f64>,
-    pub clustering: Clustering,
+    /// The classifier's clustering, before hand corrections.
+    pub classifier: Clustering,
+    /// Identifies the classifier's clustering (see [`corrections::clustering_key`]).
+    pub clustering_key: u64,
     pub merges: Vec<SymmetryMerge>,
-    /// Mean image, mean per-pixel variance and count of each class (classifier labels).
-    pub class_means: Vec<(Raster, f64, usize)>,
     pub dendrogram: Option<Dendrogram>,
-    /// The classifier's class of each detection (`None`: no patch).
-    pub raw_class: Vec<Option<usize>>,
-    /// After hidden-Markov smoothing along tracks (equal to `raw_class` when smoothing is off).
-    pub class: Vec<Option<usize>>,
-    /// Detections whose class the smoothing changed.
-    pub hmm_changed: usize,
     pub drift: Drift,
     pub tracks: Tracks,
-    pub transitions_raw: Transitions,
-    pub transitions: Transitions,
-    /// The transition matrix the smoothing used.
-    pub hmm_matrix: Vec<Vec<f64>>,
-    /// Counts of each class per frame (smoothed classes).
-    pub counts: Vec<Vec<usize>>,
     /// Area over which densities are counted (the frame less a patch border), nm² or px².
     pub counted_area: f64,
-    pub diffusion: Vec<Diffusion>,
-    pub coupling: Option<Coupling>,
-    pub class_pca: Vec<ClassPca>,
+    /// Everything that depends on the classes (recomputed by a correction).
+    pub labelled: Labelled,
     pub timings: Vec<StageTime>,
     pub warnings: Vec<String>,
+}
+
+/// The label-dependent results read as the analysis's own (`a.class`, `a.counts`, …).
+impl std::ops::Deref for DefectAnalysis {
+    type Target = Labelled;
+
+    fn deref(&self) -> &Labelled {
+        &self.labelled
+    }
 }
 
 impl DefectAnalysis {
@@ -360,292 +360,114 @@ pub fn run(
     cfg: &AnalysisConfig,
     ctx: &JobCtx,
 ) -> Result<DefectAnalysis> {
+    run_corrected(
+        movie,
+        detections,
+        lattice,
+        cfg,
+        &Corrections::default(),
+        ctx,
+    )
+}
+
+/// [`run`], with hand `corrections` replayed on the clustering where they were made on it.
+pub fn run_corrected(
+    movie: &Movie,
+    detections: &[Detection],
+    lattice: Option<&LatticeFit>,
+    cfg: &AnalysisConfig,
+    corrections: &Corrections,
+    ctx: &JobCtx,
+) -> Result<DefectAnalysis> {
     cfg.validate()?;
     movie.validate()?;
-    let mut warnings = Vec::new();
-    let mut warn = |w: String| {
-        ctx.emit(Event::Warning(w.clone()));
-        warnings.push(w);
-    };
-    let mut timings = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |stage: &str, timings: &mut Vec<StageTime>| {
-        timings.push(StageTime {
-            stage: stage.into(),
-            seconds: clock.elapsed().as_secs_f64(),
-        });
-        clock = Instant::now();
-    };
-    const STEPS: u64 = 8;
-    ctx.begin("analysing defects", STEPS);
-    let frames = movie.frames.len();
-    let drift = if cfg.tracking.register && frames > 1 {
-        let d = drift(&movie.frames, ctx)?;
-        ctx.begin("analysing defects", STEPS);
-        d
-    } else {
-        Drift {
-            offsets: vec![(0.0, 0.0); frames],
-            peak_heights: vec![1.0; frames],
-        }
-    };
-    lap("register", &mut timings);
-    let (centres, snap) = match lattice {
-        Some(l) if cfg.snap_to_lattice => snap_to_sites(detections, l, &drift.offsets),
-        _ => (detections.to_vec(), None),
-    };
-    let patches = patches::extract(&movie.frames, &centres, cfg.patch_size)?;
-    if patches.skipped_edge > 0 {
-        warn(format!(
-            "{} of {} defects lie within half a patch ({} px) of the frame edge and were not classified",
-            patches.skipped_edge,
-            detections.len(),
-            cfg.patch_size / 2
-        ));
-    }
-    if patches.skipped_nonfinite > 0 {
-        warn(format!(
-            "{} defects have NaN or infinite pixels in their patch and were not classified",
-            patches.skipped_nonfinite
-        ));
-    }
-    let wanted = match cfg.classes {
-        ClassCount::Fixed(k) => k,
-        ClassCount::Auto { .. } => 1,
-    };
-    if patches.len() < wanted.max(2) {
-        return Err(Error::invalid(format!(
-            "{} classifiable defects are too few to classify into {} classes",
-            patches.len(),
-            wanted.max(2)
-        )));
-    }
-    lap("patches", &mut timings);
-    ctx.step(1)?;
-
-    let (features, feature_explained) = features(&patches.data, cfg)?;
-    let mut clustering = classify::cluster(&features, cfg.method, cfg.classes, cfg.seed)?;
-    let lattice_angle = lattice.map(|l| (l.a1[1] as f64).atan2(l.a1[0] as f64));
-    let merges = match cfg.symmetry {
-        Some(sym) => {
-            if lattice_angle.is_none() {
-                warn("no lattice fit: symmetry mirrors are oriented along the x axis".into());
-            }
-            classify::merge_symmetric(
-                &patches.data,
-                cfg.patch_size,
-                &mut clustering,
-                sym,
-                lattice_angle.unwrap_or(0.0),
-            )
-        }
-        None => Vec::new(),
-    };
-    classify::apply_edits(&mut clustering, &patches.detection, &cfg.edits)?;
-    let classes = clustering.classes;
-    let class_means =
-        classify::class_means(&patches.data, &clustering.labels, classes, cfg.patch_size);
-    for (c, (_, _, n)) in class_means.iter().enumerate() {
-        if *n == 1 {
-            warn(format!("class {c} has a single member"));
-        }
-    }
-    lap("classify", &mut timings);
-    ctx.step(2)?;
-
-    let dendrogram = match dendrogram::ward(
-        &features,
-        Some(&clustering.labels),
-        cfg.dendrogram_max_samples,
-        cfg.dendrogram_leaves,
-        cfg.seed,
-    ) {
-        Ok(d) => {
-            if d.samples < d.total {
-                warn(format!(
-                    "the dendrogram clusters a random subsample of {} of {} defects",
-                    d.samples, d.total
-                ));
-            }
-            Some(d)
-        }
-        Err(e) => {
-            warn(format!("no dendrogram: {e}"));
-            None
-        }
-    };
-    lap("dendrogram", &mut timings);
-    ctx.step(3)?;
-
-    let mut raw_class = vec![None; detections.len()];
-    let mut posterior_of = vec![None; detections.len()];
-    for (row, &d) in patches.detection.iter().enumerate() {
-        raw_class[d] = Some(clustering.labels[row]);
-        posterior_of[d] = Some(row);
-    }
-    ctx.step(4)?;
-    let lattice_a = lattice.map(|l| (l.a1[0].hypot(l.a1[1])) as f64);
-    let max_step = match (cfg.tracking.max_step_px, lattice_a) {
-        (Some(s), _) => s,
-        (None, Some(a)) => (1.2 * a) as f32,
-        (None, None) => {
-            warn(
-                "no lattice fit: linking defects at most 10 px apart (set the maximum step)".into(),
-            );
-            10.0
-        }
-    };
-    let tracks = tracks::link(detections, &drift.offsets, max_step, cfg.tracking.max_gap)?;
-    lap("track", &mut timings);
-    ctx.step(5)?;
-
-    cfg.markov.validate(classes)?;
-    let transitions_raw = dynamics::transitions(&tracks, detections, &raw_class, classes);
-    let hmm_matrix = dynamics::hmm_matrix(&transitions_raw, &cfg.markov);
-    let mut class = raw_class.clone();
-    if cfg.hmm {
-        let n = clustering.labels.len() as f64;
-        let prior: Vec<f64> = (0..classes)
-            .map(|c| clustering.labels.iter().filter(|&&l| l == c).count() as f64 / n)
-            .collect();
-        for t in &tracks.tracks {
-            let obs: Vec<Option<Vec<f64>>> = t
-                .iter()
-                .map(|&d| posterior_of[d].map(|r| clustering.posteriors.row(r).to_vec()))
-                .collect();
-            let path = dynamics::viterbi(&obs, &prior, &hmm_matrix);
-            for (&d, c) in t.iter().zip(path) {
-                // Only classified detections get a class; an edge detection stays unclassified.
-                if raw_class[d].is_some() {
-                    class[d] = Some(c);
-                }
-            }
-        }
-    }
-    // A class set by hand stands, whatever the smoothing prefers.
-    for e in &cfg.edits {
-        if let ManualEdit::Relabel { detection, .. } = *e
-            && raw_class.get(detection).is_some_and(|c| c.is_some())
-        {
-            class[detection] = raw_class[detection];
-        }
-    }
-    let hmm_changed = class.iter().zip(&raw_class).filter(|(a, b)| a != b).count();
-    let transitions = dynamics::transitions(&tracks, detections, &class, classes);
-    lap("markov", &mut timings);
-    ctx.step(6)?;
-
-    let (w, h) = (movie.width(), movie.height());
-    let half = cfg.patch_size as f64 / 2.0;
-    let region = ((half, half), (w as f64 - half, h as f64 - half));
-    let px_area = (w as f64 - 2.0 * half).max(1.0) * (h as f64 - 2.0 * half).max(1.0);
-    let counted_area = match movie.calibration.pixel_size_nm {
-        Some(p) => px_area * p * p,
-        None => px_area,
-    };
-    let counts = dynamics::class_counts(frames, classes, detections, &class);
-    let diffusion = dynamics::diffusion(
-        &tracks,
-        &class,
+    let mut log = Log::new(ctx);
+    let drift = stages::register(movie, cfg, &mut log)?;
+    let (centres, patches) = stages::patches_of(movie, detections, lattice, &drift, cfg, &mut log)?;
+    let found = stages::classify(&patches, lattice, cfg, &mut log)?;
+    let dendrogram = stages::dendrogram_of(&found, cfg, &mut log)?;
+    let lattice_constant_px = lattice.map(|l| f64::from(l.a1[0].hypot(l.a1[1])));
+    let tracks = stages::track(detections, &drift, lattice_constant_px, cfg, &mut log)?;
+    let clustering_key = clustering_key(cfg, detections);
+    let input = LabelInputs {
+        movie,
         detections,
-        &drift.offsets,
-        classes,
-        cfg.msd_max_lag,
-        cfg.seed,
-    );
-    let pair = cfg.coupling.unwrap_or((0, 1.min(classes - 1)));
-    let coupling = if pair.0 >= classes || pair.1 >= classes {
-        return Err(Error::invalid(format!(
-            "coupling between classes {} and {}: only {classes} classes were found",
-            pair.0, pair.1
-        )));
-    } else if classes < 2 && cfg.coupling.is_none() {
-        None
-    } else {
-        let r_max = cfg
-            .coupling_r_max_px
-            .unwrap_or_else(|| lattice_a.map_or(100.0, |a| 4.0 * a));
-        Some(dynamics::coupling(
-            detections,
-            &class,
-            frames,
-            pair.0,
-            pair.1,
-            region,
-            r_max,
-            cfg.coupling_bins,
-            cfg.coupling_draws,
-            cfg.seed,
-        )?)
+        patches: &patches,
+        classifier: &found.clustering,
+        clustering_key,
+        tracks: &tracks,
+        drift: &drift,
+        lattice_constant_px,
     };
-    lap("time", &mut timings);
-    ctx.step(7)?;
-
-    let mut class_pca = Vec::new();
-    for c in 0..classes {
-        let rows: Vec<usize> = (0..patches.len())
-            .filter(|&r| class[patches.detection[r]] == Some(c))
-            .collect();
-        if rows.len() < 3 {
-            warn(format!(
-                "class {c}: {} members are too few for a PCA",
-                rows.len()
-            ));
-            continue;
-        }
-        let x = patches.data.select(Axis(0), &rows);
-        let p = pca::fit(&x, cfg.class_pca_components, cfg.seed)?;
-        let significance = pca::parallel_analysis(&x, &p, cfg.class_pca_shuffles, cfg.seed)?;
-        let size = cfg.patch_size;
-        class_pca.push(ClassPca {
-            class: c,
-            members: rows.len(),
-            mean: patches::raster_from_row(p.mean.iter().copied(), size),
-            eigen_images: p
-                .components
-                .rows()
-                .into_iter()
-                .map(|r| patches::raster_from_row(r.iter().copied(), size))
-                .collect(),
-            eigenvalues: p.eigenvalues.clone(),
-            explained: p.explained_ratio(),
-            scores: p.scores(&x),
-            significance,
-            detections: rows.iter().map(|&r| patches.detection[r]).collect(),
-        });
-    }
-    lap("pca", &mut timings);
-    ctx.step(8)?;
-
-    Ok(DefectAnalysis {
+    let labelled = stages::labelled(&input, corrections, cfg, &mut log)?;
+    let (w, h) = (movie.width(), movie.height());
+    let mut a = DefectAnalysis {
         config: cfg.clone(),
-        frames,
+        frames: movie.frames.len(),
         frame_size: (w, h),
         pixel_size_nm: movie.calibration.pixel_size_nm,
         frame_interval_s: movie.calibration.frame_interval_s,
         patched: patches.detection.clone(),
         skipped_edge: patches.skipped_edge,
         skipped_nonfinite: patches.skipped_nonfinite,
-        median_snap_px: snap,
-        feature_explained,
-        clustering,
-        merges,
-        class_means,
+        centres: centres.centres,
+        median_snap_px: centres.median_snap_px,
+        lattice_constant_px,
+        feature_explained: found.feature_explained,
+        classifier: found.clustering,
+        clustering_key,
+        merges: found.merges,
         dendrogram,
-        raw_class,
-        class,
-        hmm_changed,
         drift,
         tracks,
-        transitions_raw,
-        transitions,
-        hmm_matrix,
-        counts,
-        counted_area,
-        diffusion,
-        coupling,
-        class_pca,
-        timings,
-        warnings,
-    })
+        counted_area: counted_area(movie, cfg.patch_size),
+        labelled,
+        timings: Vec::new(),
+        warnings: Vec::new(),
+    };
+    (a.timings, a.warnings) = (log.timings, log.warnings);
+    Ok(a)
+}
+
+/// Area over which densities are counted: the frame less a patch border, nm² (px² uncalibrated).
+fn counted_area(movie: &Movie, patch_size: usize) -> f64 {
+    let half = patch_size as f64 / 2.0;
+    let px_area = (movie.width() as f64 - 2.0 * half).max(1.0)
+        * (movie.height() as f64 - 2.0 * half).max(1.0);
+    match movie.calibration.pixel_size_nm {
+        Some(p) => px_area * p * p,
+        None => px_area,
+    }
+}
+
+impl DefectAnalysis {
+    /// This analysis with `corrections` in place of the ones it was made with: only what
+    /// depends on the classes is recomputed (the classifier, tracks and drift stay).
+    pub fn corrected(
+        &self,
+        movie: &Movie,
+        detections: &[Detection],
+        corrections: &Corrections,
+        ctx: &JobCtx,
+    ) -> Result<DefectAnalysis> {
+        let mut log = Log::new(ctx);
+        let patches = patches::extract(&movie.frames, &self.centres, self.config.patch_size)?;
+        let input = LabelInputs {
+            movie,
+            detections,
+            patches: &patches,
+            classifier: &self.classifier,
+            clustering_key: self.clustering_key,
+            tracks: &self.tracks,
+            drift: &self.drift,
+            lattice_constant_px: self.lattice_constant_px,
+        };
+        let labelled = stages::labelled(&input, corrections, &self.config, &mut log)?;
+        Ok(DefectAnalysis {
+            labelled,
+            timings: log.timings,
+            warnings: log.warnings,
+            ..self.clone()
+        })
+    }
 }

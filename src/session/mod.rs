@@ -5,6 +5,8 @@
 //! [`Session::apply`] and polls the running job with [`Session::poll`]. Every stage is a call
 //! into the library on a job thread, exactly as the CLI makes it.
 
+use crate::analysis::classify::ManualEdit;
+use crate::analysis::corrections::{Corrections, clustering_key};
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::{Detection, detections_csv};
 use crate::error::{Error, Result};
@@ -194,6 +196,8 @@ pub struct Session {
     pub analysed: Arc<Vec<Detection>>,
     /// The site model of the movie (frame 0's lattice followed through it).
     pub sites: Option<Arc<SiteAnalysis>>,
+    /// Classes corrected by hand, over the analysis's clustering.
+    pub corrections: Corrections,
     pub job: Option<Job>,
     pub notices: Vec<Notice>,
     /// Seconds the last finished job of each kind took.
@@ -222,6 +226,7 @@ impl Session {
             analysis: None,
             analysed: Arc::new(Vec::new()),
             sites: None,
+            corrections: Corrections::default(),
             job: None,
             notices: Vec::new(),
             last_job_seconds: Vec::new(),
@@ -384,24 +389,12 @@ impl Session {
             Command::Analyse => self.analyse(),
             Command::FitSites => self.fit_sites(),
             Command::Relabel { detection, class } => {
-                self.settings
-                    .chain
-                    .analysis
-                    .edits
-                    .push(analysis::classify::ManualEdit::Relabel { detection, class });
-                self.analyse();
+                self.correct(Some(ManualEdit::Relabel { detection, class }));
             }
-            Command::Merge { from, into } => {
-                self.settings
-                    .chain
-                    .analysis
-                    .edits
-                    .push(analysis::classify::ManualEdit::Merge { from, into });
-                self.analyse();
-            }
+            Command::Merge { from, into } => self.correct(Some(ManualEdit::Merge { from, into })),
             Command::UndoEdit => {
-                if self.settings.chain.analysis.edits.pop().is_some() {
-                    self.analyse();
+                if self.corrections.edits.pop().is_some() {
+                    self.correct(None);
                 }
             }
             Command::ExportAll => self.export_all(),
@@ -556,21 +549,48 @@ impl Session {
             return;
         }
         let detections = self.filtered();
-        // Corrections name detections by their place in the analysed list; on another list
-        // (new detections, another filter) they would hit the wrong defects.
-        if !self.settings.chain.analysis.edits.is_empty() && detections != *self.analysed {
-            let n = self.settings.chain.analysis.edits.len();
-            self.settings.chain.analysis.edits.clear();
+        let cfg = self.settings.chain.analysis.clone();
+        // Corrections name detections by their place in the analysed list and classes by
+        // number; on other detections or another clustering they would hit the wrong ones.
+        if !self.corrections.fit(clustering_key(&cfg, &detections)) {
+            let n = self.corrections.edits.len();
+            self.corrections = Corrections::default();
             self.notify(
                 Level::Warning,
-                format!("{n} manual corrections were made on other detections and were dropped"),
+                format!(
+                    "{n} manual corrections were made on other detections or another clustering and were dropped"
+                ),
             );
         }
         let lattice = self.labels.as_ref().and_then(|l| l.lattice.clone());
-        let cfg = self.settings.chain.analysis.clone();
+        let corrections = self.corrections.clone();
         self.start(JobKind::Analyse, move |ctx| {
-            let a = analysis::run(&movie, &detections, lattice.as_ref(), &cfg, ctx)?;
+            let a = analysis::run_corrected(
+                &movie,
+                &detections,
+                lattice.as_ref(),
+                &cfg,
+                &corrections,
+                ctx,
+            )?;
             Ok(Output::Analysed(Box::new(a), detections))
+        });
+    }
+
+    /// Record `edit` (none: an edit was undone) and recompute what depends on the classes.
+    fn correct(&mut self, edit: Option<ManualEdit>) {
+        let (Some(movie), Some(a)) = (self.movie.clone(), self.analysis.clone()) else {
+            self.notify(Level::Warning, "analyse the defects first");
+            return;
+        };
+        if let Some(e) = edit {
+            self.corrections.push(e, &a);
+        }
+        let corrections = self.corrections.clone();
+        let detections = self.analysed.clone();
+        self.start(JobKind::Analyse, move |ctx| {
+            let fixed = a.corrected(&movie, &detections, &corrections, ctx)?;
+            Ok(Output::Analysed(Box::new(fixed), detections.to_vec()))
         });
     }
 
@@ -763,6 +783,7 @@ impl Session {
                 self.detected = None;
                 self.analysis = None;
                 self.analysed = Arc::new(Vec::new());
+                self.corrections = Corrections::default();
                 self.sites = None;
                 match project {
                     Some(p) => self.restore(p),

@@ -20,6 +20,7 @@
 //! its folder; the movie path is resolved relative to the folder when it is relative.
 
 use super::Settings;
+use crate::analysis::corrections::Corrections;
 use crate::detect::{Detection, detections_csv, parse_detections_csv};
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir, grey_png};
@@ -51,6 +52,9 @@ pub struct ProjectFile {
     /// The frames were registered after reading: `Some(cropped)`.
     #[serde(default)]
     pub registered: Option<bool>,
+    /// Classes corrected by hand, over the analysis's clustering.
+    #[serde(default)]
+    pub corrections: Corrections,
 }
 
 /// Writes a model's checkpoint folder into the given directory.
@@ -246,6 +250,7 @@ mod tests {
             detections: false,
             analysed: false,
             registered: None,
+            corrections: Default::default(),
         }
     }
 

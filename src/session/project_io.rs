@@ -2,6 +2,7 @@
 
 use super::project;
 use super::{Detected, Model, Session, Settings, load_model};
+use crate::analysis::corrections::Corrections;
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
@@ -33,6 +34,7 @@ pub(super) struct ProjectParts {
     model: Option<Model>,
     detected: Option<Detected>,
     analysis: Option<(DefectAnalysis, Vec<Detection>)>,
+    corrections: Corrections,
 }
 
 impl Session {
@@ -77,6 +79,7 @@ impl Session {
             detections: self.detected.is_some(),
             analysed: self.analysis.is_some(),
             registered: self.registration.as_ref().map(|r| r.cropped),
+            corrections: self.corrections.clone(),
         };
         let mask = self.mask_edited.then(|| self.mask.clone());
         let model = self.model.clone();
@@ -128,6 +131,7 @@ impl Session {
         if let Some((a, dets)) = p.analysis {
             self.analysis = Some(Arc::new(a));
             self.analysed = Arc::new(dets);
+            self.corrections = p.corrections;
         }
     }
 }
@@ -203,7 +207,14 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     let analysis = if file.analysed {
         let dets = project::read_detections(&paths.analysed)?;
         let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
-        let a = analysis::run(&movie, &dets, lattice, &settings.chain.analysis, ctx)?;
+        let a = analysis::run_corrected(
+            &movie,
+            &dets,
+            lattice,
+            &settings.chain.analysis,
+            &file.corrections,
+            ctx,
+        )?;
         Some((a, dets))
     } else {
         None
@@ -219,6 +230,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
             model,
             detected,
             analysis,
+            corrections: file.corrections.clone(),
         }),
         registration,
         keep_model: false,

@@ -129,7 +129,7 @@ pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
             });
         }
     });
-    let n = app.session.settings.chain.analysis.edits.len();
+    let n = app.session.corrections.edits.len();
     ui.horizontal(|ui| {
         ui.label(format!("{n} corrections"));
         if ui
