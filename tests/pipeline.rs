@@ -1,13 +1,17 @@
 //! End to end on generated movies, scored against the generator's truth (never our own output).
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
+use defectscope::analysis;
 use defectscope::jobs::JobCtx;
 use defectscope::lattice::{LabelMethod, label};
 use defectscope::model::DeviceChoice;
 use defectscope::movie::{self, write_tiff_f32};
 use defectscope::score::score_frame;
-use defectscope::session::{AnalyzeConfig, analyze, score_against_truth, write_results};
+use defectscope::session::{
+    AnalyzeConfig, Command, Level, Session, Settings, analyze, score_against_truth, write_results,
+};
 use defectscope::synth::{ColumnModel, DefectType, SynthConfig, generate};
+use std::sync::Arc;
 
 fn cpu_config(iterations: usize) -> AnalyzeConfig {
     let mut cfg = AnalyzeConfig::default();
@@ -162,4 +166,77 @@ fn full_chain_on_a_small_movie_and_model_reuse() {
     );
     eprintln!("reused model on another movie: {}", score_b.summary());
     assert!(score_b.f1() >= 0.85, "F1 {}", score_b.f1());
+
+    cli_and_window_agree(&path, &movie, &acfg, &model_dir, dir.path());
+}
+
+/// The CLI's chain (`analyze` with `--model`, then the analysis) and the window's session
+/// (open, load the model, detect, analyse, fit the site model, export) write the same
+/// detections, classes, site model and run.json numbers.
+fn cli_and_window_agree(
+    path: &std::path::Path,
+    movie: &movie::Movie,
+    cfg: &AnalyzeConfig,
+    model_dir: &std::path::Path,
+    dir: &std::path::Path,
+) {
+    let ctx = JobCtx::detached();
+    let cli = dir.join("cli");
+    let a = analyze(movie, cfg, Some(model_dir), None, &ctx).expect("cli chain");
+    write_results(&cli, movie, cfg, &a, None).expect("cli results");
+    let lattice = a.labels.as_ref().and_then(|l| l.lattice.as_ref());
+    let classes = analysis::run(movie, &a.detections, lattice, &cfg.analysis, &ctx).expect("cli");
+    analysis::output::write(&cli, &classes, &a.detections, &movie.frames[0]).expect("cli tables");
+
+    let window = dir.join("window");
+    let settings = Settings {
+        chain: cfg.clone(),
+        export_dir: window.clone(),
+        ..Settings::default()
+    };
+    let mut session = Session::new(settings, Arc::new(|| {}));
+    for command in [
+        Command::OpenMovie(path.to_path_buf()),
+        Command::LoadModel(model_dir.to_path_buf()),
+        Command::Detect,
+        Command::Analyse,
+        Command::FitSites,
+        Command::ExportAll,
+    ] {
+        session.apply(command);
+        // Opening labels frame 0 as a second job.
+        while session.busy() {
+            session.wait();
+        }
+        let errors: Vec<_> = session
+            .notices
+            .iter()
+            .filter(|n| n.level == Level::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    for table in [
+        "defects.csv",
+        "classes.csv",
+        "tracks.csv",
+        "site_defects.csv",
+        "site_rates.csv",
+    ] {
+        let read = |d: &std::path::Path| std::fs::read_to_string(d.join(table)).expect(table);
+        assert_eq!(read(&cli), read(&window), "{table} differs");
+    }
+    let json = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("run.json")).expect("run.json")).expect("json")
+    };
+    let (c, w) = (json(&cli), json(&window));
+    for key in [
+        "counts_per_frame",
+        "total_detections",
+        "dropped_blobs",
+        "labels",
+        "site_model",
+        "model",
+    ] {
+        assert_eq!(c[key], w[key], "run.json: {key} differs");
+    }
 }

@@ -127,8 +127,8 @@ pub fn analyze(
     ctx.step(1)?;
 
     let t = Instant::now();
-    let (model, training) = match model_dir {
-        Some(dir) => (load_model(dir, cfg.train.device, ctx)?, None),
+    let model = match model_dir {
+        Some(dir) => load_model(dir, cfg.train.device, ctx)?,
         None => {
             let labels = labels
                 .as_ref()
@@ -139,11 +139,10 @@ pub fn analyze(
                 ignore: &ignore,
                 radius_px: labels.mask_radius_px(),
             };
-            let (model, summary) =
-                train_model(frame0, &frame_labels, &cfg.train, checkpoint_dir, ctx)?;
-            (model, Some(summary))
+            train_model(frame0, &frame_labels, &cfg.train, checkpoint_dir, ctx)?
         }
     };
+    let training = model.training.clone();
     timings.push(StageTime {
         stage: if training.is_some() {
             "train"
@@ -192,14 +191,10 @@ pub fn analyze(
         }
         _ => None,
     };
-    let mut counts_per_frame = vec![0; movie.frames.len()];
-    for d in &detections {
-        counts_per_frame[d.frame] += 1;
-    }
     Ok(Analysis {
         labels,
+        counts_per_frame: counts_per_frame(&detections, movie.frames.len()),
         detections,
-        counts_per_frame,
         dropped,
         regions,
         timings,
@@ -209,6 +204,17 @@ pub fn analyze(
         warnings,
         sites,
     })
+}
+
+/// How many of `detections` lie in each of `frames` frames.
+pub fn counts_per_frame(detections: &[Detection], frames: usize) -> Vec<usize> {
+    let mut counts = vec![0; frames];
+    for d in detections {
+        if let Some(c) = counts.get_mut(d.frame) {
+            *c += 1;
+        }
+    }
+    counts
 }
 
 /// Score detections against truth: all frames from `first_frame` on, one-to-one within `radius`.

@@ -8,11 +8,11 @@
 use crate::analysis::classify::ManualEdit;
 use crate::analysis::corrections::{Corrections, clustering_key};
 use crate::analysis::{self, DefectAnalysis};
-use crate::detect::{Detection, detections_csv};
+use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
-use crate::jobs::{self, Event, JobHandle, Progress};
+use crate::jobs::{self, Event, JobHandle, Progress, StageTime};
 use crate::lattice::{DEFAULT_MASK_RADIUS_PX, Labels, label_in};
 use crate::movie::register::{Registration, registered};
 use crate::movie::{self, Movie};
@@ -30,8 +30,8 @@ mod settings;
 mod stages;
 
 pub use chain::{
-    Analysis, AnalyzeConfig, Written, analyze, combined_points, score_against_truth, score_points,
-    write_results,
+    Analysis, AnalyzeConfig, Written, analyze, combined_points, counts_per_frame,
+    score_against_truth, score_points, write_results,
 };
 
 use project_io::{Opened, open_project};
@@ -71,6 +71,18 @@ impl JobKind {
             JobKind::Sites => "fitting the site model",
             JobKind::Export => "exporting",
             JobKind::SaveProject => "saving the project",
+        }
+    }
+
+    /// The chain's name for this stage in timings (`None`: not a stage of the chain).
+    pub fn stage(self) -> Option<&'static str> {
+        match self {
+            JobKind::Label => Some("label"),
+            JobKind::Train => Some("train"),
+            JobKind::LoadModel => Some("load model"),
+            JobKind::Detect => Some("detect"),
+            JobKind::Sites => Some("sites"),
+            _ => None,
         }
     }
 }
@@ -512,7 +524,7 @@ impl Session {
                 ignore: &ignore,
                 radius_px: radius,
             };
-            let (model, _) = stages::train_model(&movie.frames[0], &labels, &cfg, None, ctx)?;
+            let model = stages::train_model(&movie.frames[0], &labels, &cfg, None, ctx)?;
             Ok(Output::Model(Box::new(model)))
         });
     }
@@ -630,23 +642,69 @@ impl Session {
         });
     }
 
+    /// What the window has found, as the CLI's chain reports it (for [`write_results`]), with
+    /// the detections the filter keeps; `None` before detection.
+    pub fn results(&self) -> Option<Analysis> {
+        let movie = self.movie.as_ref()?;
+        let detected = self.detected.as_ref()?;
+        let model = self.model.as_ref()?;
+        let detections = self.filtered();
+        let timings = self
+            .last_job_seconds
+            .iter()
+            .filter_map(|(k, seconds)| {
+                Some(StageTime {
+                    stage: k.stage()?.into(),
+                    seconds: *seconds,
+                })
+            })
+            .collect();
+        Some(Analysis {
+            labels: self.labels.clone(),
+            counts_per_frame: counts_per_frame(&detections, movie.frames.len()),
+            detections,
+            dropped: detected.dropped,
+            regions: detected.regions.clone(),
+            timings,
+            device: model.device_name.clone(),
+            model_source: model.source.clone(),
+            training: model.training.clone(),
+            warnings: detected.warnings.clone(),
+            sites: self.sites.as_deref().cloned(),
+        })
+    }
+
+    /// Write what the CLI's `analyze` writes (detections, regions, the site model's tables,
+    /// run.json) and, once analysed, the analysis's tables and figures.
     fn export_all(&mut self) {
-        let (Some(movie), Some(a)) = (self.movie.clone(), self.analysis.clone()) else {
-            self.notify(
-                Level::Warning,
-                "nothing to export yet: analyse the defects first",
-            );
+        let Some(movie) = self.movie.clone() else {
+            self.notify(Level::Warning, "nothing to export yet: open a movie first");
             return;
         };
+        let results = self.results();
+        let analysis = self.analysis.clone();
+        if results.is_none() && analysis.is_none() {
+            self.notify(
+                Level::Warning,
+                "nothing to export yet: detect defects first",
+            );
+            return;
+        }
+        let cfg = self.settings.chain.clone();
         let dets = self.analysed.clone();
         let dir = self.settings.export_dir.clone();
         self.start(JobKind::Export, move |ctx| {
             ctx.begin("writing tables and figures", 1);
-            let files = analysis::output::write(&dir, &a, &dets, &movie.frames[0])?;
-            atomic_write(&dir.join("defects.csv"), detections_csv(&dets).as_bytes())?;
+            let mut files = 0;
+            if let Some(r) = &results {
+                write_results(&dir, &movie, &cfg, r, None)?;
+                files += 3;
+            }
+            if let Some(a) = &analysis {
+                files += analysis::output::write(&dir, a, &dets, &movie.frames[0])?.len();
+            }
             Ok(Output::Wrote(format!(
-                "{} files written to {}",
-                files.len() + 1,
+                "{files} files written to {}",
                 dir.display()
             )))
         });

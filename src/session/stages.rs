@@ -25,6 +25,8 @@ pub struct Model {
     pub mask_radius_px: f32,
     /// "trained here" or the folder it was loaded from.
     pub source: String,
+    /// How training went, for a network trained here.
+    pub training: Option<TrainSummary>,
 }
 
 impl Model {
@@ -81,7 +83,7 @@ pub fn train_model(
     cfg: &TrainConfig,
     checkpoint_dir: Option<&Path>,
     ctx: &JobCtx,
-) -> Result<(Model, TrainSummary)> {
+) -> Result<Model> {
     let trained = train(frame0, labels, cfg, checkpoint_dir, ctx)?;
     let summary = TrainSummary {
         iterations: trained.losses.len(),
@@ -90,15 +92,15 @@ pub fn train_model(
         final_loss: trained.losses.last().copied().unwrap_or(f32::NAN),
         validation_iou: trained.validation,
     };
-    let model = Model {
+    Ok(Model {
         net: trained.net,
         device: trained.device,
         device_name: trained.device_name,
         config: cfg.model,
         mask_radius_px: labels.radius_px,
         source: "trained here".into(),
-    };
-    Ok((model, summary))
+        training: Some(summary),
+    })
 }
 
 /// A network saved as a checkpoint folder, on the device `choice` selects (a fallback from
@@ -116,6 +118,7 @@ pub fn load_model(dir: &Path, choice: DeviceChoice, ctx: &JobCtx) -> Result<Mode
         config: meta.model,
         mask_radius_px: meta.mask_radius_px,
         source: dir.display().to_string(),
+        training: None,
     })
 }
 
