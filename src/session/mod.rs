@@ -10,7 +10,6 @@ use crate::analysis::corrections::{Corrections, clustering_key};
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
-use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir};
 use crate::jobs::{self, Event, JobHandle, Progress, StageTime};
 use crate::lattice::{DEFAULT_MASK_RADIUS_PX, Labels, label_in};
@@ -24,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod chain;
+mod commands;
 pub mod project;
 mod project_io;
 mod settings;
@@ -34,6 +34,7 @@ pub use chain::{
     score_against_truth, score_points, write_results,
 };
 
+pub use commands::{Command, JobKind, Level, Notice};
 use project_io::{Opened, open_project};
 pub use settings::{DetectionFilter, Settings};
 pub use stages::{Detected, Model, TrainSummary, load_model};
@@ -42,50 +43,6 @@ pub use stages::{Detected, Model, TrainSummary, load_model};
 const MAP_BUDGET_BYTES: usize = 512 << 20;
 /// Recent files remembered.
 const RECENT: usize = 8;
-
-/// The kinds of background job; one runs at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    Open,
-    Register,
-    Label,
-    Train,
-    LoadModel,
-    Detect,
-    Analyse,
-    Sites,
-    Export,
-    SaveProject,
-}
-
-impl JobKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            JobKind::Open => "opening",
-            JobKind::Register => "registering frames",
-            JobKind::Label => "labelling frame 0",
-            JobKind::Train => "training",
-            JobKind::LoadModel => "loading the model",
-            JobKind::Detect => "detecting",
-            JobKind::Analyse => "analysing",
-            JobKind::Sites => "fitting the site model",
-            JobKind::Export => "exporting",
-            JobKind::SaveProject => "saving the project",
-        }
-    }
-
-    /// The chain's name for this stage in timings (`None`: not a stage of the chain).
-    pub fn stage(self) -> Option<&'static str> {
-        match self {
-            JobKind::Label => Some("label"),
-            JobKind::Train => Some("train"),
-            JobKind::LoadModel => Some("load model"),
-            JobKind::Detect => Some("detect"),
-            JobKind::Sites => Some("sites"),
-            _ => None,
-        }
-    }
-}
 
 /// What a finished job hands back.
 enum Output {
@@ -117,71 +74,6 @@ impl Job {
     pub fn is_cancelled(&self) -> bool {
         self.handle.ctx.is_cancelled()
     }
-}
-
-/// How bad a notification is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    pub level: Level,
-    pub text: String,
-    pub at: Instant,
-}
-
-/// What a panel asks the session to do.
-#[derive(Debug, Clone)]
-pub enum Command {
-    OpenDemo,
-    OpenMovie(PathBuf),
-    OpenProject(PathBuf),
-    SaveProject(PathBuf),
-    /// Label frame 0 with the current settings (rethresholding when only thresholds changed).
-    Label,
-    /// Set (true) or clear a disk of the training mask: centre x, y and radius in px.
-    Paint {
-        x: f32,
-        y: f32,
-        radius: f32,
-        on: bool,
-    },
-    /// Throw away the hand edits of the mask.
-    ResetMask,
-    /// Remove the drift from the open movie's frames (see `movie::register`), optionally
-    /// cropping them to the field all frames share; labels, detections and analysis start over.
-    Register {
-        crop: bool,
-    },
-    Train,
-    SaveModel(PathBuf),
-    LoadModel(PathBuf),
-    Detect,
-    Analyse,
-    /// Fit the site model (a hidden Markov model over the lattice's columns).
-    FitSites,
-    /// Reclassify one detection by hand (its class as currently numbered; one past the last
-    /// class starts a new one), then analyse again.
-    Relabel {
-        detection: usize,
-        class: usize,
-    },
-    Merge {
-        from: usize,
-        into: usize,
-    },
-    UndoEdit,
-    /// Every table and figure of the analysis into the export folder.
-    ExportAll,
-    /// One figure as `<name>.svg` and `<name>.png` (at the export resolution) into the export
-    /// folder.
-    ExportFigure(String, Box<Figure>),
-    Cancel,
-    DismissNotice(usize),
 }
 
 /// The data store.
@@ -897,123 +789,4 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::raster::Raster;
-
-    fn session() -> Session {
-        Session::new(Settings::default(), Arc::new(|| {}))
-    }
-
-    #[test]
-    fn painting_sets_and_clears_a_disk() {
-        let mut s = session();
-        s.movie = Some(Arc::new(Movie {
-            frames: vec![Raster::zeros(20, 10)],
-            calibration: Default::default(),
-            acquisition: Default::default(),
-            source: PathBuf::from("test"),
-            format: "test".into(),
-        }));
-        s.apply(Command::Paint {
-            x: 5.0,
-            y: 5.0,
-            radius: 2.0,
-            on: true,
-        });
-        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 13);
-        assert!(s.mask_edited);
-        s.apply(Command::Paint {
-            x: 5.0,
-            y: 5.0,
-            radius: 1.0,
-            on: false,
-        });
-        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 8);
-        // Off the frame: nothing happens, nothing panics.
-        s.apply(Command::Paint {
-            x: -50.0,
-            y: 500.0,
-            radius: 3.0,
-            on: true,
-        });
-        assert_eq!(s.mask.iter().filter(|&&m| m).count(), 8);
-    }
-
-    #[test]
-    fn stages_out_of_order_are_notices_not_jobs() {
-        let mut s = session();
-        for c in [
-            Command::Label,
-            Command::Train,
-            Command::Detect,
-            Command::Analyse,
-        ] {
-            s.apply(c);
-            assert!(!s.busy());
-        }
-        assert_eq!(s.notices.len(), 1, "one notice, not four: {:?}", s.notices);
-    }
-
-    #[test]
-    fn invalid_settings_are_a_hint_and_no_job() {
-        let mut s = session();
-        s.movie = Some(Arc::new(Movie {
-            frames: vec![Raster::zeros(32, 32); 2],
-            calibration: Default::default(),
-            acquisition: Default::default(),
-            source: PathBuf::from("test"),
-            format: "test".into(),
-        }));
-        s.mask = vec![false; 32 * 32];
-        // Crops larger than the frame, a threshold outside (0, 1), zero classes.
-        s.settings.chain.train.crop = 64;
-        s.apply(Command::Train);
-        assert!(!s.busy());
-        s.detected = Some(Arc::new(Detected::default()));
-        s.settings.chain.analysis.classes = crate::analysis::classify::ClassCount::Fixed(0);
-        s.apply(Command::Analyse);
-        assert!(!s.busy());
-        let texts: Vec<&str> = s.notices.iter().map(|n| n.text.as_str()).collect();
-        assert_eq!(texts.len(), 2, "{texts:?}");
-        assert!(
-            texts.iter().all(|t| t.starts_with("not started:")),
-            "{texts:?}"
-        );
-        assert!(texts[0].contains("crop"), "{texts:?}");
-    }
-
-    #[test]
-    fn a_bad_movie_is_one_error_notice() {
-        let mut s = session();
-        let dir = tempfile::tempdir().expect("dir");
-        let p = dir.path().join("broken.tif");
-        std::fs::write(&p, b"II*\0garbage").expect("write");
-        s.apply(Command::OpenMovie(p));
-        s.wait();
-        assert!(s.movie.is_none());
-        assert_eq!(s.notices.len(), 1);
-        assert_eq!(s.notices[0].level, Level::Error);
-        assert!(s.notices[0].text.contains("broken.tif"), "{:?}", s.notices);
-    }
-
-    #[test]
-    fn filter_keeps_by_score_and_area() {
-        let f = DetectionFilter {
-            min_score: 0.6,
-            min_area_px: 5,
-            max_area_px: 20,
-        };
-        let d = |score, area| Detection {
-            frame: 0,
-            x: 1.0,
-            y: 1.0,
-            area,
-            score,
-        };
-        assert!(f.keeps(&d(0.7, 10)));
-        assert!(!f.keeps(&d(0.5, 10)));
-        assert!(!f.keeps(&d(0.7, 4)));
-        assert!(!f.keeps(&d(0.7, 21)));
-    }
-}
+mod tests;
