@@ -1,6 +1,7 @@
 //! The workbench driven through its widgets (egui_kittest, no GPU, no window): open the demo
 //! movie, train a small model, detect, classify, export; cancel; bad input.
 #![cfg(feature = "gui")]
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 use defectscope::gui::{App, Stage};
 use defectscope::model::DeviceChoice;
@@ -50,16 +51,14 @@ fn errors(app: &App) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn demo_to_exported_tables_through_the_panels() {
-    let mut h = harness(quick_settings());
-    h.run_steps(1);
+/// File → Open demo movie; frame 0 is labelled by itself.
+fn open_the_demo(h: &mut Harness<'static, App>) {
     // File → Open demo movie.
     h.get_by_label("File").click();
     h.run_steps(3);
     h.get_by_label("Open demo movie").click();
-    finish(&mut h); // generating the movie
-    finish(&mut h); // labelling frame 0 starts by itself
+    finish(h); // generating the movie
+    finish(h); // labelling frame 0 starts by itself
     {
         let s = h.state().session();
         let m = s.movie.as_ref().expect("demo movie open");
@@ -68,7 +67,10 @@ fn demo_to_exported_tables_through_the_panels() {
         assert_eq!(s.mask.len(), 256 * 256);
         assert!(l.mask.iter().any(|&v| v), "the demo has defects in frame 0");
     }
+}
 
+/// Frame stepping with the keyboard.
+fn step_frames(h: &mut Harness<'static, App>) {
     // Frame stepping with the keyboard.
     h.key_press(egui::Key::ArrowRight);
     h.run_steps(1);
@@ -76,9 +78,12 @@ fn demo_to_exported_tables_through_the_panels() {
     h.key_press(egui::Key::Home);
     h.run_steps(1);
     assert_eq!(h.state().current_frame(), 0);
+}
 
+/// Ground truth: a live threshold change re-flags columns without a new labelling job.
+fn rethreshold(h: &mut Harness<'static, App>) {
     // Ground truth: a live threshold change re-flags columns without a new labelling job.
-    click_stage(&mut h, Stage::GroundTruth);
+    click_stage(h, Stage::GroundTruth);
     let before = h.state().session().mask.clone();
     h.state_mut().session_mut().settings.chain.label = defectscope::lattice::LabelMethod::Columns {
         z_threshold: 2.0,
@@ -98,16 +103,22 @@ fn demo_to_exported_tables_through_the_panels() {
     h.state_mut().push(Command::Label);
     h.run_steps(1);
     assert_eq!(h.state().session().mask, before);
+}
 
+/// Augmentation preview draws without error.
+fn preview_augmentations(h: &mut Harness<'static, App>) {
     // Augmentation preview draws without error.
-    click_stage(&mut h, Stage::Augment);
+    click_stage(h, Stage::Augment);
     assert!(
         h.query_by_label_contains("training crops of 64 px")
             .is_some()
     );
+}
 
+/// Training, with a live loss curve.
+fn train(h: &mut Harness<'static, App>) {
     // Training, with a live loss curve.
-    click_stage(&mut h, Stage::Train);
+    click_stage(h, Stage::Train);
     h.get_by_label("Train").click();
     h.run_steps(2);
     assert!(
@@ -117,7 +128,7 @@ fn demo_to_exported_tables_through_the_panels() {
         "{:?}",
         h.state().session().notices
     );
-    finish(&mut h);
+    finish(h);
     {
         let s = h.state().session();
         assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
@@ -133,11 +144,14 @@ fn demo_to_exported_tables_through_the_panels() {
         let last = s.losses[110..].iter().map(|p| p[1]).sum::<f64>();
         assert!(last < first, "the loss falls: {first} → {last}");
     }
+}
 
+/// Detection in every frame, with probability maps for the overlay, and the live filter.
+fn detect(h: &mut Harness<'static, App>) {
     // Detection in every frame, with probability maps for the overlay.
-    click_stage(&mut h, Stage::Detect);
+    click_stage(h, Stage::Detect);
     h.get_by_label("Detect in all frames").click();
-    finish(&mut h);
+    finish(h);
     let (n, top_score) = {
         let s = h.state().session();
         let d = s.detected.as_ref().expect("detections");
@@ -153,13 +167,16 @@ fn demo_to_exported_tables_through_the_panels() {
     assert!(h.state().session().filtered().is_empty());
     h.state_mut().session_mut().settings.filter.min_score = 0.5;
     h.run_steps(1);
+}
 
+/// Classes (fixed number: a short training gives a noisy BIC); a manual merge and its undo.
+fn classify_merge_undo(h: &mut Harness<'static, App>) {
     // Classes (fixed number: a short training gives a noisy BIC).
-    click_stage(&mut h, Stage::Classes);
+    click_stage(h, Stage::Classes);
     h.state_mut().session_mut().settings.chain.analysis.classes =
         defectscope::analysis::classify::ClassCount::Fixed(2);
     h.get_by_label("Classify and track").click();
-    finish(&mut h);
+    finish(h);
     let classes = {
         let s = h.state().session();
         assert!(errors(h.state()).is_empty(), "{:?}", s.notices);
@@ -173,28 +190,31 @@ fn demo_to_exported_tables_through_the_panels() {
 
     // A manual merge leaves one class; undo brings two back.
     h.state_mut().push(Command::Merge { from: 1, into: 0 });
-    finish(&mut h);
+    finish(h);
     assert_eq!(
         h.state().session().analysis.as_ref().map(|a| a.classes()),
         Some(1)
     );
     h.state_mut().push(Command::UndoEdit);
-    finish(&mut h);
+    finish(h);
     assert_eq!(
         h.state().session().analysis.as_ref().map(|a| a.classes()),
         Some(2)
     );
+}
 
+/// The time and PCA panels draw; every table and one figure are exported.
+fn draw_and_export(h: &mut Harness<'static, App>) {
     // The time and PCA panels draw.
-    click_stage(&mut h, Stage::Time);
-    click_stage(&mut h, Stage::Pca);
+    click_stage(h, Stage::Time);
+    click_stage(h, Stage::Pca);
 
     // Export everything into a temporary folder.
     let dir = tempfile::tempdir().expect("dir");
-    click_stage(&mut h, Stage::Export);
+    click_stage(h, Stage::Export);
     h.state_mut().session_mut().settings.export_dir = dir.path().to_path_buf();
     h.get_by_label("Export all tables and figures").click();
-    finish(&mut h);
+    finish(h);
     for f in ["classes.csv", "tracks.csv", "timeseries.csv", "defects.csv"] {
         let p = dir.path().join(f);
         let text = std::fs::read_to_string(&p).expect(f);
@@ -207,11 +227,25 @@ fn demo_to_exported_tables_through_the_panels() {
     );
     // One figure, annotated frame, as SVG and PNG.
     h.get_by_label("Annotated frame 0").click();
-    finish(&mut h);
+    finish(h);
     let svg = std::fs::read_to_string(dir.path().join("frame_0000.svg")).expect("svg");
     assert!(svg.contains("<svg"));
     let png = std::fs::read(dir.path().join("frame_0000.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
+}
+
+#[test]
+fn demo_to_exported_tables_through_the_panels() {
+    let mut h = harness(quick_settings());
+    h.run_steps(1);
+    open_the_demo(&mut h);
+    step_frames(&mut h);
+    rethreshold(&mut h);
+    preview_augmentations(&mut h);
+    train(&mut h);
+    detect(&mut h);
+    classify_merge_undo(&mut h);
+    draw_and_export(&mut h);
 
     // Save the project and open it again: same detections and classes.
     let proj = tempfile::tempdir().expect("dir");

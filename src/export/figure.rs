@@ -331,19 +331,43 @@ fn data_range(p: &Plot) -> ((f64, f64), (f64, f64)) {
     (p.x_range.unwrap_or(fix(xr)), p.y_range.unwrap_or(fix(yr)))
 }
 
+/// A plot's data area on the page and the data range it shows.
+struct PlotFrame {
+    x0: f64,
+    y0: f64,
+    w: f64,
+    h: f64,
+    x: (f64, f64),
+    y: (f64, f64),
+    y_down: bool,
+}
+
+impl PlotFrame {
+    fn mx(&self, v: f64) -> f64 {
+        self.x0 + (v - self.x.0) / (self.x.1 - self.x.0) * self.w
+    }
+
+    fn my(&self, v: f64) -> f64 {
+        let t = (v - self.y.0) / (self.y.1 - self.y.0);
+        if self.y_down {
+            self.y0 + t * self.h
+        } else {
+            self.y0 + self.h - t * self.h
+        }
+    }
+}
+
 fn plot_svg(s: &mut String, p: &Plot, a: Area) -> Result<()> {
     let (ml, mr, mt, mb) = (62.0, 14.0, 26.0, 44.0);
-    let (x0, y0, w, h) = (
-        a.x + ml,
-        a.y + mt,
-        (a.w - ml - mr).max(10.0),
-        (a.h - mt - mb).max(10.0),
-    );
-    let ((xl, xh), (yl, yh)) = data_range(p);
-    let mx = |v: f64| x0 + (v - xl) / (xh - xl) * w;
-    let my = |v: f64| {
-        let t = (v - yl) / (yh - yl);
-        if p.y_down { y0 + t * h } else { y0 + h - t * h }
+    let (x, y) = data_range(p);
+    let f = PlotFrame {
+        x0: a.x + ml,
+        y0: a.y + mt,
+        w: (a.w - ml - mr).max(10.0),
+        h: (a.h - mt - mb).max(10.0),
+        x,
+        y,
+        y_down: p.y_down,
     };
     text(
         s,
@@ -357,11 +381,12 @@ fn plot_svg(s: &mut String, p: &Plot, a: Area) -> Result<()> {
     let clip = format!("clip{}", s.len());
     let _ = writeln!(
         s,
-        "<clipPath id=\"{clip}\"><rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{w:.1}\" height=\"{h:.1}\"/></clipPath>"
+        "<clipPath id=\"{clip}\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"/></clipPath>",
+        f.x0, f.y0, f.w, f.h
     );
     if let Some(b) = &p.background {
-        let (bx0, bx1) = (mx(b.extent.0), mx(b.extent.2));
-        let (by0, by1) = (my(b.extent.1), my(b.extent.3));
+        let (bx0, bx1) = (f.mx(b.extent.0), f.mx(b.extent.2));
+        let (by0, by1) = (f.my(b.extent.1), f.my(b.extent.3));
         image_svg(
             s,
             &b.image,
@@ -371,13 +396,27 @@ fn plot_svg(s: &mut String, p: &Plot, a: Area) -> Result<()> {
             (by1 - by0).abs(),
         )?;
     }
-    // Axes, ticks and grid.
+    axes_svg(s, p, &f, a);
+    let _ = writeln!(s, "<g clip-path=\"url(#{clip})\">");
+    for se in &p.series {
+        series_svg(s, se, &f);
+    }
+    s.push_str("</g>\n");
+    if p.legend {
+        legend_svg(s, p, &f);
+    }
+    Ok(())
+}
+
+/// The frame, ticks with their labels, and the axis labels.
+fn axes_svg(s: &mut String, p: &Plot, f: &PlotFrame, a: Area) {
+    let (x0, y0, w, h) = (f.x0, f.y0, f.w, f.h);
     let _ = writeln!(
         s,
         "<rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"none\" stroke=\"black\"/>"
     );
-    for t in ticks(xl, xh, 6) {
-        let x = mx(t);
+    for t in ticks(f.x.0, f.x.1, 6) {
+        let x = f.mx(t);
         let _ = writeln!(
             s,
             "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"black\"/>",
@@ -386,8 +425,8 @@ fn plot_svg(s: &mut String, p: &Plot, a: Area) -> Result<()> {
         );
         text(s, x, y0 + h + 16.0, 11.0, "middle", &tick_label(t), None);
     }
-    for t in ticks(yl, yh, 5) {
-        let y = my(t);
+    for t in ticks(f.y.0, f.y.1, 5) {
+        let y = f.my(t);
         let _ = writeln!(
             s,
             "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{x0:.1}\" y2=\"{y:.1}\" stroke=\"black\"/>",
@@ -406,99 +445,98 @@ fn plot_svg(s: &mut String, p: &Plot, a: Area) -> Result<()> {
     );
     let (lx, ly) = (a.x + 14.0, y0 + h / 2.0);
     text(s, lx, ly, 12.0, "middle", &p.y_label, Some(-90.0));
-    let _ = writeln!(s, "<g clip-path=\"url(#{clip})\">");
-    for se in &p.series {
-        let col = rgb(se.colour);
-        let dash = if se.dashed {
-            " stroke-dasharray=\"5,4\""
-        } else {
-            ""
-        };
-        let pts: Vec<(f64, f64)> = se.points.iter().map(|q| (mx(q[0]), my(q[1]))).collect();
-        match se.style {
-            Style::Line | Style::LineMarkers => {
-                // Break the polyline at non-finite values.
-                for run in pts.split(|q| !(q.0.is_finite() && q.1.is_finite())) {
-                    if run.len() < 2 {
-                        continue;
-                    }
-                    let d: Vec<String> = run
-                        .iter()
-                        .map(|q| format!("{:.1},{:.1}", q.0, q.1))
-                        .collect();
-                    let _ = writeln!(
-                        s,
-                        "<polyline points=\"{}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"1.6\"{dash}/>",
-                        d.join(" ")
-                    );
+}
+
+/// One series: its lines (broken at non-finite values) or segments, markers and error bars.
+fn series_svg(s: &mut String, se: &Series, f: &PlotFrame) {
+    let col = rgb(se.colour);
+    let dash = if se.dashed {
+        " stroke-dasharray=\"5,4\""
+    } else {
+        ""
+    };
+    let pts: Vec<(f64, f64)> = se.points.iter().map(|q| (f.mx(q[0]), f.my(q[1]))).collect();
+    match se.style {
+        Style::Line | Style::LineMarkers => {
+            for run in pts.split(|q| !(q.0.is_finite() && q.1.is_finite())) {
+                if run.len() < 2 {
+                    continue;
                 }
-            }
-            Style::Segments => {
-                for pair in pts.chunks_exact(2) {
-                    let _ = writeln!(
-                        s,
-                        "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{col}\" stroke-width=\"1.3\"{dash}/>",
-                        pair[0].0, pair[0].1, pair[1].0, pair[1].1
-                    );
-                }
-            }
-            Style::Markers => {}
-        }
-        if matches!(se.style, Style::Markers | Style::LineMarkers) {
-            for q in pts.iter().filter(|q| q.0.is_finite() && q.1.is_finite()) {
-                let _ = writeln!(
-                    s,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.6\" fill=\"{col}\"/>",
-                    q.0, q.1
-                );
-            }
-        }
-        for (q, &e) in se.points.iter().zip(&se.y_errors) {
-            if e.is_finite() && e > 0.0 && q[0].is_finite() && q[1].is_finite() {
-                let x = mx(q[0]);
-                let _ = writeln!(
-                    s,
-                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{col}\"/>",
-                    my(q[1] - e),
-                    my(q[1] + e)
-                );
-            }
-        }
-    }
-    s.push_str("</g>\n");
-    if p.legend {
-        let named: Vec<&Series> = p.series.iter().filter(|x| !x.name.is_empty()).collect();
-        let lw = 8.0
-            + 7.0
-                * named
+                let d: Vec<String> = run
                     .iter()
-                    .map(|x| x.name.chars().count())
-                    .max()
-                    .unwrap_or(0) as f64
-            + 24.0;
-        let (lx0, ly0) = (x0 + w - lw - 6.0, y0 + 6.0);
-        if !named.is_empty() {
-            let _ = writeln!(
-                s,
-                "<rect x=\"{lx0:.1}\" y=\"{ly0:.1}\" width=\"{lw:.1}\" height=\"{:.1}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#888\"/>",
-                6.0 + 15.0 * named.len() as f64
-            );
+                    .map(|q| format!("{:.1},{:.1}", q.0, q.1))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"1.6\"{dash}/>",
+                    d.join(" ")
+                );
+            }
         }
-        for (i, se) in named.iter().enumerate() {
-            let y = ly0 + 13.0 + 15.0 * i as f64;
+        Style::Segments => {
+            for pair in pts.chunks_exact(2) {
+                let _ = writeln!(
+                    s,
+                    "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{col}\" stroke-width=\"1.3\"{dash}/>",
+                    pair[0].0, pair[0].1, pair[1].0, pair[1].1
+                );
+            }
+        }
+        Style::Markers => {}
+    }
+    if matches!(se.style, Style::Markers | Style::LineMarkers) {
+        for q in pts.iter().filter(|q| q.0.is_finite() && q.1.is_finite()) {
             let _ = writeln!(
                 s,
-                "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"3\"/>",
-                lx0 + 5.0,
-                y - 4.0,
-                lx0 + 21.0,
-                y - 4.0,
-                rgb(se.colour)
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.6\" fill=\"{col}\"/>",
+                q.0, q.1
             );
-            text(s, lx0 + 26.0, y, 11.0, "start", &se.name, None);
         }
     }
-    Ok(())
+    for (q, &e) in se.points.iter().zip(&se.y_errors) {
+        if e.is_finite() && e > 0.0 && q[0].is_finite() && q[1].is_finite() {
+            let x = f.mx(q[0]);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{col}\"/>",
+                f.my(q[1] - e),
+                f.my(q[1] + e)
+            );
+        }
+    }
+}
+
+/// The named series' colours and names, top right.
+fn legend_svg(s: &mut String, p: &Plot, f: &PlotFrame) {
+    let named: Vec<&Series> = p.series.iter().filter(|x| !x.name.is_empty()).collect();
+    if named.is_empty() {
+        return;
+    }
+    let longest = named
+        .iter()
+        .map(|x| x.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lw = 8.0 + 7.0 * longest as f64 + 24.0;
+    let (lx0, ly0) = (f.x0 + f.w - lw - 6.0, f.y0 + 6.0);
+    let _ = writeln!(
+        s,
+        "<rect x=\"{lx0:.1}\" y=\"{ly0:.1}\" width=\"{lw:.1}\" height=\"{:.1}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#888\"/>",
+        6.0 + 15.0 * named.len() as f64
+    );
+    for (i, se) in named.iter().enumerate() {
+        let y = ly0 + 13.0 + 15.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"3\"/>",
+            lx0 + 5.0,
+            y - 4.0,
+            lx0 + 21.0,
+            y - 4.0,
+            rgb(se.colour)
+        );
+        text(s, lx0 + 26.0, y, 11.0, "start", &se.name, None);
+    }
 }
 
 fn gallery_svg(s: &mut String, g: &Gallery, a: Area) -> Result<()> {

@@ -230,6 +230,66 @@ impl MovieView {
         t
     }
 
+    /// The probability map's texture (made when the frame or the map changed).
+    fn probability_texture(
+        &mut self,
+        ctx: &egui::Context,
+        index: usize,
+        frame: &Raster,
+        p: &[u8],
+    ) -> Option<TextureHandle> {
+        let k = p.as_ptr() as u64;
+        let stale = self
+            .probability
+            .as_ref()
+            .is_none_or(|(i, kk, _)| *i != index || *kk != k);
+        if stale {
+            let img = ColorImage::new(
+                [frame.width, frame.height],
+                p.iter()
+                    .map(|&v| {
+                        let c = colormap(v as f64 / 255.0);
+                        Color32::from_rgba_unmultiplied(c[0], c[1], c[2], v)
+                    })
+                    .collect(),
+            );
+            let t = ctx.load_texture("probability", img, TextureOptions::NEAREST);
+            self.probability = Some((index, k, t));
+        }
+        self.probability.as_ref().map(|(_, _, t)| t.clone())
+    }
+
+    /// The training mask's texture (made when `mask_version` changed); `None` for a mask that
+    /// does not fit the frame.
+    fn mask_texture(
+        &mut self,
+        ctx: &egui::Context,
+        frame: &Raster,
+        m: &[bool],
+        mask_version: u64,
+    ) -> Option<TextureHandle> {
+        if m.len() != frame.width * frame.height {
+            return None;
+        }
+        if self.mask.as_ref().is_none_or(|(v, _)| *v != mask_version) {
+            let img = ColorImage::new(
+                [frame.width, frame.height],
+                m.iter()
+                    .map(|&on| {
+                        if on {
+                            Color32::from_rgb(255, 60, 40)
+                        } else {
+                            Color32::TRANSPARENT
+                        }
+                    })
+                    .collect(),
+            );
+            let t = ctx.load_texture("mask", img, TextureOptions::NEAREST);
+            self.mask = Some((mask_version, t));
+        }
+        self.mask.as_ref().map(|(_, t)| t.clone())
+    }
+
     /// Draw frame `index` with `overlays`, filling the available space. `brush` turns primary
     /// drags into painting instead of panning. `mask_version` changes whenever the mask does.
     #[allow(clippy::too_many_arguments)]
@@ -300,61 +360,17 @@ impl MovieView {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         painter.image(tex.id(), image_rect, uv, Color32::WHITE);
 
-        if let Some(p) = overlays.probability {
-            let k = p.as_ptr() as u64;
-            let stale = self
-                .probability
-                .as_ref()
-                .is_none_or(|(i, kk, _)| *i != index || *kk != k);
-            if stale {
-                let img = ColorImage::new(
-                    [frame.width, frame.height],
-                    p.iter()
-                        .map(|&v| {
-                            let c = colormap(v as f64 / 255.0);
-                            Color32::from_rgba_unmultiplied(c[0], c[1], c[2], v)
-                        })
-                        .collect(),
-                );
-                let t = ctx.load_texture("probability", img, TextureOptions::NEAREST);
-                self.probability = Some((index, k, t));
-            }
-            if let Some((_, _, t)) = &self.probability {
-                painter.image(
-                    t.id(),
-                    image_rect,
-                    uv,
-                    Color32::from_white_alpha((d.probability_opacity * 255.0) as u8),
-                );
-            }
+        if let Some(p) = overlays.probability
+            && let Some(t) = self.probability_texture(&ctx, index, frame, p)
+        {
+            let tint = Color32::from_white_alpha((d.probability_opacity * 255.0) as u8);
+            painter.image(t.id(), image_rect, uv, tint);
         }
         if let Some(m) = overlays.mask
-            && m.len() == frame.width * frame.height
+            && let Some(t) = self.mask_texture(&ctx, frame, m, mask_version)
         {
-            if self.mask.as_ref().is_none_or(|(v, _)| *v != mask_version) {
-                let img = ColorImage::new(
-                    [frame.width, frame.height],
-                    m.iter()
-                        .map(|&on| {
-                            if on {
-                                Color32::from_rgb(255, 60, 40)
-                            } else {
-                                Color32::TRANSPARENT
-                            }
-                        })
-                        .collect(),
-                );
-                let t = ctx.load_texture("mask", img, TextureOptions::NEAREST);
-                self.mask = Some((mask_version, t));
-            }
-            if let Some((_, t)) = &self.mask {
-                painter.image(
-                    t.id(),
-                    image_rect,
-                    uv,
-                    Color32::from_white_alpha((d.mask_opacity * 255.0) as u8),
-                );
-            }
+            let tint = Color32::from_white_alpha((d.mask_opacity * 255.0) as u8);
+            painter.image(t.id(), image_rect, uv, tint);
         }
         let class_col =
             |c: Option<usize>| c.map_or(Color32::from_gray(200), |c| colour(class_colour(c)));

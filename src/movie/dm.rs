@@ -339,6 +339,96 @@ pub fn looks_like_dm(bytes: &[u8]) -> bool {
     matches!(bytes.get(flag_at..flag_at + 4), Some([0, 0, 0, 0 | 1]))
 }
 
+/// An image of the list: its group, its ImageData, element type, data offset, length and
+/// DataType.
+type Picked<'a> = (&'a Tag, &'a Tag, u64, usize, usize, i64);
+
+/// The largest single-channel image of the list; an error naming what the file holds when
+/// there is none.
+fn pick_image<'a>(images: &'a Tag, path: &Path) -> Result<Picked<'a>> {
+    // The largest single-channel image. The first entry is usually an RGB thumbnail of the
+    // window, which may be larger than the image itself.
+    let candidates: Vec<(&Tag, &Tag, u64, usize, usize, i64)> = images
+        .children()
+        .iter()
+        .filter_map(|(_, img)| {
+            let data = img.get("ImageData")?;
+            let data_type = data.get("DataType").and_then(Tag::number).unwrap_or(0.0) as i64;
+            match data.get("Data")? {
+                Tag::Data(Value::Array { elem, start, len }) => {
+                    Some((img, data, *elem, *start, *len, data_type))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let Some(&picked) = candidates.iter().filter(|c| c.5 != RGB).max_by_key(|c| c.4) else {
+        let found: Vec<String> = images
+            .children()
+            .iter()
+            .filter_map(|(_, img)| img.path(&["ImageData", "DataType"])?.number())
+            .map(|t| data_type_name(t as i64))
+            .collect();
+        return Err(Error::format(
+            path,
+            format!(
+                "the DM file holds no single-channel real-valued image (images found: {})",
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
+            ),
+        ));
+    };
+    Ok(picked)
+}
+
+/// The pixel size and frame interval from Calibrations/Dimension (one group per axis x, y[, t]
+/// with Scale and Units); an error when the third axis is not time.
+fn calibration(data: &Tag, bytes: &[u8], little: bool, path: &Path) -> Result<Calibration> {
+    // Calibrations/Dimension: one group per axis (x, y[, t]) with Scale and Units.
+    let axes: Vec<(f64, String)> = data
+        .path(&["Calibrations", "Dimension"])
+        .map(|d| {
+            d.children()
+                .iter()
+                .map(|(_, a)| {
+                    (
+                        a.get("Scale").and_then(Tag::number).unwrap_or(f64::NAN),
+                        a.get("Units")
+                            .and_then(|u| u.text(bytes, little))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pixel_size_nm = axes
+        .first()
+        .and_then(|(s, u)| Some(s * nm_per_unit(u)?))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    if let Some((_, unit)) = axes.get(2).filter(|(_, u)| !u.trim().is_empty())
+        && s_per_unit(unit).is_none()
+    {
+        return Err(Error::format(
+            path,
+            format!(
+                "the third axis of this DM stack is in {unit}, not time: a spectrum image or \
+                 series, not a movie"
+            ),
+        ));
+    }
+    let frame_interval_s = axes
+        .get(2)
+        .and_then(|(s, u)| Some(s * s_per_unit(u)?))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    Ok(Calibration {
+        pixel_size_nm,
+        frame_interval_s,
+    })
+}
+
 /// Parse a DM3 or DM4 file.
 pub fn read_dm(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let mut r = Reader {
@@ -365,43 +455,7 @@ pub fn read_dm(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let images = root
         .get("ImageList")
         .ok_or_else(|| Error::format(path, "the DM file holds no ImageList"))?;
-    // The largest single-channel image. The first entry is usually an RGB thumbnail of the
-    // window, which may be larger than the image itself.
-    let candidates: Vec<(&Tag, &Tag, u64, usize, usize, i64)> = images
-        .children()
-        .iter()
-        .filter_map(|(_, img)| {
-            let data = img.get("ImageData")?;
-            let data_type = data.get("DataType").and_then(Tag::number).unwrap_or(0.0) as i64;
-            match data.get("Data")? {
-                Tag::Data(Value::Array { elem, start, len }) => {
-                    Some((img, data, *elem, *start, *len, data_type))
-                }
-                _ => None,
-            }
-        })
-        .collect();
-    let Some(&(image, data, elem, start, len, data_type)) =
-        candidates.iter().filter(|c| c.5 != RGB).max_by_key(|c| c.4)
-    else {
-        let found: Vec<String> = images
-            .children()
-            .iter()
-            .filter_map(|(_, img)| img.path(&["ImageData", "DataType"])?.number())
-            .map(|t| data_type_name(t as i64))
-            .collect();
-        return Err(Error::format(
-            path,
-            format!(
-                "the DM file holds no single-channel real-valued image (images found: {})",
-                if found.is_empty() {
-                    "none".to_string()
-                } else {
-                    found.join(", ")
-                }
-            ),
-        ));
-    };
+    let (image, data, elem, start, len, data_type) = pick_image(images, path)?;
     if matches!(data_type, 3 | 13) {
         return Err(Error::format(
             path,
@@ -459,48 +513,10 @@ pub fn read_dm(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
             Raster::from_vec(w, h, values)
         })
         .collect::<Result<Vec<_>>>()?;
-    // Calibrations/Dimension: one group per axis (x, y[, t]) with Scale and Units.
-    let axes: Vec<(f64, String)> = data
-        .path(&["Calibrations", "Dimension"])
-        .map(|d| {
-            d.children()
-                .iter()
-                .map(|(_, a)| {
-                    (
-                        a.get("Scale").and_then(Tag::number).unwrap_or(f64::NAN),
-                        a.get("Units")
-                            .and_then(|u| u.text(bytes, r.little))
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let pixel_size_nm = axes
-        .first()
-        .and_then(|(s, u)| Some(s * nm_per_unit(u)?))
-        .filter(|v| v.is_finite() && *v > 0.0);
-    if let Some((_, unit)) = axes.get(2).filter(|(_, u)| !u.trim().is_empty())
-        && s_per_unit(unit).is_none()
-    {
-        return Err(Error::format(
-            path,
-            format!(
-                "the third axis of this DM stack is in {unit}, not time: a spectrum image or \
-                 series, not a movie"
-            ),
-        ));
-    }
-    let frame_interval_s = axes
-        .get(2)
-        .and_then(|(s, u)| Some(s * s_per_unit(u)?))
-        .filter(|v| v.is_finite() && *v > 0.0);
+    let calibration = calibration(data, bytes, r.little, path)?;
     Ok(Movie {
         frames,
-        calibration: Calibration {
-            pixel_size_nm,
-            frame_interval_s,
-        },
+        calibration,
         acquisition: acquisition(image, bytes, r.little),
         source: path.to_path_buf(),
         format: format!("DM{} ({})", if r.dm4 { 4 } else { 3 }, simple_name(elem)),

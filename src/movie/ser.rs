@@ -89,6 +89,46 @@ fn pixel(t: i16, b: &[u8]) -> f32 {
     }
 }
 
+/// Data element `i` at `off`: the image (top row first), its x pixel size as stored (m) and
+/// its pixel type's name.
+fn read_image(
+    c: &mut ByteCursor,
+    i: usize,
+    off: u64,
+    path: &Path,
+    decoding: &mut Decoding,
+) -> Result<(Raster, f64, &'static str)> {
+    c.at(off)?;
+    let (_x0, dx, _ex) = (f64(c)?, f64(c)?, i32(c)?);
+    let (_y0, _dy, _ey) = (f64(c)?, f64(c)?, i32(c)?);
+    let t = i16::from_le_bytes(c.array()?);
+    let (w, h) = (i32(c)?, i32(c)?);
+    let (size, n) = data_type(t).ok_or_else(|| {
+        if matches!(t, 9 | 10) {
+            Error::format(path, "complex-valued SER images are not supported")
+        } else {
+            c.bad(format!("pixel data type {t}"))
+        }
+    })?;
+    if w <= 0 || h <= 0 {
+        return Err(c.bad(format!("image {i} of {w}×{h} pixels")));
+    }
+    let (w, h) = (w as usize, h as usize);
+    decoding.frame(path, w as u64 * h as u64)?;
+    let raw = c.take(
+        w.checked_mul(h)
+            .and_then(|p| p.checked_mul(size))
+            .ok_or_else(|| c.bad("image too large"))?,
+    )?;
+    // TIA stores the bottom row first; frames here start with the top row.
+    let values = raw
+        .chunks_exact(w * size)
+        .rev()
+        .flat_map(|row| row.chunks_exact(size).map(|b| pixel(t, b)))
+        .collect();
+    Ok((Raster::from_vec(w, h, values)?, dx, n))
+}
+
 /// Parse a TIA series file.
 pub fn read_ser(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let mut c = ByteCursor::new(bytes, path, "SER");
@@ -158,35 +198,8 @@ pub fn read_ser(path: &Path, bytes: &[u8], ctx: &JobCtx) -> Result<Movie> {
     let mut pixel_size_nm = None;
     let mut name = "";
     for (i, &off) in data_offsets.iter().enumerate() {
-        c.at(off)?;
-        let (_x0, dx, _ex) = (f64(&mut c)?, f64(&mut c)?, i32(&mut c)?);
-        let (_y0, _dy, _ey) = (f64(&mut c)?, f64(&mut c)?, i32(&mut c)?);
-        let t = i16::from_le_bytes(c.array()?);
-        let (w, h) = (i32(&mut c)?, i32(&mut c)?);
-        let (size, n) = data_type(t).ok_or_else(|| {
-            if matches!(t, 9 | 10) {
-                Error::format(path, "complex-valued SER images are not supported")
-            } else {
-                c.bad(format!("pixel data type {t}"))
-            }
-        })?;
-        if w <= 0 || h <= 0 {
-            return Err(c.bad(format!("image {i} of {w}×{h} pixels")));
-        }
-        let (w, h) = (w as usize, h as usize);
-        decoding.frame(path, w as u64 * h as u64)?;
-        let raw = c.take(
-            w.checked_mul(h)
-                .and_then(|p| p.checked_mul(size))
-                .ok_or_else(|| c.bad("image too large"))?,
-        )?;
-        // TIA stores the bottom row first; frames here start with the top row.
-        let values = raw
-            .chunks_exact(w * size)
-            .rev()
-            .flat_map(|row| row.chunks_exact(size).map(|b| pixel(t, b)))
-            .collect();
-        frames.push(Raster::from_vec(w, h, values)?);
+        let (frame, dx, n) = read_image(&mut c, i, off, path, &mut decoding)?;
+        frames.push(frame);
         if i == 0 {
             name = n;
             // Image calibrations are in metres; diffraction patterns carry 1/m instead, which

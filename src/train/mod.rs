@@ -227,6 +227,63 @@ pub fn train(
     train_with(frame, labels, cfg, checkpoint_dir, ctx, Faults::default())
 }
 
+/// After the GPU failed at iteration `it`: a CPU learner from the weights kept in `rescue`
+/// (their iteration said as a warning), or the failure when none were kept.
+fn fall_back_to_cpu(
+    rescue: &mut Option<(usize, CpuTrainer)>,
+    on: &mut (Device, String),
+    failure: Error,
+    it: usize,
+    cfg: &TrainConfig,
+    ctx: &JobCtx,
+) -> Result<Learner> {
+    let Some((from, trainer)) = rescue.take() else {
+        return Err(failure);
+    };
+    ctx.emit(Event::Warning(format!(
+        "the GPU failed at iteration {it} ({failure}); training goes on on the CPU from the weights of iteration {from}"
+    )));
+    *on = (Device::flex(), "cpu".to_string());
+    Ok(Learner::Cpu {
+        trainer,
+        template: cfg.model.init(&Device::flex()),
+        device: Device::flex(),
+    })
+}
+
+/// The error of a run whose loss went to `value` at iteration `it`, saying which checkpoint
+/// was kept.
+fn diverged(it: usize, value: f32, last_good: Option<usize>, checkpoints: bool) -> Error {
+    Error::invalid(format!(
+        "training diverged at iteration {it} (loss {value}); lower the learning rate{}",
+        match (last_good, checkpoints) {
+            (Some(n), true) => {
+                format!("; the checkpoint of iteration {n}, whose loss was finite, was kept")
+            }
+            (None, true) => "; no checkpoint had been saved yet".to_string(),
+            (_, false) => String::new(),
+        }
+    ))
+}
+
+/// The frame-0 IoU of the network now, and (on a GPU, `keep_copy`) a host copy of its weights
+/// to go on from if the GPU fails later.
+fn validate(
+    learner: &Learner,
+    keep_copy: bool,
+    cfg: &TrainConfig,
+    crops: &(Vec<Raster>, Vec<Raster>),
+    device: &Device,
+) -> Result<(Option<CpuTrainer>, f32)> {
+    let net = learner.net();
+    let copy = match keep_copy {
+        true => Some(CpuTrainer::new(&net)?),
+        false => None,
+    };
+    let iou = validation_iou(&net, &cfg.model, crops, device)?;
+    Ok((copy, iou))
+}
+
 /// What tests make happen: burn's path on the CPU standing in for a GPU, and that "GPU"
 /// failing (a panic) when asked for the loss of an iteration, or at the validation after an
 /// iteration.
@@ -268,23 +325,11 @@ fn train_with(
         Learner::Cpu { .. } => None,
         Learner::Burn { .. } => Some((0, CpuTrainer::new(&learner.net())?)),
     };
-    let fall_back = |rescue: &mut Option<(usize, CpuTrainer)>,
-                     on: &mut (Device, String),
-                     failure: Error,
-                     it: usize| {
-        let Some((from, trainer)) = rescue.take() else {
-            return Err(failure);
-        };
-        ctx.emit(Event::Warning(format!(
-            "the GPU failed at iteration {it} ({failure}); training goes on on the CPU from the weights of iteration {from}"
-        )));
-        *on = (Device::flex(), "cpu".to_string());
-        Ok(Learner::Cpu {
-            trainer,
-            template: cfg.model.init(&Device::flex()),
-            device: Device::flex(),
-        })
-    };
+    let fall_back =
+        |rescue: &mut Option<(usize, CpuTrainer)>,
+         on: &mut (Device, String),
+         failure: Error,
+         it: usize| fall_back_to_cpu(rescue, on, failure, it, cfg, ctx);
     let mut losses = Vec::with_capacity(cfg.iterations);
     let mut iteration_seconds = Vec::with_capacity(cfg.iterations);
     let mut validation = Vec::new();
@@ -317,16 +362,7 @@ fn train_with(
         // sums in f64, so huge weights give a huge loss before they give an infinite one).
         let first = losses.first().copied().unwrap_or(value);
         if !value.is_finite() || value > EXPLODED * first.max(1e-2) {
-            return Err(Error::invalid(format!(
-                "training diverged at iteration {it} (loss {value}); lower the learning rate{}",
-                match (last_good, checkpoint_dir) {
-                    (Some(n), Some(_)) => format!(
-                        "; the checkpoint of iteration {n}, whose loss was finite, was kept"
-                    ),
-                    (None, Some(_)) => "; no checkpoint had been saved yet".to_string(),
-                    (_, None) => String::new(),
-                }
-            )));
+            return Err(diverged(it, value, last_good, checkpoint_dir.is_some()));
         }
         // Periodic checkpoints hold weights that have just given a finite loss.
         if let Some(dir) = checkpoint_dir
@@ -358,13 +394,7 @@ fn train_with(
                 if faults.validation_panics_after == Some(done) {
                     std::panic::panic_any(format!("injected GPU failure validating {done}"));
                 }
-                let net = learner.net();
-                let copy = match rescue {
-                    Some(_) => Some(CpuTrainer::new(&net)?),
-                    None => None,
-                };
-                let iou = validation_iou(&net, &cfg.model, &validation_crops, &on.0)?;
-                Ok((copy, iou))
+                validate(&learner, rescue.is_some(), cfg, &validation_crops, &on.0)
             });
             match validated {
                 Ok((copy, iou)) => {

@@ -87,135 +87,141 @@ pub(super) fn draw(app: &mut App, ui: &mut egui::Ui) {
 fn top_bar(app: &mut App, ui: &mut egui::Ui) {
     egui::Panel::top("menu").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
-                if ui.button("Open movie…").clicked()
-                    && let Some(p) = rfd::FileDialog::new()
-                        .add_filter(
-                            "movies",
-                            &[
-                                "tif", "tiff", "npy", "png", "dm3", "dm4", "ser", "emd", "ndata",
-                                "h5",
-                            ],
-                        )
-                        .pick_file()
-                {
-                    app.push(Command::OpenMovie(p));
-                }
-                if ui.button("Open image folder…").clicked()
-                    && let Some(p) = rfd::FileDialog::new().pick_folder()
-                {
-                    app.push(Command::OpenMovie(p));
-                }
-                if ui.button("Open demo movie").clicked() {
-                    app.push(Command::OpenDemo);
-                }
-                // Typed paths work where no file-dialog portal runs (remote sessions, bare X).
-                ui.horizontal(|ui| {
-                    ui.label("Path");
-                    let r = ui.add(
-                        egui::TextEdit::singleline(&mut app.panels.typed_path)
-                            .hint_text("movie file, image folder or project")
-                            .desired_width(260.0),
-                    );
-                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                    if (ui.button("Open").clicked() || enter)
-                        && !app.panels.typed_path.trim().is_empty()
-                    {
-                        let p = std::path::PathBuf::from(app.panels.typed_path.trim());
-                        app.push(super::open_command(p));
-                    }
-                });
-                ui.menu_button("Recent", |ui| {
-                    if app.session.settings.recent.is_empty() {
-                        ui.label("(none)");
-                    }
-                    for p in app.session.settings.recent.clone() {
-                        if ui.button(p.display().to_string()).clicked() {
-                            app.push(super::open_command(p));
-                        }
-                    }
-                });
-                ui.separator();
-                if ui.button("Open project…").clicked()
-                    && let Some(p) = rfd::FileDialog::new().pick_folder()
-                {
-                    app.push(Command::OpenProject(p));
-                }
-                if ui.button("Save project…").clicked()
-                    && let Some(p) = rfd::FileDialog::new().pick_folder()
-                {
-                    app.push(Command::SaveProject(p));
-                }
-                if let Some(a) = app.autosave() {
-                    let last = a.root().join(super::autosave::LAST_SESSION);
-                    let when = a.last_saved.and_then(|t| t.elapsed().ok());
-                    if last.join(crate::session::project::PROJECT_FILE).is_file()
-                        && ui
-                            .button("Reopen last session")
-                            .on_hover_text("The session as it was when defectscope last closed")
-                            .clicked()
-                    {
-                        app.push(Command::OpenProject(last));
-                    }
-                    if let Some(ago) = when {
-                        ui.label(format!("Autosaved {} min ago", ago.as_secs() / 60));
-                    }
-                }
-                ui.horizontal(|ui| {
-                    ui.label("Autosave every");
-                    ui.add(
-                        egui::DragValue::new(&mut app.session.settings.autosave_minutes)
-                            .range(0.0..=60.0)
-                            .speed(0.1),
-                    )
-                    .on_hover_text("0 = never");
-                    ui.label("min");
-                });
-                ui.separator();
-                if ui.button("Quit").clicked() {
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                }
-            });
+            ui.menu_button("File", |ui| file_menu(app, ui));
         });
-        ui.horizontal(|ui| {
-            ui.label(RichText::new("defectscope").strong());
-            if let Some(m) = &app.session.movie {
-                ui.label(format!(
-                    "{} · {} frames of {} × {} px",
-                    app.session
-                        .movie_path
-                        .as_ref()
-                        .map_or("built-in demo movie".to_string(), |p| p
-                            .display()
-                            .to_string()),
-                    m.frames.len(),
-                    m.width(),
-                    m.height()
-                ));
+        status_line(app, ui);
+    });
+}
+
+/// The File menu: open a movie, a folder, the demo, a typed path, a recent file or a project;
+/// save the project; autosave; quit.
+fn file_menu(app: &mut App, ui: &mut egui::Ui) {
+    if ui.button("Open movie…").clicked()
+        && let Some(p) = rfd::FileDialog::new()
+            .add_filter(
+                "movies",
+                &[
+                    "tif", "tiff", "npy", "png", "dm3", "dm4", "ser", "emd", "ndata", "h5",
+                ],
+            )
+            .pick_file()
+    {
+        app.push(Command::OpenMovie(p));
+    }
+    if ui.button("Open image folder…").clicked()
+        && let Some(p) = rfd::FileDialog::new().pick_folder()
+    {
+        app.push(Command::OpenMovie(p));
+    }
+    if ui.button("Open demo movie").clicked() {
+        app.push(Command::OpenDemo);
+    }
+    // Typed paths work where no file-dialog portal runs (remote sessions, bare X).
+    ui.horizontal(|ui| {
+        ui.label("Path");
+        let r = ui.add(
+            egui::TextEdit::singleline(&mut app.panels.typed_path)
+                .hint_text("movie file, image folder or project")
+                .desired_width(260.0),
+        );
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Open").clicked() || enter) && !app.panels.typed_path.trim().is_empty() {
+            let p = std::path::PathBuf::from(app.panels.typed_path.trim());
+            app.push(super::open_command(p));
+        }
+    });
+    ui.menu_button("Recent", |ui| {
+        if app.session.settings.recent.is_empty() {
+            ui.label("(none)");
+        }
+        for p in app.session.settings.recent.clone() {
+            if ui.button(p.display().to_string()).clicked() {
+                app.push(super::open_command(p));
             }
-            if let Some(j) = &app.session.job {
-                ui.separator();
-                let p = j.progress();
-                let frac = if p.total > 0 {
-                    p.done as f32 / p.total as f32
-                } else {
-                    0.0
-                };
-                // No spinner: it animates at full frame rate, and with a software renderer
-                // that takes a core from the job. The bar moves with the job's progress.
-                ui.add(
-                    egui::ProgressBar::new(frac)
-                        .desired_width(220.0)
-                        .text(format!("{}: {} / {}", p.stage, p.done, p.total)),
-                );
-                ui.label(format!("{:.0} s", j.started.elapsed().as_secs_f64()));
-                if j.is_cancelled() {
-                    ui.label("cancelling…");
-                } else if ui.button("Cancel").clicked() {
-                    app.push(Command::Cancel);
-                }
+        }
+    });
+    ui.separator();
+    if ui.button("Open project…").clicked()
+        && let Some(p) = rfd::FileDialog::new().pick_folder()
+    {
+        app.push(Command::OpenProject(p));
+    }
+    if ui.button("Save project…").clicked()
+        && let Some(p) = rfd::FileDialog::new().pick_folder()
+    {
+        app.push(Command::SaveProject(p));
+    }
+    if let Some(a) = app.autosave() {
+        let last = a.root().join(super::autosave::LAST_SESSION);
+        let when = a.last_saved.and_then(|t| t.elapsed().ok());
+        if last.join(crate::session::project::PROJECT_FILE).is_file()
+            && ui
+                .button("Reopen last session")
+                .on_hover_text("The session as it was when defectscope last closed")
+                .clicked()
+        {
+            app.push(Command::OpenProject(last));
+        }
+        if let Some(ago) = when {
+            ui.label(format!("Autosaved {} min ago", ago.as_secs() / 60));
+        }
+    }
+    ui.horizontal(|ui| {
+        ui.label("Autosave every");
+        ui.add(
+            egui::DragValue::new(&mut app.session.settings.autosave_minutes)
+                .range(0.0..=60.0)
+                .speed(0.1),
+        )
+        .on_hover_text("0 = never");
+        ui.label("min");
+    });
+    ui.separator();
+    if ui.button("Quit").clicked() {
+        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+}
+
+/// The movie shown, and the running job with its progress and a Cancel button.
+fn status_line(app: &mut App, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("defectscope").strong());
+        if let Some(m) = &app.session.movie {
+            ui.label(format!(
+                "{} · {} frames of {} × {} px",
+                app.session
+                    .movie_path
+                    .as_ref()
+                    .map_or("built-in demo movie".to_string(), |p| p
+                        .display()
+                        .to_string()),
+                m.frames.len(),
+                m.width(),
+                m.height()
+            ));
+        }
+        if let Some(j) = &app.session.job {
+            ui.separator();
+            let p = j.progress();
+            let frac = if p.total > 0 {
+                p.done as f32 / p.total as f32
+            } else {
+                0.0
+            };
+            // No spinner: it animates at full frame rate, and with a software renderer
+            // that takes a core from the job. The bar moves with the job's progress.
+            ui.add(
+                egui::ProgressBar::new(frac)
+                    .desired_width(220.0)
+                    .text(format!("{}: {} / {}", p.stage, p.done, p.total)),
+            );
+            ui.label(format!("{:.0} s", j.started.elapsed().as_secs_f64()));
+            if j.is_cancelled() {
+                ui.label("cancelling…");
+            } else if ui.button("Cancel").clicked() {
+                app.push(Command::Cancel);
             }
-        });
+        }
     });
 }
 

@@ -35,35 +35,7 @@ pub(super) fn train_controls(app: &mut App, ui: &mut egui::Ui) {
                 .max_decimals(5),
         );
         ui.end_row();
-        ui.label("Loss");
-        ui.horizontal(|ui| {
-            let focal = matches!(t.loss, PixelLoss::Focal { .. });
-            if ui.selectable_label(focal, "focal").clicked() && !focal {
-                t.loss = TrainConfig::default().loss;
-            }
-            if ui.selectable_label(!focal, "cross-entropy").clicked() && focal {
-                t.loss = PixelLoss::CrossEntropy { pos_weight: 1.0 };
-            }
-        });
-        ui.end_row();
-        match &mut t.loss {
-            PixelLoss::Focal { gamma, alpha } => {
-                ui.label("γ, α");
-                ui.horizontal(|ui| {
-                    ui.add(egui::DragValue::new(gamma).range(0.0..=5.0).speed(0.05));
-                    ui.add(egui::DragValue::new(alpha).range(0.0..=1.0).speed(0.01));
-                });
-            }
-            PixelLoss::CrossEntropy { pos_weight } => {
-                ui.label("Positive weight");
-                ui.add(
-                    egui::DragValue::new(pos_weight)
-                        .range(0.01..=100.0)
-                        .speed(0.1),
-                );
-            }
-        }
-        ui.end_row();
+        loss_rows(ui, &mut t.loss);
         ui.label("Dice weight");
         ui.add(
             egui::DragValue::new(&mut t.dice_weight)
@@ -158,4 +130,37 @@ pub(super) fn train_view(app: &mut App, ui: &mut egui::Ui) {
                     .radius(3.0),
             );
         });
+}
+
+/// The loss's grid rows: focal or cross-entropy, and its parameters.
+fn loss_rows(ui: &mut egui::Ui, loss: &mut PixelLoss) {
+    ui.label("Loss");
+    ui.horizontal(|ui| {
+        let focal = matches!(*loss, PixelLoss::Focal { .. });
+        if ui.selectable_label(focal, "focal").clicked() && !focal {
+            *loss = TrainConfig::default().loss;
+        }
+        if ui.selectable_label(!focal, "cross-entropy").clicked() && focal {
+            *loss = PixelLoss::CrossEntropy { pos_weight: 1.0 };
+        }
+    });
+    ui.end_row();
+    match loss {
+        PixelLoss::Focal { gamma, alpha } => {
+            ui.label("γ, α");
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(gamma).range(0.0..=5.0).speed(0.05));
+                ui.add(egui::DragValue::new(alpha).range(0.0..=1.0).speed(0.01));
+            });
+        }
+        PixelLoss::CrossEntropy { pos_weight } => {
+            ui.label("Positive weight");
+            ui.add(
+                egui::DragValue::new(pos_weight)
+                    .range(0.01..=100.0)
+                    .speed(0.1),
+            );
+        }
+    }
+    ui.end_row();
 }
