@@ -14,7 +14,8 @@
 //! development machine burn's flex backend took 3.0× longer for a 512² frame through the Sniffer
 //! (429 against 142 ms) and 1.2× longer through the U-Net (README, "Speed").
 
-use super::{Architecture, ConvBlock, LEAKY_SLOPE, Net};
+use super::arch::{Op, fused_upsampling, program};
+use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};
 use burn::nn::conv::Conv2d;
 use ndarray::linalg::general_mat_mul;
@@ -507,140 +508,12 @@ pub(super) fn cat(a: &Planes, b: &Planes) -> Planes {
     }
 }
 
-/// One step of a network's forward pass over numbered values; value `i` is the result of
-/// step `i`, and step 0 is the input image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Op {
-    Input,
-    /// Convolution block `.0` (in [`Net::parts`] order) applied to value `.1`.
-    Block(usize, usize),
-    Pool(usize),
-    Up(usize),
-    /// The channels of value `.0`, then those of value `.1`.
-    Cat(usize, usize),
-    /// The output convolution applied to value `.0`; the last step.
-    Head(usize),
-}
-
-impl Op {
-    /// The values this step reads.
-    pub(super) fn inputs(self) -> Vec<usize> {
-        match self {
-            Op::Input => vec![],
-            Op::Block(_, s) | Op::Pool(s) | Op::Up(s) | Op::Head(s) => vec![s],
-            Op::Cat(a, b) => vec![a, b],
-        }
-    }
-}
-
-/// The forward pass of each network, the same graph as `Sniffer::forward` and `Unet::forward`.
-pub(super) fn program(arch: Architecture) -> Vec<Op> {
-    use Op::*;
-    match arch {
-        // c1, pool, c2, c3, pool, c4, c5, up, c6, up, head.
-        Architecture::Sniffer => vec![
-            Input,
-            Block(0, 0),
-            Pool(1),
-            Block(1, 2),
-            Block(2, 3),
-            Pool(4),
-            Block(3, 5),
-            Block(4, 6),
-            Up(7),
-            Block(5, 8),
-            Up(9),
-            Head(10),
-        ],
-        // Skips s1 = value 2, s2 = 5, s3 = 8.
-        Architecture::Unet => vec![
-            Input,
-            Block(0, 0),
-            Block(1, 1),
-            Pool(2),
-            Block(2, 3),
-            Block(3, 4),
-            Pool(5),
-            Block(4, 6),
-            Block(5, 7),
-            Pool(8),
-            Block(6, 9),
-            Block(7, 10),
-            Up(11),
-            Cat(12, 8),
-            Block(8, 13),
-            Block(9, 14),
-            Up(15),
-            Cat(16, 5),
-            Block(10, 17),
-            Block(11, 18),
-            Up(19),
-            Cat(20, 2),
-            Block(12, 21),
-            Block(13, 22),
-            Head(23),
-        ],
-    }
-}
-
 /// Value `i` of a forward pass, which a correct program has computed and not yet dropped.
 pub(super) fn value<T>(values: &[Option<T>], i: usize) -> Result<&T> {
     values
         .get(i)
         .and_then(Option::as_ref)
         .ok_or_else(|| Error::Device(format!("CPU network: value {i} is missing")))
-}
-
-/// Where a program's convolution blocks read an upsampled value, alone or concatenated with a
-/// skip connection, and can run on the value before upsampling ([`conv_up`]); `couts` are the
-/// blocks' output planes. Per step, where it differs from the step's inputs: the values such a
-/// block reads (the value before upsampling, then the skip), and nothing for the upsampling
-/// and concatenation it makes unneeded. Per block: the planes of its upsampled input.
-pub(super) fn fused_upsampling(
-    program: &[Op],
-    couts: &[usize],
-) -> (Vec<Option<Vec<usize>>>, Vec<Option<usize>>) {
-    let mut planes = vec![1; program.len()];
-    for (i, op) in program.iter().enumerate() {
-        planes[i] = match *op {
-            Op::Input | Op::Head(_) => 1,
-            Op::Block(b, _) => couts[b],
-            Op::Pool(s) | Op::Up(s) => planes[s],
-            Op::Cat(a, b) => planes[a] + planes[b],
-        };
-    }
-    let only_reader = |i: usize| {
-        let mut readers = (0..program.len()).filter(|&j| program[j].inputs().contains(&i));
-        match (readers.next(), readers.next()) {
-            (Some(j), None) => Some(j),
-            _ => None,
-        }
-    };
-    let mut fused = vec![None; program.len()];
-    let mut up_planes = vec![None; couts.len()];
-    for (j, op) in program.iter().enumerate() {
-        let Op::Block(b, s) = *op else { continue };
-        if couts[b] < 2 || only_reader(s) != Some(j) {
-            continue;
-        }
-        let (t, skip, made) = match program[s] {
-            Op::Up(t) => (t, None, vec![s]),
-            Op::Cat(u, k) => match program[u] {
-                Op::Up(t) if only_reader(u) == Some(s) => (t, Some(k), vec![u, s]),
-                _ => continue,
-            },
-            _ => continue,
-        };
-        if planes[t] < 2 {
-            continue;
-        }
-        up_planes[b] = Some(planes[t]);
-        fused[j] = Some([t].into_iter().chain(skip).collect());
-        for m in made {
-            fused[m] = Some(vec![]);
-        }
-    }
-    (fused, up_planes)
 }
 
 /// A network ready for CPU inference.

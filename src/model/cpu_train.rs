@@ -5,9 +5,10 @@
 //! and leaves one of two cores idle (README, "Speed"). This module runs the same step on the
 //! layout and kernels of [`super::cpu`]:
 //!
-//! - The forward pass interprets [`program`], the graph of `Sniffer::forward` and
-//!   `Unet::forward`, keeping every value for the backward pass. Batch norm uses the batch's
-//!   statistics (biased variance, as burn) and moves the running statistics by burn's momentum.
+//! - The forward pass interprets [`program`], the network's description that burn's
+//!   `Net::forward` interprets too, keeping every value for the backward pass. Batch norm uses
+//!   the batch's statistics (biased variance, as burn) and moves the running statistics by
+//!   burn's momentum.
 //! - The backward pass walks the program in reverse. A 3×3 convolution's weight gradient is
 //!   `dY · im2colᵀ` and its input gradient `Wᵀ · dY` scattered back (col2im), band by band,
 //!   images in parallel.
@@ -22,10 +23,10 @@
 //! burn's (tested below). Weights go back into a burn [`Net`] for checkpoints, validation and
 //! detection.
 
+use super::arch::{Op, fused_upsampling, program};
 use super::cpu::{
-    Op, Planes, TAPS_3X3, Taps, UpInput, add_shifted, band_rows, cat, conv_up, conv3x3,
-    fused_upsampling, phase_column, phase_taps, pool, program, shape_err, tap_rows, up, value,
-    values,
+    Planes, TAPS_3X3, Taps, UpInput, add_shifted, band_rows, cat, conv_up, conv3x3, phase_column,
+    phase_taps, pool, shape_err, tap_rows, up, value, values,
 };
 use super::{ConvBlock, LEAKY_SLOPE, Net};
 use crate::error::{Error, Result};

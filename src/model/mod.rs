@@ -4,12 +4,14 @@
 //! A checkpoint is a folder with `config.json` (architecture, width, format version) and
 //! `weights.bpk` (burnpack), both written atomically.
 
+mod arch;
 pub mod cpu;
 pub mod cpu_train;
 
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
 use crate::raster::{Raster, nth_smallest};
+use arch::Op;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Version of the checkpoint layout; bump when it changes incompatibly.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Network families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,10 +123,7 @@ impl ModelConfig {
     }
 
     fn build(&self, device: &Device) -> Net {
-        match self.architecture {
-            Architecture::Sniffer => Net::Sniffer(Sniffer::new(self.width, device)),
-            Architecture::Unet => Net::Unet(Unet::new(self.width, device)),
-        }
+        Net::new(self.architecture, self.width, device)
     }
 }
 
@@ -182,170 +181,66 @@ fn head(cin: usize, device: &Device) -> Conv2d {
         .init(device)
 }
 
-/// Encoder–decoder of Maksov et al. (2019) with width `c` (c, 2c, 2c, 2c, 2c, c).
+/// Either of our networks, built from its description in [`arch`]: its convolution blocks in
+/// [`arch::program`]'s order and the output head, run by interpreting the program.
 #[derive(Module, Debug)]
-pub struct Sniffer {
-    c1: ConvBlock,
-    c2: ConvBlock,
-    c3: ConvBlock,
-    c4: ConvBlock,
-    c5: ConvBlock,
-    c6: ConvBlock,
+pub struct Net {
+    blocks: Vec<ConvBlock>,
     out: Conv2d,
     pool: MaxPool2d,
     up: Interpolate2d,
-}
-
-impl Sniffer {
-    fn new(c: usize, device: &Device) -> Self {
-        Sniffer {
-            c1: ConvBlock::new(1, c, device),
-            c2: ConvBlock::new(c, 2 * c, device),
-            c3: ConvBlock::new(2 * c, 2 * c, device),
-            c4: ConvBlock::new(2 * c, 2 * c, device),
-            c5: ConvBlock::new(2 * c, 2 * c, device),
-            c6: ConvBlock::new(2 * c, c, device),
-            out: head(c, device),
-            pool: pool(),
-            up: upsample(),
-        }
-    }
-
-    /// # Shapes
-    /// - input `[batch, 1, H, W]`, H and W multiples of 4
-    /// - output `[batch, 1, H, W]` logits
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.pool.forward(self.c1.forward(x));
-        let x = self.pool.forward(self.c3.forward(self.c2.forward(x)));
-        let x = self.c5.forward(self.c4.forward(x));
-        let x = self.c6.forward(self.up.forward(x));
-        self.out.forward(self.up.forward(x))
-    }
-}
-
-/// U-Net with filters (f, 2f, 4f, 8f) and skip connections.
-#[derive(Module, Debug)]
-pub struct Unet {
-    e1: [ConvBlock; 2],
-    e2: [ConvBlock; 2],
-    e3: [ConvBlock; 2],
-    mid: [ConvBlock; 2],
-    d3: [ConvBlock; 2],
-    d2: [ConvBlock; 2],
-    d1: [ConvBlock; 2],
-    out: Conv2d,
-    pool: MaxPool2d,
-    up: Interpolate2d,
-}
-
-impl Unet {
-    fn new(f: usize, device: &Device) -> Self {
-        let pair =
-            |a: usize, b: usize| [ConvBlock::new(a, b, device), ConvBlock::new(b, b, device)];
-        Unet {
-            e1: pair(1, f),
-            e2: pair(f, 2 * f),
-            e3: pair(2 * f, 4 * f),
-            mid: pair(4 * f, 8 * f),
-            d3: pair(8 * f + 4 * f, 4 * f),
-            d2: pair(4 * f + 2 * f, 2 * f),
-            d1: pair(2 * f + f, f),
-            out: head(f, device),
-            pool: pool(),
-            up: upsample(),
-        }
-    }
-
-    /// # Shapes
-    /// - input `[batch, 1, H, W]`, H and W multiples of 8
-    /// - output `[batch, 1, H, W]` logits
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let two = |b: &[ConvBlock; 2], x: Tensor<4>| b[1].forward(b[0].forward(x));
-        let s1 = two(&self.e1, x);
-        let s2 = two(&self.e2, self.pool.forward(s1.clone()));
-        let s3 = two(&self.e3, self.pool.forward(s2.clone()));
-        let m = two(&self.mid, self.pool.forward(s3.clone()));
-        let x = two(&self.d3, Tensor::cat(vec![self.up.forward(m), s3], 1));
-        let x = two(&self.d2, Tensor::cat(vec![self.up.forward(x), s2], 1));
-        let x = two(&self.d1, Tensor::cat(vec![self.up.forward(x), s1], 1));
-        self.out.forward(x)
-    }
-}
-
-/// Any of our networks. Not boxed: burn's `Module` is not implemented for `Box`, and the size
-/// difference (a few kB of layer handles) does not matter for a value moved once per step.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Net {
-    Sniffer(Sniffer),
-    Unet(Unet),
+    #[module(skip)]
+    architecture: Architecture,
 }
 
 impl Net {
-    /// The convolution blocks in the order of [`cpu::program`] (Sniffer: c1–c6; U-Net: e1, e2,
-    /// e3, mid, d3, d2, d1, two each) and the output head.
-    fn parts(&self) -> (Vec<&ConvBlock>, &Conv2d) {
-        match self {
-            Net::Sniffer(Sniffer {
-                c1,
-                c2,
-                c3,
-                c4,
-                c5,
-                c6,
-                out,
-                ..
-            }) => (vec![c1, c2, c3, c4, c5, c6], out),
-            Net::Unet(u) => (
-                [&u.e1, &u.e2, &u.e3, &u.mid, &u.d3, &u.d2, &u.d1]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                &u.out,
-            ),
+    fn new(architecture: Architecture, width: usize, device: &Device) -> Self {
+        let (blocks, head_in) = arch::channels(architecture, width);
+        Net {
+            blocks: blocks
+                .into_iter()
+                .map(|(cin, cout)| ConvBlock::new(cin, cout, device))
+                .collect(),
+            out: head(head_in, device),
+            pool: pool(),
+            up: upsample(),
+            architecture,
         }
+    }
+
+    /// The convolution blocks in the order of [`arch::program`] and the output head.
+    fn parts(&self) -> (Vec<&ConvBlock>, &Conv2d) {
+        (self.blocks.iter().collect(), &self.out)
     }
 
     /// [`Net::parts`], to write into.
     fn parts_mut(&mut self) -> (Vec<&mut ConvBlock>, &mut Conv2d) {
-        match self {
-            Net::Sniffer(Sniffer {
-                c1,
-                c2,
-                c3,
-                c4,
-                c5,
-                c6,
-                out,
-                ..
-            }) => (vec![c1, c2, c3, c4, c5, c6], out),
-            Net::Unet(u) => (
-                [
-                    &mut u.e1, &mut u.e2, &mut u.e3, &mut u.mid, &mut u.d3, &mut u.d2, &mut u.d1,
-                ]
-                .into_iter()
-                .flatten()
-                .collect(),
-                &mut u.out,
-            ),
-        }
+        (self.blocks.iter_mut().collect(), &mut self.out)
     }
 
     fn architecture(&self) -> Architecture {
-        match self {
-            Net::Sniffer(_) => Architecture::Sniffer,
-            Net::Unet(_) => Architecture::Unet,
-        }
+        self.architecture
     }
 
     /// # Shapes
     /// - input `[batch, 1, H, W]`, H and W multiples of [`ModelConfig::downsampling`]
     /// - output `[batch, 1, H, W]` logits
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Net::Sniffer(m) => m.forward(x),
-            Net::Unet(m) => m.forward(x),
+        let program = arch::program(self.architecture);
+        let mut values: Vec<Tensor<4>> = Vec::with_capacity(program.len());
+        for op in &program {
+            let v = match *op {
+                Op::Input => x.clone(),
+                Op::Block(b, s) => self.blocks[b].forward(values[s].clone()),
+                Op::Pool(s) => self.pool.forward(values[s].clone()),
+                Op::Up(s) => self.up.forward(values[s].clone()),
+                Op::Cat(a, b) => Tensor::cat(vec![values[a].clone(), values[b].clone()], 1),
+                Op::Head(s) => self.out.forward(values[s].clone()),
+            };
+            values.push(v);
         }
+        // The program's last step is its head.
+        values.swap_remove(program.len() - 1)
     }
 }
 
@@ -498,9 +393,9 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Net, CheckpointMe
             "config.json is not a defectscope model config ({e})"
         ))
     })?;
-    if meta.format_version != CHECKPOINT_VERSION {
+    if !(1..=CHECKPOINT_VERSION).contains(&meta.format_version) {
         return Err(model_err(format!(
-            "checkpoint format {} is not supported (this version reads {CHECKPOINT_VERSION})",
+            "checkpoint format {} is not supported (this version reads 1–{CHECKPOINT_VERSION})",
             meta.format_version
         )));
     }
@@ -508,7 +403,12 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Net, CheckpointMe
     let w_path = dir.join("weights.bpk");
     let bytes = std::fs::read(&w_path)
         .map_err(|e| Error::io("could not read model weights", &w_path, e))?;
-    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+    let mut bytes = burn::tensor::Bytes::from_bytes_vec(bytes);
+    if meta.format_version == 1 {
+        bytes = format_1_renamed(bytes, meta.model.architecture)
+            .map_err(|e| model_err(format!("weights.bpk is corrupt ({e})")))?;
+    }
+    let record = burn::store::ModuleRecord::from_bytes(bytes)
         .map_err(|e| model_err(format!("weights.bpk is corrupt ({e:?})")))?;
     let net = meta
         .model
@@ -521,6 +421,37 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(Net, CheckpointMe
             ))
         })?;
     Ok((net, meta))
+}
+
+/// The weights of a format-1 checkpoint (one module per architecture, with named blocks) under
+/// the names of the network built from its description ([`arch`]): block k's tensors from
+/// `blocks.k`, the head's from `out`.
+fn format_1_renamed(
+    bytes: burn::tensor::Bytes,
+    architecture: Architecture,
+) -> std::result::Result<burn::tensor::Bytes, burn_pack::Error> {
+    let old = arch::format_1_block_names(architecture);
+    let head = format!("{architecture:?}.out.");
+    let tensors = burn_pack::Reader::from_bytes(bytes)?
+        .into_tensors()?
+        .into_iter()
+        .map(|t| {
+            let (name, dtype, shape, id, data) = t.into_parts()?;
+            let renamed = match name.strip_prefix(&head) {
+                Some(rest) => format!("out.{rest}"),
+                None => old
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, o)| {
+                        let rest = name.strip_prefix(o.as_str())?.strip_prefix('.')?;
+                        Some(format!("blocks.{k}.{rest}"))
+                    })
+                    .unwrap_or(name),
+            };
+            Ok(burn_pack::Tensor::new(renamed, dtype, shape, id, data))
+        })
+        .collect::<std::result::Result<Vec<_>, burn_pack::Error>>()?;
+    burn_pack::Writer::new(tensors).into_bytes()
 }
 
 #[cfg(test)]
@@ -603,6 +534,56 @@ mod tests {
         assert!(load_checkpoint(dir.path(), &device).is_err());
         let missing = dir.path().join("nothing");
         assert!(load_checkpoint(&missing, &device).is_err());
+    }
+
+    #[test]
+    fn format_1_checkpoints_still_load() {
+        // Saved by the version with one module per architecture (a Sniffer and a U-Net of
+        // width 2, three training iterations each).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoint_v1");
+        let device = Device::flex();
+        for (name, arch) in [
+            ("sniffer", Architecture::Sniffer),
+            ("unet", Architecture::Unet),
+        ] {
+            let (net, meta) = load_checkpoint(&root.join(name), &device).expect(name);
+            assert_eq!(meta.format_version, 1);
+            assert_eq!(net.architecture(), arch);
+            // Trained weights, not a fresh network's: its batch norms have moved.
+            let (blocks, _) = net.parts();
+            let var: Vec<f32> = blocks[0]
+                .bn
+                .running_var
+                .value()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("values");
+            assert!(
+                var.iter().any(|&v| (v - 1.0).abs() > 1e-6),
+                "{name}: {var:?}"
+            );
+            // Saved again, it is a format-2 checkpoint that loads to the same weights.
+            let dir = tempfile::tempdir().expect("dir");
+            let m2 = CheckpointMeta {
+                format_version: CHECKPOINT_VERSION,
+                ..meta
+            };
+            save_checkpoint(&net, &m2, dir.path()).expect("save");
+            let (again, _) = load_checkpoint(dir.path(), &device).expect("reload");
+            let x = Tensor::<4>::ones([1, 1, 16, 16], &device);
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                net.forward(x.clone())
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("a"),
+                again
+                    .forward(x)
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("b"),
+            );
+            assert_eq!(a, b, "{name}");
+        }
     }
 
     #[test]
