@@ -179,7 +179,17 @@ pub fn cluster(
                 .enumerate()
                 .map(|(i, (_, ll))| (i + 1, bic_of(*ll, i + 1, features.ncols(), n, kind)))
                 .collect();
-            let k = elbow(&bic);
+            // Only fits whose every class has MIN_CLASS_SIZE members are candidates: a class
+            // of one or two defects is an outlier, not a kind of defect.
+            let allowed: Vec<(usize, f64)> = bic
+                .iter()
+                .zip(&fits)
+                .filter(|(b, (gmm, _))| {
+                    b.0 == 1 || smallest_class(&gmm.posteriors(features)) >= MIN_CLASS_SIZE
+                })
+                .map(|(b, _)| *b)
+                .collect();
+            let k = elbow(&allowed);
             (k, bic, fits.into_iter().nth(k - 1).map(|f| f.0))
         }
     };
@@ -200,6 +210,19 @@ pub fn cluster(
 
 /// Share of the whole BIC improvement (k = 1 → best k) that a smaller k may give up.
 const BIC_ELBOW: f64 = 0.05;
+
+/// Fewest members of a class the automatic class count accepts; smaller classes are warned
+/// about when the count is fixed.
+pub const MIN_CLASS_SIZE: usize = 3;
+
+/// Members of the smallest class (by the largest posterior of each sample).
+fn smallest_class(posteriors: &Array2<f64>) -> usize {
+    let mut counts = vec![0usize; posteriors.ncols()];
+    for r in posteriors.rows() {
+        counts[argmax(r.iter())] += 1;
+    }
+    counts.into_iter().min().unwrap_or(0)
+}
 
 /// The smallest k whose BIC is within [`BIC_ELBOW`] of the best, measured against the whole
 /// improvement over one class. Defect patches are not Gaussian blobs: besides the defect types
@@ -759,6 +782,31 @@ mod tests {
         let c = cluster(&x, ClusterMethod::GmmFull, ClassCount::Auto { max: 6 }, 1).expect("c");
         assert_eq!(c.classes, 3, "BIC {:?}", c.bic);
         assert_eq!(c.bic.len(), 6);
+    }
+
+    /// Two stray patches far from the three kinds do not get a class of their own when the
+    /// number of classes is chosen.
+    #[test]
+    fn chosen_classes_have_at_least_three_members() {
+        let (x, _) = blobs();
+        let mut rows: Vec<f64> = x.iter().copied().collect();
+        rows.extend_from_slice(&[40.0, -30.0, 41.0, -31.0]);
+        let with_strays = Array2::from_shape_vec((x.nrows() + 2, 2), rows).expect("shape");
+        for method in [
+            ClusterMethod::GmmFull,
+            ClusterMethod::GmmDiag,
+            ClusterMethod::KMeans,
+        ] {
+            let c = cluster(&with_strays, method, ClassCount::Auto { max: 6 }, 1).expect("fit");
+            let mut counts = vec![0; c.classes];
+            for &l in &c.labels {
+                counts[l] += 1;
+            }
+            assert!(
+                counts.iter().all(|&n| n >= MIN_CLASS_SIZE),
+                "{method:?}: {counts:?}"
+            );
+        }
     }
 
     #[test]

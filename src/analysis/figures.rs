@@ -506,10 +506,18 @@ pub fn pca_panel(p: &super::ClassPca) -> Figure {
     );
     thr.dashed = true;
     Figure {
-        title: format!(
-            "PCA of class {}: {} significant component(s) (* above the noise)",
-            p.class, p.significance.significant
-        ),
+        title: if p.significance.tested() {
+            format!(
+                "PCA of class {}: {} significant component(s) (* above the noise)",
+                p.class, p.significance.significant
+            )
+        } else {
+            format!(
+                "PCA of class {}: {}",
+                p.class,
+                p.significance.text(p.eigenvalues.len())
+            )
+        },
         width: 1100.0,
         height: 440.0,
         columns: 2,

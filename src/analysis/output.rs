@@ -320,7 +320,10 @@ pub fn write(
                 num(*l),
                 num(p.explained[i]),
                 num(thr),
-                i < p.significance.significant
+                match p.significance.tested() {
+                    true => (i < p.significance.significant).to_string(),
+                    false => "not tested".to_string(),
+                }
             );
         }
         atomic_write(&dir.join("scree.csv"), scree.as_bytes())?;
@@ -383,7 +386,8 @@ pub fn summary_json(a: &DefectAnalysis) -> serde_json::Value {
         }).collect::<Vec<_>>(),
         "pca": a.class_pca.iter().map(|p| serde_json::json!({
             "class": p.class, "members": p.members, "explained": p.explained,
-            "significant_components": p.significance.significant,
+            "significant_components": p.significance.tested().then_some(p.significance.significant),
+            "significance": p.significance.text(p.eigenvalues.len()),
         })).collect::<Vec<_>>(),
         "timings_s": a.timings,
         "warnings": a.warnings,

@@ -129,6 +129,35 @@ pub struct Significance {
     /// does not).
     pub significant: usize,
     pub shuffles: usize,
+    /// Patches the test ran on; below [`MIN_SIGNIFICANCE_SAMPLES`] it is not run.
+    #[serde(default)]
+    pub samples: usize,
+}
+
+/// Fewest patches parallel analysis is run on: below, shuffled eigenvalues of a few patches in
+/// a thousand pixels say nothing, and every component would come out "significant".
+pub const MIN_SIGNIFICANCE_SAMPLES: usize = 30;
+
+impl Significance {
+    pub fn tested(&self) -> bool {
+        self.samples >= MIN_SIGNIFICANCE_SAMPLES
+    }
+
+    /// What the test found, for a reader: "2 of 8 components significant (…)" or why it was
+    /// not run.
+    pub fn text(&self, components: usize) -> String {
+        if self.tested() {
+            format!(
+                "{} of {components} components significant (parallel analysis, {} shuffles)",
+                self.significant, self.shuffles
+            )
+        } else {
+            format!(
+                "significance not tested: {} patches (at least {MIN_SIGNIFICANCE_SAMPLES} needed)",
+                self.samples
+            )
+        }
+    }
 }
 
 /// Horn's parallel analysis for the first `pca.eigenvalues.len()` components of `x`.
@@ -140,6 +169,14 @@ pub fn parallel_analysis(
 ) -> Result<Significance> {
     let k = pca.eigenvalues.len();
     let (n, d) = x.dim();
+    if n < MIN_SIGNIFICANCE_SAMPLES {
+        return Ok(Significance {
+            threshold: vec![f64::NAN; k],
+            significant: 0,
+            shuffles: 0,
+            samples: n,
+        });
+    }
     let centred = x - &pca.mean;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(shuffles); k];
@@ -175,6 +212,7 @@ pub fn parallel_analysis(
         threshold,
         significant,
         shuffles,
+        samples: n,
     })
 }
 
@@ -182,6 +220,20 @@ pub fn parallel_analysis(
 mod tests {
     use super::*;
     use rand_distr::{Distribution, Normal};
+
+    /// On fewer patches than the minimum nothing is called significant, and the reader is told
+    /// why.
+    #[test]
+    fn too_few_patches_are_not_tested() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let g = Normal::new(0.0, 1.0).expect("normal");
+        let x = Array2::from_shape_fn((6, 64), |_| g.sample(&mut rng));
+        let p = fit(&x, 4, 1).expect("fit");
+        let s = parallel_analysis(&x, &p, 20, 1).expect("test");
+        assert!(!s.tested());
+        assert_eq!(s.significant, 0);
+        assert!(s.text(4).contains("not tested: 6 patches"), "{}", s.text(4));
+    }
 
     /// Data with two real directions of known variance plus isotropic noise.
     fn planted(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array1<f64>, Array1<f64>) {

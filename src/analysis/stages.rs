@@ -280,10 +280,18 @@ pub(super) fn labelled(
     let classes = clustering.classes;
     let class_means =
         classify::class_means(&patches.data, &clustering.labels, classes, cfg.patch_size);
-    for (c, (_, _, n)) in class_means.iter().enumerate() {
-        if *n == 1 {
-            log.warn(format!("class {c} has a single member"));
-        }
+    let small: Vec<String> = class_means
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, _, n))| *n < classify::MIN_CLASS_SIZE)
+        .map(|(c, (_, _, n))| format!("class {c} ({n})"))
+        .collect();
+    if !small.is_empty() {
+        log.warn(format!(
+            "{} with fewer than {} members: not kinds of defect but outliers; merge them or ask for fewer classes",
+            small.join(", "),
+            classify::MIN_CLASS_SIZE
+        ));
     }
     let (raw_class, class, hmm_matrix, transitions_raw) =
         smoothed(input, &clustering, corrections, cfg)?;

@@ -158,6 +158,9 @@ pub(crate) fn run_bench(wanted: &[String], cfg: BenchConfig, json: bool, list: b
     if let Some(w) = &b.device().warning {
         eprintln!("warning: {w}");
     }
+    if let Some(d) = &b.device().details {
+        eprintln!("         {d}");
+    }
     let mut rows = Vec::new();
     for case in &cases {
         eprintln!("running {} …", case.id);

@@ -152,8 +152,10 @@ fn autosave_interval(minutes: f64) -> std::time::Duration {
     }
 }
 
-/// Information notices disappear after this many seconds.
+/// Information notices disappear after this many seconds, warnings after [`WARNING_SECONDS`]
+/// (errors stay until dismissed; the log keeps everything).
 const INFO_SECONDS: f64 = 8.0;
+const WARNING_SECONDS: f64 = 30.0;
 
 /// Detections as drawn: the analysed ones (with classes) or the filtered detections.
 struct Shown {
@@ -243,6 +245,8 @@ impl App {
             .next()
             .map(|(p, _)| p);
         let minutes = self.session.settings.autosave_minutes;
+        // Work that opening another movie would discard is saved here first.
+        self.session.keep_dir = Some(root.join("replaced"));
         self.autosave = Some(autosave::Autosave::new(root, autosave_interval(minutes)));
     }
 
@@ -323,7 +327,7 @@ impl App {
 
     /// Poll the job and apply queued commands (what `logic` does each frame, without input).
     pub fn tick(&mut self) {
-        self.session.expire_info(INFO_SECONDS);
+        self.session.expire_notices(INFO_SECONDS, WARNING_SECONDS);
         self.session.poll();
         for c in std::mem::take(&mut self.commands) {
             self.session.apply(c);

@@ -262,7 +262,22 @@ pub enum DeviceChoice {
 pub struct SelectedDevice {
     pub device: Device,
     pub name: String,
+    /// Said to the user when the choice fell back (one line).
     pub warning: Option<String>,
+    /// Why, for the log.
+    pub details: Option<String>,
+}
+
+impl SelectedDevice {
+    /// Say a fallback as a warning and why in the log.
+    pub fn announce(&self, ctx: &crate::jobs::JobCtx) {
+        if let Some(w) = &self.warning {
+            ctx.emit(crate::jobs::Event::Warning(w.clone()));
+        }
+        if let Some(d) = &self.details {
+            ctx.emit(crate::jobs::Event::Info(d.clone()));
+        }
+    }
 }
 
 /// Choose the compute device. GPU devices are probed with a tiny computation; a failure (no
@@ -272,6 +287,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
         device: Device::flex(),
         name: "cpu".into(),
         warning: None,
+        details: None,
     };
     if choice == DeviceChoice::Cpu
         || std::env::var_os("DEFECTSCOPE_NO_GPU").is_some() && choice == DeviceChoice::Auto
@@ -284,7 +300,8 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
             return match choice {
                 DeviceChoice::Gpu => Err(Error::Device(format!("no usable GPU ({why})"))),
                 _ => Ok(SelectedDevice {
-                    warning: Some(format!("no usable GPU, training on the CPU ({why})")),
+                    warning: Some("no usable GPU found; running on the CPU".into()),
+                    details: Some(format!("GPU probe: {why}")),
                     ..cpu()
                 }),
             };
@@ -294,6 +311,7 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
         device,
         name: format!("gpu (wgpu, {name})"),
         warning: None,
+        details: None,
     })
 }
 

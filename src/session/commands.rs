@@ -50,7 +50,7 @@ impl JobKind {
 }
 
 /// How bad a notification is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Info,
     Warning,
@@ -61,7 +61,18 @@ pub enum Level {
 pub struct Notice {
     pub level: Level,
     pub text: String,
+    /// When it was last given.
     pub at: Instant,
+    /// How many times it was given since it was shown.
+    pub count: usize,
+}
+
+/// Every notice and job message of the session, in order, for the log window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub level: Level,
+    pub text: String,
+    pub at: std::time::SystemTime,
 }
 
 /// What a panel asks the session to do.
@@ -112,4 +123,6 @@ pub enum Command {
     ExportFigure(String, Box<Figure>),
     Cancel,
     DismissNotice(usize),
+    /// Dismiss every notice (the log keeps them).
+    DismissAll,
 }

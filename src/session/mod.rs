@@ -34,7 +34,7 @@ pub use chain::{
     score_against_truth, score_points, write_results,
 };
 
-pub use commands::{Command, JobKind, Level, Notice};
+pub use commands::{Command, JobKind, Level, LogEntry, Notice};
 use project_io::{Opened, open_project};
 pub use settings::{DetectionFilter, Settings};
 pub use stages::{Detected, Model, TrainSummary, load_model};
@@ -43,6 +43,13 @@ pub use stages::{Detected, Model, TrainSummary, load_model};
 const MAP_BUDGET_BYTES: usize = 512 << 20;
 /// Recent files remembered.
 const RECENT: usize = 8;
+
+/// What to open.
+enum Source {
+    Demo,
+    Movie(PathBuf),
+    Project(PathBuf),
+}
 
 /// What a finished job hands back.
 enum Output {
@@ -104,6 +111,11 @@ pub struct Session {
     pub corrections: Corrections,
     pub job: Option<Job>,
     pub notices: Vec<Notice>,
+    /// Every notice and job message, for the log window.
+    pub log: Vec<LogEntry>,
+    /// Where work is saved (as a project) before opening something else would discard it;
+    /// `None`: not kept.
+    pub keep_dir: Option<PathBuf>,
     /// Seconds the last finished job of each kind took.
     pub last_job_seconds: Vec<(JobKind, f64)>,
     wake: Arc<dyn Fn() + Send + Sync>,
@@ -133,15 +145,37 @@ impl Session {
             corrections: Corrections::default(),
             job: None,
             notices: Vec::new(),
+            log: Vec::new(),
+            keep_dir: None,
             last_job_seconds: Vec::new(),
             wake,
         }
     }
 
-    /// Drop information notices older than `seconds` (warnings and errors stay until dismissed).
-    pub fn expire_info(&mut self, seconds: f64) {
-        self.notices
-            .retain(|n| n.level != Level::Info || n.at.elapsed().as_secs_f64() < seconds);
+    /// Drop information notices older than `info_s` and warnings older than `warning_s`
+    /// (errors stay until dismissed; the log keeps everything).
+    pub fn expire_notices(&mut self, info_s: f64, warning_s: f64) {
+        self.notices.retain(|n| {
+            let age = n.at.elapsed().as_secs_f64();
+            match n.level {
+                Level::Info => age < info_s,
+                Level::Warning => age < warning_s,
+                Level::Error => true,
+            }
+        });
+    }
+
+    /// Put `text` in the log only (details a notice would bury the work under).
+    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+        const KEPT: usize = 2000;
+        if self.log.len() >= KEPT {
+            self.log.drain(..KEPT / 10);
+        }
+        self.log.push(LogEntry {
+            level,
+            text: text.into(),
+            at: std::time::SystemTime::now(),
+        });
     }
 
     fn set_mask(&mut self, mask: Vec<bool>) {
@@ -157,16 +191,24 @@ impl Session {
         self.job.as_ref().is_some_and(|j| j.kind == kind)
     }
 
+    /// Show `text` as a notice (a repeat of one shown is counted on it, not shown again) and
+    /// log it.
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
-        // The same message twice in a row is one notification.
-        if self.notices.last().is_some_and(|n| n.text == text) {
+        self.log(level, text.clone());
+        if let Some(i) = self.notices.iter().position(|n| n.text == text) {
+            let mut n = self.notices.remove(i);
+            n.count += 1;
+            n.at = Instant::now();
+            n.level = n.level.max(level);
+            self.notices.push(n);
             return;
         }
         self.notices.push(Notice {
             level,
             text,
             at: Instant::now(),
+            count: 1,
         });
     }
 
@@ -238,32 +280,9 @@ impl Session {
     /// Carry out one command.
     pub fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::OpenDemo => self.start(JobKind::Open, |ctx| {
-                ctx.begin("generating the demo movie", 1);
-                let s = synth::generate(&synth::demo_config())?;
-                Ok(Output::Opened(Box::new(Opened {
-                    movie: s.movie,
-                    path: None,
-                    truth: Some(s.truth),
-                    project: None,
-                    registration: None,
-                    keep_model: false,
-                })))
-            }),
-            Command::OpenMovie(path) => self.start(JobKind::Open, move |ctx| {
-                let movie = movie::load_in(&path, ctx)?;
-                Ok(Output::Opened(Box::new(Opened {
-                    movie,
-                    path: Some(path),
-                    truth: None,
-                    project: None,
-                    registration: None,
-                    keep_model: false,
-                })))
-            }),
-            Command::OpenProject(dir) => self.start(JobKind::Open, move |ctx| {
-                Ok(Output::Opened(Box::new(open_project(&dir, ctx)?)))
-            }),
+            Command::OpenDemo => self.open(Source::Demo),
+            Command::OpenMovie(path) => self.open(Source::Movie(path)),
+            Command::OpenProject(dir) => self.open(Source::Project(dir)),
             Command::SaveProject(dir) => self.save_project(dir),
             Command::Register { crop } => self.register(crop),
             Command::Label => self.label(),
@@ -329,7 +348,64 @@ impl Session {
                     self.notices.remove(i);
                 }
             }
+            Command::DismissAll => self.notices.clear(),
         }
+    }
+
+    /// Whether the session holds work that opening something else would throw away.
+    pub fn has_work(&self) -> bool {
+        self.model.as_ref().is_some_and(|m| m.training.is_some())
+            || self.detected.is_some()
+            || self.analysis.is_some()
+            || self.sites.is_some()
+            || self.mask_edited
+    }
+
+    /// Open a movie, the demo or a project in place of what is open. Work that would be lost
+    /// is first saved as a project under [`Self::keep_dir`] (said in a notice).
+    fn open(&mut self, source: Source) {
+        if self.busy() {
+            self.notify(
+                Level::Warning,
+                "wait for the running job, or cancel it, before opening",
+            );
+            return;
+        }
+        self.notices.clear();
+        let keep = match (&self.keep_dir, self.has_work()) {
+            (Some(root), true) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let dir = root.join(format!("before-open-{stamp}"));
+                self.project_saver().map(|save| (save, dir))
+            }
+            _ => None,
+        };
+        self.start(JobKind::Open, move |ctx| {
+            let kept = match keep {
+                Some((save, dir)) => {
+                    ctx.begin("keeping the current session", 1);
+                    save(&dir)?;
+                    Some(dir)
+                }
+                None => None,
+            };
+            let mut opened = match source {
+                Source::Demo => {
+                    ctx.begin("generating the demo movie", 1);
+                    let s = synth::generate(&synth::demo_config())?;
+                    Opened::movie(s.movie, None, Some(s.truth))
+                }
+                Source::Movie(path) => {
+                    let movie = movie::load_in(&path, ctx)?;
+                    Opened::movie(movie, Some(path), None)
+                }
+                Source::Project(dir) => open_project(&dir, ctx)?,
+            };
+            opened.kept = kept;
+            Ok(Output::Opened(Box::new(opened)))
+        });
     }
 
     fn label(&mut self) {
@@ -629,6 +705,7 @@ impl Session {
                 project: None,
                 registration: Some(reg),
                 keep_model: true,
+                kept: None,
             })))
         });
     }
@@ -700,7 +777,7 @@ impl Session {
                 self.validation.push([iteration as f64, iou as f64])
             }
             Event::Warning(w) => self.notify(Level::Warning, w),
-            Event::Info(_) => {}
+            Event::Info(i) => self.log(Level::Info, i),
         }
     }
 
@@ -714,7 +791,17 @@ impl Session {
                     project,
                     registration,
                     keep_model,
+                    kept,
                 } = *o;
+                if let Some(dir) = kept {
+                    self.notify(
+                        Level::Info,
+                        format!(
+                            "the previous session was saved to {} before opening (File → Open project… brings it back)",
+                            dir.display()
+                        ),
+                    );
+                }
                 if let Some(p) = &path {
                     self.remember(p);
                 }

@@ -25,6 +25,23 @@ pub(super) struct Opened {
     pub registration: Option<Registration>,
     /// Registering the open movie keeps its model (the network does not depend on the frames).
     pub keep_model: bool,
+    /// Where the session open before was saved, when it held work.
+    pub kept: Option<PathBuf>,
+}
+
+impl Opened {
+    /// A movie on its own (no project, not registered).
+    pub fn movie(movie: Movie, path: Option<PathBuf>, truth: Option<Vec<TruthDefect>>) -> Self {
+        Opened {
+            movie,
+            path,
+            truth,
+            project: None,
+            registration: None,
+            keep_model: false,
+            kept: None,
+        }
+    }
 }
 
 pub(super) struct ProjectParts {
@@ -234,5 +251,6 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
         }),
         registration,
         keep_model: false,
+        kept: None,
     })
 }

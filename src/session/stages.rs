@@ -4,7 +4,7 @@
 
 use crate::detect::{Detection, Dropped, LocalizeConfig, Region, RegionTrack, detect_all};
 use crate::error::Result;
-use crate::jobs::{Event, JobCtx};
+use crate::jobs::JobCtx;
 use crate::model::{
     CHECKPOINT_VERSION, CheckpointMeta, DeviceChoice, ModelConfig, Net, load_checkpoint,
     save_checkpoint, select_device,
@@ -107,9 +107,7 @@ pub fn train_model(
 /// the GPU is said as a warning).
 pub fn load_model(dir: &Path, choice: DeviceChoice, ctx: &JobCtx) -> Result<Model> {
     let selected = select_device(choice)?;
-    if let Some(w) = &selected.warning {
-        ctx.emit(Event::Warning(w.clone()));
-    }
+    selected.announce(ctx);
     let (net, meta) = load_checkpoint(dir, &selected.device)?;
     Ok(Model {
         net,

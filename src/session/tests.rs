@@ -116,3 +116,70 @@ fn filter_keeps_by_score_and_area() {
     assert!(!f.keeps(&d(0.7, 4)));
     assert!(!f.keeps(&d(0.7, 21)));
 }
+
+/// A repeated message is one notice with a count; every message stays in the log; info and
+/// warnings fade, errors stay until dismissed.
+#[test]
+fn notices_group_repeats_fade_and_are_logged() {
+    let mut s = session();
+    for _ in 0..3 {
+        s.notify(Level::Warning, "class 7: 1 members are too few for a PCA");
+    }
+    s.notify(Level::Info, "model ready");
+    s.notify(Level::Error, "could not read the movie");
+    assert_eq!(s.notices.len(), 3, "{:?}", s.notices);
+    let repeated = s
+        .notices
+        .iter()
+        .find(|n| n.text.starts_with("class 7"))
+        .expect("grouped");
+    assert_eq!(repeated.count, 3);
+    assert_eq!(s.log.len(), 5);
+    s.expire_notices(0.0, 0.0);
+    assert_eq!(s.notices.len(), 1);
+    assert_eq!(s.notices[0].level, Level::Error);
+    s.apply(Command::DismissAll);
+    assert!(s.notices.is_empty());
+    assert_eq!(s.log.len(), 5, "the log keeps what was dismissed");
+}
+
+/// Opening another movie over a session with work saves that work first, as a project that
+/// says what it held, and says where.
+#[test]
+fn work_is_kept_before_opening_something_else() {
+    let keep = tempfile::tempdir().expect("dir");
+    let mut s = session();
+    s.keep_dir = Some(keep.path().to_path_buf());
+    s.apply(Command::OpenDemo);
+    while s.busy() {
+        s.wait();
+    }
+    assert!(!s.has_work());
+    s.apply(Command::Paint {
+        x: 20.0,
+        y: 20.0,
+        radius: 3.0,
+        on: true,
+    });
+    assert!(s.has_work());
+    s.apply(Command::OpenDemo);
+    while s.busy() {
+        s.wait();
+    }
+    let kept: Vec<PathBuf> = std::fs::read_dir(keep.path())
+        .expect("kept")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let file = project::read(&kept[0]).expect("a project");
+    assert!(file.mask_edited);
+    assert!(
+        s.notices
+            .iter()
+            .any(|n| n.text.contains(&kept[0].display().to_string())),
+        "{:?}",
+        s.notices
+    );
+    assert!(!s.mask_edited, "the new movie starts clean");
+}

@@ -227,6 +227,20 @@ pub fn train(
     train_with(frame, labels, cfg, checkpoint_dir, ctx, Faults::default())
 }
 
+/// Below this frame-0 IoU at the end of training, the network has not learned its labels.
+const LEARNED_IOU: f32 = 0.3;
+
+/// A warning when the last validation says the network did not learn its labels, with what to
+/// try.
+fn unlearned(validation: &[(usize, f32)]) -> Option<String> {
+    let &(_, iou) = validation.last()?;
+    (iou < LEARNED_IOU).then(|| {
+        format!(
+            "the network did not learn its labels (frame-0 IoU {iou:.2} at the end): train longer, lower the learning rate, or check the labels (Ground truth)"
+        )
+    })
+}
+
 /// After the GPU failed at iteration `it`: a CPU learner from the weights kept in `rescue`
 /// (their iteration said as a warning), or the failure when none were kept.
 fn fall_back_to_cpu(
@@ -309,9 +323,7 @@ fn train_with(
         ));
     }
     let selected = select_device(cfg.device)?;
-    if let Some(w) = &selected.warning {
-        ctx.emit(Event::Warning(w.clone()));
-    }
+    selected.announce(ctx);
     ctx.emit(Event::Info(format!("training on {}", selected.name)));
     let (image, target) = training_images(frame, labels, &cfg.model)?;
     let validation_crops = validation_set(frame, &target, cfg.crop);
@@ -416,6 +428,9 @@ fn train_with(
             save_checkpoint(&learner.net(), &meta(done), dir)?;
         }
         ctx.step(done as u64)?;
+    }
+    if let Some(w) = unlearned(&validation) {
+        ctx.emit(Event::Warning(w));
     }
     Ok(Trained {
         net: learner.net(),

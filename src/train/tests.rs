@@ -331,3 +331,10 @@ fn a_few_iterations_lower_the_loss_and_cancel_works() {
         train(&frame, &FrameLabels::new(&mask, 4.0), &cfg, None, &ctx).expect_err("cancelled");
     assert!(matches!(err, Error::Cancelled));
 }
+
+#[test]
+fn a_network_that_did_not_learn_is_said_to() {
+    assert!(unlearned(&[(50, 0.7), (100, 0.03)]).is_some_and(|w| w.contains("IoU 0.03")));
+    assert!(unlearned(&[(50, 0.1), (100, 0.65)]).is_none());
+    assert!(unlearned(&[]).is_none());
+}

@@ -46,6 +46,10 @@ use train::{train_controls, train_view};
 pub struct Panels {
     /// The path typed into File → Open path (for systems without a file-dialog portal).
     pub typed_path: String,
+    /// The log window is open.
+    pub show_log: bool,
+    /// The time each frame of the window takes (a debugging aid) is shown.
+    pub show_frame_times: bool,
     pub augment: augment::AugmentPanel,
     pub classes: classes::ClassesPanel,
     pub pca: pca::PcaPanel,
@@ -264,7 +268,12 @@ fn bottom_bar(app: &mut App, ui: &mut egui::Ui) {
                 ui.label(format!("x {x:.1}, y {y:.1} px{nm} · value {v:.4}"));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if let Some((mean, max)) = app.frame_times_ms() {
+                let n = app.session.log.len();
+                ui.toggle_value(&mut app.panels.show_log, format!("Log ({n})"))
+                    .on_hover_text("Every notice and job message of this session");
+                if app.panels.show_frame_times
+                    && let Some((mean, max)) = app.frame_times_ms()
+                {
                     ui.small(format!("UI {mean:.1} ms (max {max:.1})"));
                 }
             });
@@ -367,11 +376,49 @@ fn recovery(app: &mut App, ui: &mut egui::Ui) {
     }
 }
 
+/// The log window: every notice and job message, newest first.
+fn log_window(app: &mut App, ui: &mut egui::Ui) {
+    let mut open = app.panels.show_log;
+    egui::Window::new("Log")
+        .open(&mut open)
+        .default_size([560.0, 360.0])
+        .show(ui.ctx(), |ui| {
+            ui.checkbox(
+                &mut app.panels.show_frame_times,
+                "show the window's frame times",
+            );
+            ui.separator();
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                for e in app.session.log.iter().rev() {
+                    let secs =
+                        e.at.duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                    let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+                    let level = match e.level {
+                        Level::Info => "info",
+                        Level::Warning => "warning",
+                        Level::Error => "error",
+                    };
+                    ui.add(
+                        egui::Label::new(format!(
+                            "{h:02}:{m:02}:{sec:02} UTC  {level}: {}",
+                            e.text
+                        ))
+                        .wrap(),
+                    );
+                }
+            });
+        });
+    app.panels.show_log = open;
+}
+
 fn notices(app: &mut App, ui: &mut egui::Ui) {
+    log_window(app, ui);
     if app.session.notices.is_empty() {
         return;
     }
     let mut dismiss = None;
+    let mut dismiss_all = false;
     egui::Area::new(egui::Id::unique("notices"))
         // Over the bottom of the controls column, which is mostly empty, not over the data.
         .anchor(egui::Align2::LEFT_BOTTOM, Vec2::new(8.0, -44.0))
@@ -389,17 +436,35 @@ fn notices(app: &mut App, ui: &mut egui::Ui) {
                         if ui.small_button("×").clicked() {
                             dismiss = Some(i);
                         }
+                        let repeats = if n.count > 1 {
+                            format!(" (×{})", n.count)
+                        } else {
+                            String::new()
+                        };
                         ui.add(
                             egui::Label::new(
-                                RichText::new(format!("{title} {}", n.text)).color(Color32::WHITE),
+                                RichText::new(format!("{title} {}{repeats}", n.text))
+                                    .color(Color32::WHITE),
                             )
                             .wrap(),
                         );
                     });
                 });
             }
+            let hidden = app.session.notices.len().saturating_sub(5);
+            ui.horizontal(|ui| {
+                if app.session.notices.len() > 1 && ui.small_button("Dismiss all").clicked() {
+                    dismiss_all = true;
+                }
+                if hidden > 0 {
+                    ui.small(format!("{hidden} older in the log"));
+                }
+            });
         });
     if let Some(i) = dismiss {
         app.push(Command::DismissNotice(i));
+    }
+    if dismiss_all {
+        app.push(Command::DismissAll);
     }
 }

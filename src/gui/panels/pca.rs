@@ -28,12 +28,7 @@ pub(super) fn pca_controls(app: &mut App, ui: &mut egui::Ui) {
         }
     });
     if let Some(p) = a.class_pca.iter().find(|p| p.class == app.panels.pca.class) {
-        ui.label(format!(
-            "{} of {} components significant (parallel analysis, {} shuffles)",
-            p.significance.significant,
-            p.eigenvalues.len(),
-            p.significance.shuffles
-        ));
+        ui.label(p.significance.text(p.eigenvalues.len()));
     }
     ui.small("Hover a point of the scores to see its patch.");
 }
