@@ -317,6 +317,14 @@ fn a_correction_equals_a_rerun_and_stays_with_its_clustering() {
     assert_eq!(merged.transitions.counts, rerun.transitions.counts);
     // The classifier's own clustering is untouched by corrections.
     assert_eq!(merged.classifier.labels, a.classifier.labels);
+    // The concentration plot starts at 0 whatever the densities.
+    let fig = analysis::figures::concentration(&merged);
+    match &fig.panels[0] {
+        defectscope::export::figure::Panel::Plot(p) => {
+            assert_eq!(p.y_range.map(|r| r.0), Some(0.0));
+        }
+        _ => panic!("the concentration is a plot"),
+    }
     // Under another clustering (another seed) the corrections are not replayed.
     let other = AnalysisConfig { seed: 9, ..acfg };
     let b = analysis::run_corrected(&s.movie, &dets, Some(&lattice), &other, &c, &ctx)

@@ -328,7 +328,11 @@ fn a_missing_file_is_one_readable_error_and_the_app_goes_on() {
     // Dismiss it; then the demo still opens.
     h.get_by_label("×").click();
     h.run_steps(2);
-    assert!(h.state().session().notices.is_empty());
+    assert!(
+        h.state().session().notices.is_empty(),
+        "{:?}",
+        h.state().session().notices
+    );
     h.state_mut().push(Command::OpenDemo);
     finish(&mut h);
     assert!(h.state().session().movie.is_some());

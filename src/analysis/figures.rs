@@ -109,6 +109,7 @@ pub fn class_gallery(a: &DefectAnalysis) -> Figure {
 /// Concentration of each class vs time.
 pub fn concentration(a: &DefectAnalysis) -> Figure {
     let dens = a.densities();
+    let top = dens.iter().flatten().copied().fold(0.0f64, f64::max);
     let (x_label, t) = match a.frame_interval_s {
         Some(dt) => ("time (s)".to_string(), dt),
         None => ("frame".to_string(), 1.0),
@@ -137,6 +138,8 @@ pub fn concentration(a: &DefectAnalysis) -> Figure {
             y_label: format!("density (defects per {})", a.area_unit()),
             series,
             legend: true,
+            // From 0: one defect missing from a frame must not look like a crash.
+            y_range: Some((0.0, 1.05 * top.max(f64::MIN_POSITIVE))),
             ..Default::default()
         })],
     }

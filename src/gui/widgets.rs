@@ -12,12 +12,16 @@ pub(super) fn run_button(
     kind: JobKind,
     cmd: Command,
 ) {
+    let blocked = app.session.blocker(kind);
     ui.horizontal(|ui| {
         let running = app.session.running(kind);
-        if ui
-            .add_enabled(!app.session.busy(), egui::Button::new(label))
-            .clicked()
-        {
+        let button = ui.add_enabled(
+            !app.session.busy() && blocked.is_none(),
+            egui::Button::new(label),
+        );
+        if let Some(why) = blocked {
+            button.on_disabled_hover_text(why);
+        } else if button.clicked() {
             app.push(cmd);
         }
         if running && ui.button("Cancel").clicked() {
@@ -32,6 +36,9 @@ pub(super) fn run_button(
             ui.small(format!("last: {s:.1} s"));
         }
     });
+    if let Some(why) = blocked {
+        ui.small(why);
+    }
 }
 
 /// A histogram of `values` with vertical lines at `marks`; returns the x of a drag in the plot.

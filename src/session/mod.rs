@@ -461,16 +461,9 @@ impl Session {
     }
 
     fn train(&mut self) {
-        let Some(movie) = self.need_movie() else {
+        let (true, Some(movie)) = (self.ready(JobKind::Train), self.movie.clone()) else {
             return;
         };
-        if self.mask.is_empty() {
-            self.notify(
-                Level::Warning,
-                "label frame 0 first: training learns from its mask",
-            );
-            return;
-        }
         let mask = self.mask.clone();
         let radius = self
             .labels
@@ -498,11 +491,11 @@ impl Session {
     }
 
     fn detect(&mut self) {
-        let Some(movie) = self.need_movie() else {
-            return;
-        };
-        let Some(model) = self.model.clone() else {
-            self.notify(Level::Warning, "train or load a model first");
+        let (true, Some(movie), Some(model)) = (
+            self.ready(JobKind::Detect),
+            self.movie.clone(),
+            self.model.clone(),
+        ) else {
             return;
         };
         let cfg = self.settings.chain.localize.clone();
@@ -518,13 +511,9 @@ impl Session {
     }
 
     fn analyse(&mut self) {
-        let Some(movie) = self.need_movie() else {
+        let (true, Some(movie)) = (self.ready(JobKind::Analyse), self.movie.clone()) else {
             return;
         };
-        if self.detected.is_none() {
-            self.notify(Level::Warning, "detect defects first");
-            return;
-        }
         if !self.valid(self.settings.chain.analysis.validate()) {
             return;
         }
@@ -574,24 +563,52 @@ impl Session {
         });
     }
 
-    /// Why the site model cannot run now, if it cannot.
-    pub fn sites_blocker(&self) -> Option<&'static str> {
-        match (&self.movie, &self.labels) {
-            (None, _) => Some("open a movie first"),
-            (Some(m), _) if m.frames.len() < 2 => Some(
+    /// Why a `kind` job cannot run now, if it cannot (the panels disable its button with it).
+    pub fn blocker(&self, kind: JobKind) -> Option<&'static str> {
+        let Some(movie) = &self.movie else {
+            return matches!(
+                kind,
+                JobKind::Label
+                    | JobKind::Train
+                    | JobKind::Detect
+                    | JobKind::Analyse
+                    | JobKind::Sites
+            )
+            .then_some("open a movie first");
+        };
+        match kind {
+            JobKind::Train if self.mask.is_empty() => {
+                Some("label frame 0 first: training learns from its mask")
+            }
+            JobKind::Detect if self.model.is_none() => Some("train or load a model first"),
+            JobKind::Analyse if self.detected.is_none() => Some("detect defects first"),
+            JobKind::Sites if movie.frames.len() < 2 => Some(
                 "the site model follows defects through time: it needs a movie of at least 2 frames",
             ),
-            (_, None) => Some("label frame 0 first"),
-            (_, Some(l)) if l.lattice.is_none() => Some(
-                "the site model needs frame 0 labelled from its lattice (Ground truth: Columns)",
-            ),
+            JobKind::Sites => match &self.labels {
+                None => Some("label frame 0 first"),
+                Some(l) if l.lattice.is_none() => Some(
+                    "the site model needs frame 0 labelled from its lattice (Ground truth: Columns)",
+                ),
+                Some(_) => None,
+            },
             _ => None,
         }
     }
 
+    /// Say why a `kind` job cannot run now (see [`Self::blocker`]); true when it can.
+    fn ready(&mut self, kind: JobKind) -> bool {
+        match self.blocker(kind) {
+            Some(why) => {
+                self.notify(Level::Warning, why);
+                false
+            }
+            None => true,
+        }
+    }
+
     fn fit_sites(&mut self) {
-        if let Some(why) = self.sites_blocker() {
-            self.notify(Level::Warning, why);
+        if !self.ready(JobKind::Sites) {
             return;
         }
         let (Some(movie), Some(fit)) = (

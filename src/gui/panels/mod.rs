@@ -451,15 +451,20 @@ fn notices(app: &mut App, ui: &mut egui::Ui) {
                     });
                 });
             }
-            let hidden = app.session.notices.len().saturating_sub(5);
-            ui.horizontal(|ui| {
-                if app.session.notices.len() > 1 && ui.small_button("Dismiss all").clicked() {
-                    dismiss_all = true;
-                }
-                if hidden > 0 {
-                    ui.small(format!("{hidden} older in the log"));
-                }
-            });
+            let (shown, hidden) = (
+                app.session.notices.len(),
+                app.session.notices.len().saturating_sub(5),
+            );
+            if shown > 1 {
+                ui.horizontal(|ui| {
+                    if ui.small_button("Dismiss all").clicked() {
+                        dismiss_all = true;
+                    }
+                    if hidden > 0 {
+                        ui.small(format!("{hidden} older in the log"));
+                    }
+                });
+            }
         });
     if let Some(i) = dismiss {
         app.push(Command::DismissNotice(i));

@@ -72,14 +72,7 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
-    match app.session.sites_blocker() {
-        Some(r) => {
-            ui.add_enabled(false, egui::Button::new("Fit site model"))
-                .on_disabled_hover_text(r);
-            ui.small(r);
-        }
-        None => widgets::run_button(app, ui, "Fit site model", JobKind::Sites, Command::FitSites),
-    }
+    widgets::run_button(app, ui, "Fit site model", JobKind::Sites, Command::FitSites);
     if let Some(a) = app.session.sites.clone() {
         ui.separator();
         ui.label(RichText::new("Rates per frame").strong());

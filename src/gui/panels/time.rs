@@ -50,9 +50,18 @@ pub(super) fn time_controls(app: &mut App, ui: &mut egui::Ui) {
 }
 
 pub(super) fn time_plots(app: &mut App, ui: &mut egui::Ui) {
-    if app.session.analysis.is_none() {
-        ui.label("Run Classes first.");
-        return;
+    match app.session.analysis.as_ref().map(|a| a.frames) {
+        None => {
+            ui.label("Run Classes first.");
+            return;
+        }
+        Some(frames) if frames < 2 => {
+            ui.label(
+                "Concentration, tracks, diffusion and transitions follow defects through time: they need a movie of at least 2 frames.",
+            );
+            return;
+        }
+        Some(_) => {}
     }
     let ctx = ui.ctx().clone();
     let h = (ui.available_height() - 40.0) / 2.0;
