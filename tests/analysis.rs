@@ -181,7 +181,7 @@ fn outputs_are_written_and_bad_inputs_are_clear_errors() {
         a.warnings
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let files = output::write(dir.path(), &a, &dets, &s.movie.frames[0]).expect("write");
+    let files = output::write(dir.path(), &a, &dets, &s.movie.frames[0], None).expect("write");
     assert!(!files.is_empty());
     let classes = std::fs::read_to_string(dir.path().join("classes.csv")).expect("classes");
     assert!(classes.starts_with("frame,x,y,class,track"));
@@ -317,8 +317,27 @@ fn a_correction_equals_a_rerun_and_stays_with_its_clustering() {
     assert_eq!(merged.transitions.counts, rerun.transitions.counts);
     // The classifier's own clustering is untouched by corrections.
     assert_eq!(merged.classifier.labels, a.classifier.labels);
+    // A name given to a class follows its members through a merge and reaches the tables.
+    let named = merged.class[d].expect("classified");
+    assert!(c.name(named, "V_S1", &merged));
+    let renamed = merged.corrected(&s.movie, &dets, &c, &ctx).expect("named");
+    assert_eq!(renamed.class_name(named), "V_S1");
+    assert!(output::classes_csv(&renamed, &dets).contains("\"V_S1\""));
+    let other_class = (named + 1) % renamed.classes();
+    c.push(
+        ManualEdit::Merge {
+            from: named,
+            into: other_class,
+        },
+        &renamed,
+    );
+    let after = renamed
+        .corrected(&s.movie, &dets, &c, &ctx)
+        .expect("merged again");
+    let holder = after.class[d].expect("still classified");
+    assert_eq!(after.class_name(holder), "V_S1");
     // The concentration plot starts at 0 whatever the densities.
-    let fig = analysis::figures::concentration(&merged);
+    let fig = analysis::figures::concentration(&after);
     match &fig.panels[0] {
         defectscope::export::figure::Panel::Plot(p) => {
             assert_eq!(p.y_range.map(|r| r.0), Some(0.0));

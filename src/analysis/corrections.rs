@@ -17,21 +17,78 @@ pub struct Corrections {
     pub made_under: Option<u64>,
     /// The edits in the order made; class numbers are as the user saw them then.
     pub edits: Vec<ManualEdit>,
+    /// Names given to classes, each held by one member (a detection), so that a name follows
+    /// its defects when classes are renumbered by an edit.
+    pub names: Vec<ClassName>,
+}
+
+/// The name of the class that holds detection `detection`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassName {
+    pub detection: usize,
+    pub name: String,
 }
 
 impl Corrections {
     /// Record `edit`, made on `analysis`'s classes.
     pub fn push(&mut self, edit: ManualEdit, analysis: &DefectAnalysis) {
+        self.adopt(analysis);
+        self.edits.push(edit);
+    }
+
+    /// Name class `class` of `analysis` (an empty name takes the name away); false when the
+    /// class has no member to hold the name.
+    pub fn name(&mut self, class: usize, name: &str, analysis: &DefectAnalysis) -> bool {
+        let Some(detection) = analysis.raw_class.iter().position(|&c| c == Some(class)) else {
+            return false;
+        };
+        self.adopt(analysis);
+        // A class has one name: the ones its members held before go.
+        self.names
+            .retain(|n| analysis.raw_class.get(n.detection).copied().flatten() != Some(class));
+        let name = name.trim();
+        if !name.is_empty() {
+            self.names.push(ClassName {
+                detection,
+                name: name.to_string(),
+            });
+        }
+        true
+    }
+
+    /// Start over when `analysis` is another clustering than the one these were made on.
+    fn adopt(&mut self, analysis: &DefectAnalysis) {
         if self.made_under != Some(analysis.clustering_key) {
             self.edits.clear();
+            self.names.clear();
         }
         self.made_under = Some(analysis.clustering_key);
-        self.edits.push(edit);
     }
 
     /// Whether these corrections belong to a clustering with this key (or there are none).
     pub fn fit(&self, key: u64) -> bool {
-        self.edits.is_empty() || self.made_under == Some(key)
+        (self.edits.is_empty() && self.names.is_empty()) || self.made_under == Some(key)
+    }
+
+    /// The name of each of `classes` classes, given the class of each detection: the last name
+    /// one of its members holds, else "class c".
+    pub(super) fn class_names(
+        &self,
+        key: u64,
+        classes: usize,
+        class_of: &[Option<usize>],
+    ) -> Vec<String> {
+        let mut names: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+        if self.fit(key) {
+            for n in &self.names {
+                if let Some(c) = class_of.get(n.detection).copied().flatten()
+                    && c < classes
+                {
+                    names[c] = n.name.clone();
+                }
+            }
+        }
+        names
     }
 
     /// The classifier's `clustering` with the corrections replayed, where they belong to it

@@ -9,10 +9,6 @@ use crate::export::figure::{
 use crate::movie::register::Drift;
 use crate::raster::Raster;
 
-fn class_name(c: usize) -> String {
-    format!("class {c}")
-}
-
 /// Ward dendrogram, leaves labelled with their size and coloured by majority class.
 pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
     let d = a.dendrogram.as_ref()?;
@@ -43,7 +39,7 @@ pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
             .collect();
         if !pts.is_empty() {
             series.push(Series::new(
-                class_name(c),
+                a.class_name(c),
                 class_colour(c),
                 Style::Markers,
                 pts,
@@ -85,7 +81,7 @@ pub fn class_gallery(a: &DefectAnalysis) -> Figure {
         .enumerate()
         .map(|(c, (img, _, n))| Tile {
             image: img.clone(),
-            caption: format!("class {c}: n = {n}"),
+            caption: format!("{}: n = {n}", a.class_name(c)),
             frame: Some(class_colour(c)),
         })
         .collect();
@@ -117,7 +113,7 @@ pub fn concentration(a: &DefectAnalysis) -> Figure {
     let series = (0..a.classes())
         .map(|c| {
             Series::new(
-                class_name(c),
+                a.class_name(c),
                 class_colour(c),
                 Style::LineMarkers,
                 dens.iter()
@@ -208,7 +204,7 @@ pub fn trajectories(a: &DefectAnalysis, frame0: &Raster, detections: &[Detection
     for c in 0..a.classes() {
         // Legend entries.
         series.push(Series::new(
-            class_name(c),
+            a.class_name(c),
             class_colour(c),
             Style::Line,
             vec![],
@@ -258,8 +254,9 @@ pub fn annotated_frame(
     frame: usize,
     detections: &[Detection],
     class_of: &dyn Fn(usize) -> Option<usize>,
-    classes: usize,
+    names: &[String],
 ) -> Figure {
+    let classes = names.len();
     let mut by_class = vec![Vec::new(); classes + 1];
     for (i, d) in detections.iter().enumerate() {
         if d.frame == frame {
@@ -276,7 +273,7 @@ pub fn annotated_frame(
             if c == classes {
                 Series::new("unclassified", [128, 128, 128], Style::Markers, p)
             } else {
-                Series::new(class_name(c), class_colour(c), Style::Markers, p)
+                Series::new(names[c].clone(), class_colour(c), Style::Markers, p)
             }
         })
         .collect();
@@ -341,7 +338,7 @@ pub fn msd(a: &DefectAnalysis) -> Figure {
     let mut series = Vec::new();
     for d in &a.diffusion {
         let mut s = Series::new(
-            format!("class {}: {}", d.class, a.diffusion_text(d)),
+            format!("{}: {}", a.class_name(d.class), a.diffusion_text(d)),
             class_colour(d.class),
             Style::Markers,
             d.msd

@@ -232,6 +232,14 @@ impl DefectAnalysis {
         self.clustering.classes
     }
 
+    /// The name of class `c` (given by hand, else "class c").
+    pub fn class_name(&self, c: usize) -> String {
+        self.class_names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    }
+
     /// Densities per frame and class, per nm² when calibrated (per px² otherwise).
     pub fn densities(&self) -> Vec<Vec<f64>> {
         self.counts

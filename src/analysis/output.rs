@@ -28,29 +28,34 @@ fn num(v: f64) -> String {
     }
 }
 
-/// `classes.csv`: `frame,x,y,class,track,raw_class,posterior` (class after HMM smoothing; empty
-/// for defects too close to the edge to classify).
+/// `classes.csv`: `frame,x,y,class,track,raw_class,posterior,class_name` (class after HMM
+/// smoothing and its name; empty for defects too close to the edge to classify).
 pub fn classes_csv(a: &DefectAnalysis, detections: &[Detection]) -> String {
     let mut post_row = vec![None; detections.len()];
     for (r, &d) in a.patched.iter().enumerate() {
         post_row[d] = Some(r);
     }
-    let mut s = String::from("frame,x,y,class,track,raw_class,posterior\n");
+    let mut s = String::from("frame,x,y,class,track,raw_class,posterior,class_name\n");
     for (i, d) in detections.iter().enumerate() {
         let p = match (post_row[i], a.class[i]) {
             (Some(r), Some(c)) => num(a.clustering.posteriors[[r, c]]),
             _ => String::new(),
         };
+        // Names are the user's text: quoted, with quotes doubled.
+        let name = a.class[i].map_or(String::new(), |c| {
+            format!("\"{}\"", a.class_name(c).replace('"', "\"\""))
+        });
         let _ = writeln!(
             s,
-            "{},{:.2},{:.2},{},{},{},{}",
+            "{},{:.2},{:.2},{},{},{},{},{}",
             d.frame,
             d.x,
             d.y,
             opt(a.class[i]),
             a.tracks.track_of[i],
             opt(a.raw_class[i]),
-            p
+            p,
+            name
         );
     }
     s
@@ -183,12 +188,14 @@ pub fn coupling_csvs(a: &DefectAnalysis) -> Option<(String, String)> {
     Some((n, g))
 }
 
-fn write_figure(dir: &Path, name: &str, fig: &Figure) -> Result<()> {
+/// The figure as SVG and PNG; the PNG `png_width_px` wide (2 × its own size when `None`).
+fn write_figure(dir: &Path, name: &str, fig: &Figure, png_width_px: Option<f64>) -> Result<()> {
     let svg = fig.to_svg()?;
     atomic_write(&dir.join(format!("{name}.svg")), svg.as_bytes())?;
+    let scale = png_width_px.map_or(PNG_SCALE, |px| px / fig.width.max(1.0));
     atomic_write(
         &dir.join(format!("{name}.png")),
-        &crate::export::figure::svg_to_png(&svg, PNG_SCALE)?,
+        &crate::export::figure::svg_to_png(&svg, scale)?,
     )
 }
 
@@ -227,16 +234,18 @@ pub fn write_registration(
         pixel_size_nm,
         frame_interval_s,
     );
-    write_figure(&figs, "registration", &fig)?;
+    write_figure(&figs, "registration", &fig, None)?;
     Ok(vec![csv, figs.join("registration.svg")])
 }
 
-/// Write every table and figure into `out`; returns the files written.
+/// Write every table and figure into `out`, PNGs `png_width_px` wide (2 × each figure's own
+/// size when `None`); returns the files written.
 pub fn write(
     out: &Path,
     a: &DefectAnalysis,
     detections: &[Detection],
     frame0: &Raster,
+    png_width_px: Option<f64>,
 ) -> Result<Vec<PathBuf>> {
     ensure_dir(out)?;
     let mut written = Vec::new();
@@ -287,7 +296,7 @@ pub fn write(
         all.push(("coupling", f));
     }
     for (name, fig) in &all {
-        write_figure(&figs, name, fig)?;
+        write_figure(&figs, name, fig, png_width_px)?;
         written.push(figs.join(format!("{name}.svg")));
     }
 
@@ -344,7 +353,7 @@ pub fn write(
             scores.push('\n');
         }
         atomic_write(&dir.join("scores.csv"), scores.as_bytes())?;
-        write_figure(&dir, "pca_panel", &figures::pca_panel(p))?;
+        write_figure(&dir, "pca_panel", &figures::pca_panel(p), png_width_px)?;
         written.push(dir);
     }
     Ok(written)

@@ -249,6 +249,8 @@ pub struct Labelled {
     pub hmm_matrix: Vec<Vec<f64>>,
     /// Counts of each class per frame (smoothed classes).
     pub counts: Vec<Vec<usize>>,
+    /// The name of each class: given by hand, else "class c".
+    pub class_names: Vec<String>,
     pub diffusion: Vec<Diffusion>,
     pub coupling: Option<Coupling>,
     pub class_pca: Vec<ClassPca>,
@@ -296,6 +298,7 @@ pub(super) fn labelled(
     let (raw_class, class, hmm_matrix, transitions_raw) =
         smoothed(input, &clustering, corrections, cfg)?;
     let hmm_changed = class.iter().zip(&raw_class).filter(|(a, b)| a != b).count();
+    let class_names = corrections.class_names(input.clustering_key, classes, &raw_class);
     let transitions = dynamics::transitions(input.tracks, input.detections, &class, classes);
     log.lap("markov")?;
     let frames = input.movie.frames.len();
@@ -323,6 +326,7 @@ pub(super) fn labelled(
         transitions,
         hmm_matrix,
         counts,
+        class_names,
         diffusion,
         coupling,
         class_pca,

@@ -180,7 +180,7 @@ pub(crate) fn study(
         analysis::run(&job_movie, &job_dets, lattice.as_ref(), &job_cfg, ctx)
     })?;
     let a = follow(handle)?;
-    output::write(out, &a, &detections, &movie.frames[0])?;
+    output::write(out, &a, &detections, &movie.frames[0], None)?;
     let sizes: Vec<String> = a.class_means.iter().map(|m| m.2.to_string()).collect();
     eprintln!(
         "analysis in {:.1} s: {} of {} defects classified into {} classes ({}; sizes {}), {} near the edge",

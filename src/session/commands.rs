@@ -125,4 +125,9 @@ pub enum Command {
     DismissNotice(usize),
     /// Dismiss every notice (the log keeps them).
     DismissAll,
+    /// Name class `class` (empty: back to "class N").
+    NameClass {
+        class: usize,
+        name: String,
+    },
 }

@@ -223,6 +223,13 @@ impl Session {
         })
     }
 
+    /// The name of class `c` of the analysis ("class c" before one).
+    pub fn class_name(&self, c: usize) -> String {
+        self.analysis
+            .as_ref()
+            .map_or_else(|| format!("class {c}"), |a| a.class_name(c))
+    }
+
     /// The class of each analysed detection, by index into [`Self::analysed`].
     pub fn class_of(&self, i: usize) -> Option<usize> {
         self.analysis
@@ -323,8 +330,7 @@ impl Session {
             Command::ExportAll => self.export_all(),
             Command::ExportFigure(name, fig) => {
                 let dir = self.settings.export_dir.clone();
-                let px = self.settings.export_width_mm / 25.4 * self.settings.export_dpi;
-                let scale = px / fig.width.max(1.0);
+                let scale = self.settings.png_width_px() / fig.width.max(1.0);
                 self.start(JobKind::Export, move |ctx| {
                     ctx.begin("writing the figure", 1);
                     ensure_dir(&dir)?;
@@ -349,6 +355,7 @@ impl Session {
                 }
             }
             Command::DismissAll => self.notices.clear(),
+            Command::NameClass { class, name } => self.name_class(class, &name),
         }
     }
 
@@ -546,6 +553,21 @@ impl Session {
         });
     }
 
+    fn name_class(&mut self, class: usize, name: &str) {
+        let Some(a) = self.analysis.clone() else {
+            self.notify(Level::Warning, "analyse the defects first");
+            return;
+        };
+        if self.corrections.name(class, name, &a) {
+            self.correct(None);
+        } else {
+            self.notify(
+                Level::Warning,
+                format!("class {class} has no member to name"),
+            );
+        }
+    }
+
     /// Record `edit` (none: an edit was undone) and recompute what depends on the classes.
     fn correct(&mut self, edit: Option<ManualEdit>) {
         let (Some(movie), Some(a)) = (self.movie.clone(), self.analysis.clone()) else {
@@ -678,6 +700,7 @@ impl Session {
         let cfg = self.settings.chain.clone();
         let dets = self.analysed.clone();
         let dir = self.settings.export_dir.clone();
+        let png_px = self.settings.png_width_px();
         self.start(JobKind::Export, move |ctx| {
             ctx.begin("writing tables and figures", 1);
             let mut files = 0;
@@ -686,7 +709,8 @@ impl Session {
                 files += 3;
             }
             if let Some(a) = &analysis {
-                files += analysis::output::write(&dir, a, &dets, &movie.frames[0])?.len();
+                files +=
+                    analysis::output::write(&dir, a, &dets, &movie.frames[0], Some(png_px))?.len();
             }
             Ok(Output::Wrote(format!(
                 "{files} files written to {}",

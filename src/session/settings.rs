@@ -54,6 +54,13 @@ pub struct Settings {
     pub autosave_minutes: f64,
 }
 
+impl Settings {
+    /// Width of exported PNGs, px: the printed width at the resolution asked for.
+    pub fn png_width_px(&self) -> f64 {
+        self.export_width_mm / 25.4 * self.export_dpi
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

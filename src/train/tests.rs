@@ -188,7 +188,12 @@ fn a_gpu_that_fails_midway_hands_training_to_the_cpu() {
         assert_eq!(t.losses.len(), 10);
         assert!(t.losses.iter().all(|l| l.is_finite()));
         assert_eq!(t.device_name, "cpu");
-        let warnings = crate::jobs::warnings(&events);
+        // One warning of the fallback (a network this short may also be said not to have
+        // learned).
+        let warnings: Vec<String> = crate::jobs::warnings(&events)
+            .into_iter()
+            .filter(|w| w.contains("GPU"))
+            .collect();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].contains(&format!("iteration {failed}"))

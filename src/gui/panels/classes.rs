@@ -8,6 +8,8 @@ pub struct ClassesPanel {
     browse: Option<usize>,
     relabel_to: usize,
     merge: (usize, usize),
+    /// The name being typed for the browsed class, and the class it is for.
+    name_draft: (Option<usize>, String),
 }
 
 impl ClassesPanel {
@@ -23,6 +25,7 @@ impl Default for ClassesPanel {
             browse: None,
             relabel_to: 0,
             merge: (1, 0),
+            name_draft: (None, String::new()),
         }
     }
 }
@@ -96,10 +99,10 @@ pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label("Put the selected defect into");
         egui::ComboBox::from_id_salt("relabel")
-            .selected_text(class_label(app.panels.classes.relabel_to, k))
+            .selected_text(class_label(&an, app.panels.classes.relabel_to))
             .show_ui(ui, |ui| {
                 for c in 0..=k {
-                    ui.selectable_value(&mut app.panels.classes.relabel_to, c, class_label(c, k));
+                    ui.selectable_value(&mut app.panels.classes.relabel_to, c, class_label(&an, c));
                 }
             });
         let ok = app.selected.is_some() && !app.session.busy();
@@ -143,11 +146,11 @@ pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
     selected_details(app, ui);
 }
 
-pub(super) fn class_label(c: usize, k: usize) -> String {
-    if c == k {
+pub(super) fn class_label(a: &crate::analysis::DefectAnalysis, c: usize) -> String {
+    if c == a.classes() {
         "new class".into()
     } else {
-        format!("class {c}")
+        a.class_name(c)
     }
 }
 
@@ -190,8 +193,14 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
         .collect();
     ui.colored_label(
         colour(class_colour(c)),
-        RichText::new(format!("Class {c}: {} members", members.len())).strong(),
+        RichText::new(format!(
+            "{} (class {c}): {} members",
+            a.class_name(c),
+            members.len()
+        ))
+        .strong(),
     );
+    name_field(app, ui, &a, c);
     ui.small(format!("the first {PATCH_GALLERY}; click one to select it"));
     let name = format!("members-{c}");
     let ctx = ui.ctx().clone();
@@ -235,5 +244,26 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
             app.selected = Some(i);
             app.frame = dets[i].frame;
         }
+    }
+}
+
+/// A field to name class `c` ("Mo dopant", "V_S1", "pore"): the name is used in every plot,
+/// table and export, and kept in the project.
+fn name_field(app: &mut App, ui: &mut egui::Ui, a: &crate::analysis::DefectAnalysis, c: usize) {
+    let draft = &mut app.panels.classes.name_draft;
+    if draft.0 != Some(c) {
+        *draft = (Some(c), a.class_name(c));
+    }
+    let mut name = None;
+    ui.horizontal(|ui| {
+        ui.label("Name");
+        let r = ui.add(egui::TextEdit::singleline(&mut draft.1).desired_width(160.0));
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Set").clicked() || enter) && draft.1.trim() != a.class_name(c) {
+            name = Some(draft.1.clone());
+        }
+    });
+    if let Some(name) = name {
+        app.push(Command::NameClass { class: c, name });
     }
 }

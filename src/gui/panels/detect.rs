@@ -84,7 +84,7 @@ pub(super) fn selected_details(app: &mut App, ui: &mut egui::Ui) {
         ui.end_row();
         ui.label("class");
         match class {
-            Some(c) => ui.colored_label(colour(class_colour(c)), format!("class {c}")),
+            Some(c) => ui.colored_label(colour(class_colour(c)), app.session.class_name(c)),
             None => ui.label("—"),
         };
         ui.end_row();
@@ -134,7 +134,9 @@ pub(super) fn detection_table(app: &mut App, ui: &mut egui::Ui) {
                     ui.label(format!("{} px", d.area));
                     let c = classified.then(|| app.session.class_of(i)).flatten();
                     match c {
-                        Some(c) => ui.colored_label(colour(class_colour(c)), format!("class {c}")),
+                        Some(c) => {
+                            ui.colored_label(colour(class_colour(c)), app.session.class_name(c))
+                        }
                         None => ui.label(""),
                     };
                     ui.end_row();

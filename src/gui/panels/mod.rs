@@ -91,7 +91,12 @@ pub(super) fn draw(app: &mut App, ui: &mut egui::Ui) {
 fn top_bar(app: &mut App, ui: &mut egui::Ui) {
     egui::Panel::top("menu").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| file_menu(app, ui));
+            // Stays open while a path is typed into it; its buttons close it.
+            let config = egui::containers::menu::MenuConfig::new()
+                .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+            egui::containers::menu::MenuButton::new("File")
+                .config(config)
+                .ui(ui, |ui| file_menu(app, ui));
         });
         status_line(app, ui);
     });
@@ -100,24 +105,26 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
 /// The File menu: open a movie, a folder, the demo, a typed path, a recent file or a project;
 /// save the project; autosave; quit.
 fn file_menu(app: &mut App, ui: &mut egui::Ui) {
-    if ui.button("Open movie…").clicked()
-        && let Some(p) = rfd::FileDialog::new()
-            .add_filter(
-                "movies",
-                &[
-                    "tif", "tiff", "npy", "png", "dm3", "dm4", "ser", "emd", "ndata", "h5",
-                ],
-            )
-            .pick_file()
-    {
-        app.push(Command::OpenMovie(p));
+    if ui.button("Open movie…").clicked() {
+        ui.close();
+        let movies = [
+            "tif", "tiff", "npy", "png", "dm3", "dm4", "ser", "emd", "ndata", "h5",
+        ];
+        let picked = rfd::FileDialog::new()
+            .add_filter("movies", &movies)
+            .pick_file();
+        if let Some(p) = chosen(app, picked) {
+            app.push(Command::OpenMovie(p));
+        }
     }
-    if ui.button("Open image folder…").clicked()
-        && let Some(p) = rfd::FileDialog::new().pick_folder()
-    {
-        app.push(Command::OpenMovie(p));
+    if ui.button("Open image folder…").clicked() {
+        ui.close();
+        if let Some(p) = chosen(app, rfd::FileDialog::new().pick_folder()) {
+            app.push(Command::OpenMovie(p));
+        }
     }
     if ui.button("Open demo movie").clicked() {
+        ui.close();
         app.push(Command::OpenDemo);
     }
     // Typed paths work where no file-dialog portal runs (remote sessions, bare X).
@@ -132,6 +139,7 @@ fn file_menu(app: &mut App, ui: &mut egui::Ui) {
         if (ui.button("Open").clicked() || enter) && !app.panels.typed_path.trim().is_empty() {
             let p = std::path::PathBuf::from(app.panels.typed_path.trim());
             app.push(super::open_command(p));
+            ui.close();
         }
     });
     ui.menu_button("Recent", |ui| {
@@ -141,19 +149,22 @@ fn file_menu(app: &mut App, ui: &mut egui::Ui) {
         for p in app.session.settings.recent.clone() {
             if ui.button(p.display().to_string()).clicked() {
                 app.push(super::open_command(p));
+                ui.close();
             }
         }
     });
     ui.separator();
-    if ui.button("Open project…").clicked()
-        && let Some(p) = rfd::FileDialog::new().pick_folder()
-    {
-        app.push(Command::OpenProject(p));
+    if ui.button("Open project…").clicked() {
+        ui.close();
+        if let Some(p) = chosen(app, rfd::FileDialog::new().pick_folder()) {
+            app.push(Command::OpenProject(p));
+        }
     }
-    if ui.button("Save project…").clicked()
-        && let Some(p) = rfd::FileDialog::new().pick_folder()
-    {
-        app.push(Command::SaveProject(p));
+    if ui.button("Save project…").clicked() {
+        ui.close();
+        if let Some(p) = chosen(app, rfd::FileDialog::new().pick_folder()) {
+            app.push(Command::SaveProject(p));
+        }
     }
     if let Some(a) = app.autosave() {
         let last = a.root().join(super::autosave::LAST_SESSION);
@@ -165,6 +176,7 @@ fn file_menu(app: &mut App, ui: &mut egui::Ui) {
                 .clicked()
         {
             app.push(Command::OpenProject(last));
+            ui.close();
         }
         if let Some(ago) = when {
             ui.label(format!("Autosaved {} min ago", ago.as_secs() / 60));
@@ -184,6 +196,18 @@ fn file_menu(app: &mut App, ui: &mut egui::Ui) {
     if ui.button("Quit").clicked() {
         ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
     }
+}
+
+/// What a file dialog returned; when nothing, a hint at the typed path (where no dialog can
+/// appear, as in a remote session without a desktop portal, it returns at once with nothing).
+fn chosen(app: &mut App, picked: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    if picked.is_none() {
+        app.session.notify(
+            Level::Info,
+            "no file chosen; where no file dialog appears (remote session, no desktop portal), type the path under File → Path",
+        );
+    }
+    picked
 }
 
 /// The movie shown, and the running job with its progress and a Cancel button.

@@ -23,7 +23,7 @@ pub(super) fn pca_controls(app: &mut App, ui: &mut egui::Ui) {
             ui.selectable_value(
                 &mut app.panels.pca.class,
                 p.class,
-                format!("class {} ({})", p.class, p.members),
+                format!("{} ({})", a.class_name(p.class), p.members),
             );
         }
     });

@@ -15,7 +15,7 @@ pub(super) fn time_controls(app: &mut App, ui: &mut egui::Ui) {
     for df in &a.diffusion {
         ui.colored_label(
             colour(class_colour(df.class)),
-            format!("class {}: {}", df.class, a.diffusion_text(df)),
+            format!("{}: {}", a.class_name(df.class), a.diffusion_text(df)),
         );
     }
     ui.label(format!(
