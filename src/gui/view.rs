@@ -274,15 +274,7 @@ impl MovieView {
         if self.mask.as_ref().is_none_or(|(v, _)| *v != mask_version) {
             let img = ColorImage::new(
                 [frame.width, frame.height],
-                m.iter()
-                    .map(|&on| {
-                        if on {
-                            Color32::from_rgb(255, 60, 40)
-                        } else {
-                            Color32::TRANSPARENT
-                        }
-                    })
-                    .collect(),
+                mask_outline(m, frame.width, frame.height),
             );
             let t = ctx.load_texture("mask", img, TextureOptions::NEAREST);
             self.mask = Some((mask_version, t));
@@ -491,9 +483,44 @@ fn scale_bar(painter: &egui::Painter, rect: Rect, zoom: f32, pixel_size_nm: Opti
     );
 }
 
+/// The training mask drawn as outlines over a faint fill, so that the columns under it stay
+/// visible and it does not look like detection markers.
+fn mask_outline(m: &[bool], w: usize, h: usize) -> Vec<Color32> {
+    let on = |x: isize, y: isize| {
+        x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && m[y as usize * w + x as usize]
+    };
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as isize, (i / w) as isize);
+            if !m[i] {
+                Color32::TRANSPARENT
+            } else if [(-1, 0), (1, 0), (0, -1), (0, 1)]
+                .iter()
+                .all(|(dx, dy)| on(x + dx, y + dy))
+            {
+                Color32::from_rgba_unmultiplied(255, 60, 40, 40)
+            } else {
+                Color32::from_rgb(255, 60, 40)
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mask_is_drawn_as_an_outline() {
+        let (w, h) = (9, 9);
+        let m: Vec<bool> = (0..w * h)
+            .map(|i| (2..7).contains(&(i % w)) && (2..7).contains(&(i / w)))
+            .collect();
+        let px = mask_outline(&m, w, h);
+        let solid = px.iter().filter(|c| c.a() == 255).count();
+        let faint = px.iter().filter(|c| c.a() > 0 && c.a() < 255).count();
+        assert_eq!((solid, faint), (16, 9));
+    }
 
     #[test]
     fn contrast_limits_follow_percentiles_and_ignore_nan() {

@@ -117,21 +117,44 @@ pub(super) fn detection_table(app: &mut App, ui: &mut egui::Ui) {
     ));
     let mut clicked = None;
     let row_h = 18.0;
-    egui::ScrollArea::vertical().show_rows(ui, row_h, rows.len(), |ui, range| {
+    let px = app
+        .session
+        .movie
+        .as_ref()
+        .and_then(|m| m.calibration.pixel_size_nm);
+    // The header is the first row of the rows shown, so it stays in view as the list scrolls.
+    egui::ScrollArea::vertical().show_rows(ui, row_h, rows.len() + 1, |ui, range| {
+        let range = range.start..range.end.saturating_sub(1).min(rows.len());
         egui::Grid::new("det-rows")
-            .num_columns(6)
+            .num_columns(7)
             .striped(true)
             .show(ui, |ui| {
+                let nm = if px.is_some() { "x, y (nm)" } else { "" };
+                for h in [
+                    "defect",
+                    "x (px)",
+                    "y (px)",
+                    nm,
+                    "peak p",
+                    "area (px²)",
+                    "class",
+                ] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
                 for &i in &rows[range] {
                     let d = list[i];
                     let sel = app.selected == Some(i);
                     if ui.selectable_label(sel, format!("#{i}")).clicked() {
                         clicked = Some(i);
                     }
-                    ui.label(format!("x {:.1}", d.x));
-                    ui.label(format!("y {:.1}", d.y));
-                    ui.label(format!("p {:.2}", d.score));
-                    ui.label(format!("{} px", d.area));
+                    ui.label(format!("{:.1}", d.x));
+                    ui.label(format!("{:.1}", d.y));
+                    ui.label(px.map_or(String::new(), |p| {
+                        format!("{:.3}, {:.3}", f64::from(d.x) * p, f64::from(d.y) * p)
+                    }));
+                    ui.label(format!("{:.2}", d.score));
+                    ui.label(format!("{}", d.area));
                     let c = classified.then(|| app.session.class_of(i)).flatten();
                     match c {
                         Some(c) => {
