@@ -406,6 +406,7 @@ pub fn run_corrected(
         tracks: &tracks,
         drift: &drift,
         lattice_constant_px,
+        previous_pca: &[],
     };
     let labelled = stages::labelled(&input, corrections, cfg, &mut log)?;
     let (w, h) = (movie.width(), movie.height());
@@ -469,6 +470,7 @@ impl DefectAnalysis {
             tracks: &self.tracks,
             drift: &self.drift,
             lattice_constant_px: self.lattice_constant_px,
+            previous_pca: &self.class_pca,
         };
         let labelled = stages::labelled(&input, corrections, &self.config, &mut log)?;
         Ok(DefectAnalysis {

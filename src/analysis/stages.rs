@@ -266,6 +266,9 @@ pub(super) struct LabelInputs<'a> {
     pub tracks: &'a Tracks,
     pub drift: &'a Drift,
     pub lattice_constant_px: Option<f64>,
+    /// Class PCAs made before (by an earlier correction): a class with the same members keeps
+    /// its PCA instead of computing it again.
+    pub previous_pca: &'a [ClassPca],
 }
 
 /// Classes (with corrections), their smoothing along tracks, transitions, counts, diffusion,
@@ -314,7 +317,7 @@ pub(super) fn labelled(
     );
     let coupling = coupling(input, &class, classes, cfg)?;
     log.lap("time")?;
-    let class_pca = class_pcas(patches, &class, classes, cfg, log)?;
+    let class_pca = class_pcas(patches, &class, classes, cfg, input.previous_pca, log)?;
     log.lap("pca")?;
     Ok(Labelled {
         clustering,
@@ -435,6 +438,7 @@ fn class_pcas(
     class: &[Option<usize>],
     classes: usize,
     cfg: &AnalysisConfig,
+    previous: &[ClassPca],
     log: &mut Log,
 ) -> Result<Vec<ClassPca>> {
     let mut out = Vec::new();
@@ -442,6 +446,14 @@ fn class_pcas(
         let rows: Vec<usize> = (0..patches.len())
             .filter(|&r| class[patches.detection[r]] == Some(c))
             .collect();
+        let members: Vec<usize> = rows.iter().map(|&r| patches.detection[r]).collect();
+        if let Some(p) = previous.iter().find(|p| p.detections == members) {
+            out.push(ClassPca {
+                class: c,
+                ..p.clone()
+            });
+            continue;
+        }
         if rows.len() < 3 {
             log.warn(format!(
                 "class {c}: {} members are too few for a PCA",

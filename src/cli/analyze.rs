@@ -4,11 +4,13 @@ use anyhow::{Context, Result};
 use defectscope::analysis::{self, AnalysisConfig, output};
 use defectscope::detect::{Detection, parse_detections_csv};
 use defectscope::export::{atomic_write, ensure_dir};
+use defectscope::jobs::JobCtx;
 use defectscope::jobs::{self};
 use defectscope::lattice::LabelMethod;
-use defectscope::lattice::{LatticeFit, fit_lattice};
+use defectscope::lattice::LatticeFit;
 use defectscope::movie::Movie;
 use defectscope::movie::register::register_movie;
+use defectscope::session::frame_lattice;
 use defectscope::session::{Analysis, AnalyzeConfig, analyze, score_against_truth, write_results};
 use defectscope::synth::{TruthDefect, register_truth};
 use std::path::Path;
@@ -146,7 +148,12 @@ pub(crate) fn run_study(
     let mut cfg = AnalysisConfig::default();
     args.apply(&mut cfg);
     cfg.validate()?;
-    let lattice = match fit_lattice(&movie.frames[0], 0.05) {
+    // The lattice the labelling finds, as `analyze` and the window use.
+    let lattice = match frame_lattice(
+        &movie.frames[0],
+        &LabelMethod::default(),
+        &JobCtx::detached(),
+    ) {
         Ok(l) => Some(l),
         Err(e) => {
             eprintln!("warning: no lattice found in frame 0 ({e})");

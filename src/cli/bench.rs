@@ -56,6 +56,12 @@ enum Kind {
         frames: usize,
         size: usize,
     },
+    /// A hand correction after the analysis of the true defects of a movie: only what depends
+    /// on the classes is recomputed.
+    Relabel {
+        frames: usize,
+        size: usize,
+    },
     /// The window with `detections` spread over a movie of `frames` frames.
     GuiMarkers {
         detections: usize,
@@ -151,6 +157,13 @@ pub const CASES: &[Case] = &[
     Case {
         id: "sites-30x512",
         kind: Kind::Sites {
+            frames: 30,
+            size: 512,
+        },
+    },
+    Case {
+        id: "relabel-30x512",
+        kind: Kind::Relabel {
             frames: 30,
             size: 512,
         },
@@ -317,6 +330,7 @@ impl Bench {
             Kind::Dendrogram { all } => self.dendrogram(case, all).map(|r| vec![r]),
             Kind::Link => self.link(case).map(|r| vec![r]),
             Kind::Sites { frames, size } => self.sites(case, frames, size).map(|r| vec![r]),
+            Kind::Relabel { frames, size } => self.relabel(case, frames, size).map(|r| vec![r]),
             Kind::GuiMarkers { detections, frames } => Ok(self
                 .gui_markers(case, detections, frames)
                 .into_iter()
@@ -589,7 +603,11 @@ impl Bench {
 
     fn sites(&mut self, case: &Case, frames: usize, size: usize) -> Result<BenchRow> {
         let movie = self.synth(frames, size)?;
-        let fit = defectscope::lattice::fit_lattice(&movie.frames[0], 0.05)?;
+        let fit = defectscope::session::frame_lattice(
+            &movie.frames[0],
+            &LabelMethod::default(),
+            &JobCtx::detached(),
+        )?;
         let cfg = defectscope::sites::SiteModelConfig::default();
         let mut sites = 0;
         let samples = self.repeat(|| {
@@ -607,6 +625,54 @@ impl Bench {
             case,
             format!(
                 "site model: {sites} sites over {frames} frames of {size}² (follow, measure, fit)"
+            ),
+            "s",
+            &samples,
+        ))
+    }
+
+    fn relabel(&mut self, case: &Case, frames: usize, size: usize) -> Result<BenchRow> {
+        let s = generate(&SynthConfig {
+            frames,
+            width: size,
+            height: size,
+            seed: self.cfg.seed,
+            ..SynthConfig::default()
+        })?;
+        let dets: Vec<Detection> = s
+            .truth
+            .iter()
+            .map(|t| Detection {
+                frame: t.frame,
+                x: t.x,
+                y: t.y,
+                area: 30,
+                score: 1.0,
+            })
+            .collect();
+        let ctx = JobCtx::detached();
+        let lattice =
+            defectscope::session::frame_lattice(&s.movie.frames[0], &LabelMethod::default(), &ctx)?;
+        let cfg = AnalysisConfig::default();
+        let t = Instant::now();
+        let a = analysis::run(&s.movie, &dets, Some(&lattice), &cfg, &ctx)?;
+        let whole = t.elapsed().as_secs_f64();
+        let mut c = defectscope::analysis::corrections::Corrections::default();
+        let d = a.patched.first().copied().unwrap_or(0);
+        let to = (a.class[d].unwrap_or(0) + 1) % a.classes().max(1);
+        c.push(
+            defectscope::analysis::classify::ManualEdit::Relabel {
+                detection: d,
+                class: to,
+            },
+            &a,
+        );
+        let samples = self.repeat(|| a.corrected(&s.movie, &dets, &c, &ctx).map(|_| ()))?;
+        Ok(self.row(
+            case,
+            format!(
+                "one relabel on {} defects of {frames} × {size}² (the whole analysis: {whole:.2} s)",
+                dets.len()
             ),
             "s",
             &samples,

@@ -58,7 +58,11 @@ pub fn run_sites(
         .frames
         .first()
         .ok_or_else(|| defectscope::error::Error::invalid("the movie has no frames"))?;
-    let fit = defectscope::lattice::fit_lattice(frame0, 0.05)?;
+    let fit = defectscope::session::frame_lattice(
+        frame0,
+        &defectscope::lattice::LabelMethod::default(),
+        ctx,
+    )?;
     let a = analyze_sites(&movie.frames, &fit, movie.calibration, cfg, ctx)?;
     let seconds = t.elapsed().as_secs_f64();
     let files = output::write_all(&a, out)?;

@@ -37,7 +37,7 @@ pub use chain::{
 pub use commands::{Command, JobKind, Level, LogEntry, Notice};
 use project_io::{Opened, open_project};
 pub use settings::{DetectionFilter, Settings};
-pub use stages::{Detected, Model, TrainSummary, load_model};
+pub use stages::{Detected, Model, TrainSummary, frame_lattice, load_model};
 
 /// Probability maps are kept for the overlay while they fit in this many bytes (1 byte/pixel).
 const MAP_BUDGET_BYTES: usize = 512 << 20;

@@ -183,3 +183,19 @@ pub fn detect(
         warnings,
     })
 }
+
+/// Frame 0's lattice as the labelling finds it (the one the window and the chain use for the
+/// analysis and the site model); an error saying why where there is none.
+pub fn frame_lattice(
+    frame0: &Raster,
+    method: &crate::lattice::LabelMethod,
+    ctx: &JobCtx,
+) -> Result<crate::lattice::LatticeFit> {
+    let method = match method {
+        crate::lattice::LabelMethod::Columns { .. } => method.clone(),
+        crate::lattice::LabelMethod::FftResidual { .. } => crate::lattice::LabelMethod::default(),
+    };
+    crate::lattice::label_in(frame0, &method, ctx)?
+        .lattice
+        .ok_or_else(|| crate::error::Error::invalid("frame 0 shows no lattice"))
+}
