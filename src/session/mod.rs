@@ -11,10 +11,10 @@ use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::export::{atomic_write, ensure_dir};
-use crate::jobs::{self, Event, JobHandle, Progress, StageTime};
+use crate::jobs::{self, Event, JobHandle, Progress};
 use crate::lattice::{DEFAULT_MASK_RADIUS_PX, Labels, label_in};
+use crate::movie::Movie;
 use crate::movie::register::{Registration, registered};
-use crate::movie::{self, Movie};
 use crate::sites::{SiteAnalysis, analyze_sites};
 use crate::synth::{self, TruthDefect};
 use crate::train::FrameLabels;
@@ -35,7 +35,7 @@ pub use chain::{
 };
 
 pub use commands::{Command, JobKind, Level, LogEntry, Notice};
-use project_io::{Opened, open_project};
+use project_io::Opened;
 pub use settings::{DetectionFilter, Settings};
 pub use stages::{Detected, Model, TrainSummary, frame_lattice, load_model};
 
@@ -359,62 +359,6 @@ impl Session {
         }
     }
 
-    /// Whether the session holds work that opening something else would throw away.
-    pub fn has_work(&self) -> bool {
-        self.model.as_ref().is_some_and(|m| m.training.is_some())
-            || self.detected.is_some()
-            || self.analysis.is_some()
-            || self.sites.is_some()
-            || self.mask_edited
-    }
-
-    /// Open a movie, the demo or a project in place of what is open. Work that would be lost
-    /// is first saved as a project under [`Self::keep_dir`] (said in a notice).
-    fn open(&mut self, source: Source) {
-        if self.busy() {
-            self.notify(
-                Level::Warning,
-                "wait for the running job, or cancel it, before opening",
-            );
-            return;
-        }
-        self.notices.clear();
-        let keep = match (&self.keep_dir, self.has_work()) {
-            (Some(root), true) => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let dir = root.join(format!("before-open-{stamp}"));
-                self.project_saver().map(|save| (save, dir))
-            }
-            _ => None,
-        };
-        self.start(JobKind::Open, move |ctx| {
-            let kept = match keep {
-                Some((save, dir)) => {
-                    ctx.begin("keeping the current session", 1);
-                    save(&dir)?;
-                    Some(dir)
-                }
-                None => None,
-            };
-            let mut opened = match source {
-                Source::Demo => {
-                    ctx.begin("generating the demo movie", 1);
-                    let s = synth::generate(&synth::demo_config())?;
-                    Opened::movie(s.movie, None, Some(s.truth))
-                }
-                Source::Movie(path) => {
-                    let movie = movie::load_in(&path, ctx)?;
-                    Opened::movie(movie, Some(path), None)
-                }
-                Source::Project(dir) => open_project(&dir, ctx)?,
-            };
-            opened.kept = kept;
-            Ok(Output::Opened(Box::new(opened)))
-        });
-    }
-
     fn label(&mut self) {
         let Some(movie) = self.need_movie() else {
             return;
@@ -646,76 +590,6 @@ impl Session {
         self.start(JobKind::Sites, move |ctx| {
             let a = analyze_sites(&movie.frames, &fit, movie.calibration, &cfg, ctx)?;
             Ok(Output::Sites(Box::new(a)))
-        });
-    }
-
-    /// What the window has found, as the CLI's chain reports it (for [`write_results`]), with
-    /// the detections the filter keeps; `None` before detection.
-    pub fn results(&self) -> Option<Analysis> {
-        let movie = self.movie.as_ref()?;
-        let detected = self.detected.as_ref()?;
-        let model = self.model.as_ref()?;
-        let detections = self.filtered();
-        let timings = self
-            .last_job_seconds
-            .iter()
-            .filter_map(|(k, seconds)| {
-                Some(StageTime {
-                    stage: k.stage()?.into(),
-                    seconds: *seconds,
-                })
-            })
-            .collect();
-        Some(Analysis {
-            labels: self.labels.clone(),
-            counts_per_frame: counts_per_frame(&detections, movie.frames.len()),
-            detections,
-            dropped: detected.dropped,
-            regions: detected.regions.clone(),
-            timings,
-            device: model.device_name.clone(),
-            model_source: model.source.clone(),
-            training: model.training.clone(),
-            warnings: detected.warnings.clone(),
-            sites: self.sites.as_deref().cloned(),
-        })
-    }
-
-    /// Write what the CLI's `analyze` writes (detections, regions, the site model's tables,
-    /// run.json) and, once analysed, the analysis's tables and figures.
-    fn export_all(&mut self) {
-        let Some(movie) = self.movie.clone() else {
-            self.notify(Level::Warning, "nothing to export yet: open a movie first");
-            return;
-        };
-        let results = self.results();
-        let analysis = self.analysis.clone();
-        if results.is_none() && analysis.is_none() {
-            self.notify(
-                Level::Warning,
-                "nothing to export yet: detect defects first",
-            );
-            return;
-        }
-        let cfg = self.settings.chain.clone();
-        let dets = self.analysed.clone();
-        let dir = self.settings.export_dir.clone();
-        let png_px = self.settings.png_width_px();
-        self.start(JobKind::Export, move |ctx| {
-            ctx.begin("writing tables and figures", 1);
-            let mut files = 0;
-            if let Some(r) = &results {
-                write_results(&dir, &movie, &cfg, r, None)?;
-                files += 3;
-            }
-            if let Some(a) = &analysis {
-                files +=
-                    analysis::output::write(&dir, a, &dets, &movie.frames[0], Some(png_px))?.len();
-            }
-            Ok(Output::Wrote(format!(
-                "{files} files written to {}",
-                dir.display()
-            )))
         });
     }
 
