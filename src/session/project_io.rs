@@ -1,4 +1,5 @@
-//! Projects: the session saved to a folder and opened again.
+//! The session saved to a folder (a project) and opened again, what is open replaced by
+//! another movie (keeping the work first), and everything found written out.
 
 use super::project;
 use super::{
