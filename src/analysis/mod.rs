@@ -265,7 +265,13 @@ impl DefectAnalysis {
             format!("D = {v:.3e} ± {s:.1e} {unit}")
         } else {
             let bound = d.d_upper95_px2_per_frame * self.diffusion_scale();
-            format!("not resolved: D < {bound:.1e} {unit}")
+            if bound > 0.0 {
+                format!("not resolved: D < {bound:.1e} {unit}")
+            } else {
+                // Every resample fitted no slope: the defects did not move beyond their
+                // localisation error.
+                "not resolved: no motion beyond the localisation error".to_string()
+            }
         }
     }
 

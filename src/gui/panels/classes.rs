@@ -193,11 +193,10 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
         .collect();
     ui.colored_label(
         colour(class_colour(c)),
-        RichText::new(format!(
-            "{} (class {c}): {} members",
-            a.class_name(c),
-            members.len()
-        ))
+        RichText::new(match a.class_name(c) {
+            n if n == format!("class {c}") => format!("Class {c}: {} members", members.len()),
+            n => format!("{n} (class {c}): {} members", members.len()),
+        })
         .strong(),
     );
     name_field(app, ui, &a, c);
