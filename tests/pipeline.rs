@@ -167,20 +167,16 @@ fn full_chain_on_a_small_movie_and_model_reuse() {
     eprintln!("reused model on another movie: {}", score_b.summary());
     assert!(score_b.f1() >= 0.85, "F1 {}", score_b.f1());
 
-    cli_and_window_agree(&path, &movie, &acfg, &model_dir, dir.path());
+    cli_and_window_agree(&acfg, &model_dir, dir.path());
 }
 
-/// The CLI's chain (`analyze` with `--model`, then the analysis) and the window's session
-/// (open, load the model, detect, analyse, fit the site model, export) write the same
-/// detections, classes, site model and run.json numbers.
-fn cli_and_window_agree(
-    path: &std::path::Path,
-    movie: &movie::Movie,
-    cfg: &AnalyzeConfig,
-    model_dir: &std::path::Path,
-    dir: &std::path::Path,
-) {
+/// On the built-in demo movie, the CLI's chain (`analyze` with `--model`, then the analysis)
+/// and the window's session (open the demo, load the model, detect, analyse, fit the site
+/// model, export) write the same detections, classes, site model and run.json numbers.
+fn cli_and_window_agree(cfg: &AnalyzeConfig, model_dir: &std::path::Path, dir: &std::path::Path) {
     let ctx = JobCtx::detached();
+    let demo = generate(&defectscope::synth::demo_config()).expect("demo");
+    let movie = &demo.movie;
     let cli = dir.join("cli");
     let a = analyze(movie, cfg, Some(model_dir), None, &ctx).expect("cli chain");
     write_results(&cli, movie, cfg, &a, None).expect("cli results");
@@ -197,7 +193,7 @@ fn cli_and_window_agree(
     };
     let mut session = Session::new(settings, Arc::new(|| {}));
     for command in [
-        Command::OpenMovie(path.to_path_buf()),
+        Command::OpenDemo,
         Command::LoadModel(model_dir.to_path_buf()),
         Command::Detect,
         Command::Analyse,

@@ -94,3 +94,20 @@ pub(super) fn histogram_plot(
     let dragging = r.response.dragged() || r.response.clicked();
     r.inner.filter(|_| dragging).map(|p| p.x)
 }
+
+/// A row of coloured dots with labels (class colour index, label); returns the entry clicked.
+pub(super) fn legend(ui: &mut egui::Ui, title: &str, entries: &[(usize, String)]) -> Option<usize> {
+    let mut clicked = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(title);
+        for (i, (c, label)) in entries.iter().enumerate() {
+            let colour = super::figure_view::colour(crate::export::figure::class_colour(*c));
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 4.5, colour);
+            if ui.selectable_label(false, label).clicked() {
+                clicked = Some(i);
+            }
+        }
+    });
+    clicked
+}

@@ -2,7 +2,7 @@
 
 use super::figure_view::{self, ShownFigure, colour, grey_image, texture};
 use super::view::{Colormap, Overlays};
-use super::widgets::{histogram_plot, run_button};
+use super::widgets::{histogram_plot, legend, run_button};
 use super::{App, Stage};
 use crate::analysis::classify::{ClassCount, ClusterMethod};
 use crate::analysis::figures;
@@ -50,6 +50,8 @@ pub struct Panels {
     pub show_log: bool,
     /// The time each frame of the window takes (a debugging aid) is shown.
     pub show_frame_times: bool,
+    /// Markers of this class only (clicked in the class legend above the movie).
+    pub only_class: Option<usize>,
     pub augment: augment::AugmentPanel,
     pub classes: classes::ClassesPanel,
     pub pca: pca::PcaPanel,

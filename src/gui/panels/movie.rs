@@ -154,6 +154,10 @@ pub(super) fn movie_view(app: &mut App, ui: &mut egui::Ui) {
             s.by_frame.get(f).cloned().unwrap_or_default(),
         )
     });
+    if let (Some((_, true, here)), Some(a)) = (&shown, app.session.analysis.clone()) {
+        class_legend(app, ui, &a, here);
+    }
+    let only = app.panels.only_class;
     let mut ov = Overlays {
         mask: None,
         probability: None,
@@ -187,8 +191,10 @@ pub(super) fn movie_view(app: &mut App, ui: &mut egui::Ui) {
             ov.markers = here
                 .iter()
                 .map(|&i| ([list[i].x, list[i].y], class(i)))
+                .filter(|(_, c)| only.is_none() || *c == only)
                 .collect();
         }
+
         if d.show_tracks
             && let Some(a) = analysis.as_ref().filter(|_| classified)
         {
@@ -252,5 +258,38 @@ pub(super) fn movie_view(app: &mut App, ui: &mut egui::Ui) {
             .filter(|(_, dist)| *dist <= radius)
             .min_by(|a, b| a.1.total_cmp(&b.1));
         app.selected = best.map(|(i, _)| i);
+    }
+}
+
+/// Each class's colour, name and count in the frame shown; a click shows that class only, a
+/// second click all of them again.
+fn class_legend(
+    app: &mut App,
+    ui: &mut egui::Ui,
+    a: &crate::analysis::DefectAnalysis,
+    here: &[usize],
+) {
+    let entries: Vec<(usize, String)> = (0..a.classes())
+        .map(|c| {
+            let n = here
+                .iter()
+                .filter(|&&i| a.class.get(i).copied().flatten() == Some(c))
+                .count();
+            let shown = match app.panels.only_class {
+                Some(o) if o == c => " (only)",
+                _ => "",
+            };
+            (c, format!("{} {n}{shown}", a.class_name(c)))
+        })
+        .collect();
+    if let Some(c) = legend(
+        ui,
+        "Classes in this frame (click: this class only):",
+        &entries,
+    ) {
+        app.panels.only_class = match app.panels.only_class {
+            Some(o) if o == c => None,
+            _ => Some(c),
+        };
     }
 }

@@ -149,15 +149,11 @@ fn legend(ui: &mut egui::Ui, a: &crate::sites::SiteAnalysis, frame: usize) {
         }
     }
     classes.sort();
-    ui.horizontal_wrapped(|ui| {
-        ui.label(format!("Frame {frame}:"));
-        for (c, name, n) in classes {
-            let colour = figure_view::colour(crate::export::figure::class_colour(c));
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 4.5, colour);
-            ui.label(format!("{name} {n}"));
-        }
-    });
+    let entries: Vec<(usize, String)> = classes
+        .into_iter()
+        .map(|(c, name, n)| (c, format!("{name} {n}")))
+        .collect();
+    widgets::legend(ui, &format!("Frame {frame}:"), &entries);
 }
 
 /// The movie with the site model's defects of the frame shown, and the clicked site's timeline.
