@@ -12,6 +12,8 @@ use crate::raster::Raster;
 /// Ward dendrogram, leaves labelled with their size and coloured by majority class.
 pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
     let d = a.dendrogram.as_ref()?;
+    // Leaves sit at 5, 15, 25, … (scipy's layout): on the axis they are numbered 1, 2, 3, …
+    let leaf = |x: f64| (x - 5.0) / 10.0 + 1.0;
     let mut series = vec![Series::new(
         "",
         [60, 60, 60],
@@ -19,13 +21,14 @@ pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
         d.links
             .iter()
             .flat_map(|l| {
+                let (lx, rx) = (leaf(l.left_x), leaf(l.right_x));
                 [
-                    [l.left_x, l.left_height],
-                    [l.left_x, l.height],
-                    [l.left_x, l.height],
-                    [l.right_x, l.height],
-                    [l.right_x, l.height],
-                    [l.right_x, l.right_height],
+                    [lx, l.left_height],
+                    [lx, l.height],
+                    [lx, l.height],
+                    [rx, l.height],
+                    [rx, l.height],
+                    [rx, l.right_height],
                 ]
             })
             .collect(),
@@ -35,7 +38,7 @@ pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
             .leaves
             .iter()
             .filter(|l| l.majority_class == Some(c))
-            .map(|l| [l.x, 0.0])
+            .map(|l| [leaf(l.x), 0.0])
             .collect();
         if !pts.is_empty() {
             series.push(Series::new(
@@ -62,10 +65,10 @@ pub fn dendrogram(a: &DefectAnalysis) -> Option<Figure> {
                 "top {} clusters; leaf colour = majority class",
                 d.leaves.len()
             ),
-            x_label: "clusters (leaf order)".into(),
+            x_label: "cluster (leaf order)".into(),
             y_label: "Ward distance (feature units)".into(),
             series,
-            x_range: Some((0.0, 10.0 * d.leaves.len() as f64)),
+            x_range: Some((0.5, d.leaves.len() as f64 + 0.5)),
             y_range: Some((-0.03 * top, 1.05 * top)),
             legend: true,
             ..Default::default()

@@ -99,18 +99,17 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
     }
     ui.label(RichText::new("Power spectrum of frame 0").strong());
     let side = ui.available_width().min(ui.available_height() * 0.55);
+    let (reciprocal, half) = spectrum_view(app);
     if let Some((_, t)) = &app.fft {
-        // The central half of the spectrum (up to ±0.25 cycles/px), where the Bragg peaks are.
-        const SHOWN: f32 = 0.5;
         let (rect, _) = ui.allocate_exact_size(Vec2::splat(side), egui::Sense::hover());
         let uv = egui::Rect::from_min_max(
-            egui::pos2(0.5 - SHOWN / 2.0, 0.5 - SHOWN / 2.0),
-            egui::pos2(0.5 + SHOWN / 2.0, 0.5 + SHOWN / 2.0),
+            egui::pos2(0.5 - half, 0.5 - half),
+            egui::pos2(0.5 + half, 0.5 + half),
         );
         let painter = ui.painter_at(rect);
         painter.image(t.id(), rect, uv, Color32::WHITE);
         // Screen points per cycle/px.
-        let scale = side / SHOWN;
+        let scale = side / (2.0 * half);
         if let LabelMethod::FftResidual {
             cutoff_cycles_per_px,
             ..
@@ -121,16 +120,12 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
                 cutoff_cycles_per_px * scale,
                 egui::Stroke::new(1.5, Color32::from_rgb(255, 80, 60)),
             );
-            ui.small("Red circle: the low frequencies removed (cut-off). Shown: ±0.25 cycles/px.");
-        } else if let Some(l) = &app.session.labels
-            && let Some(fit) = &l.lattice
-        {
+            ui.small(format!(
+                "Red circle: the low frequencies removed (cut-off). Shown: ±{half:.3} cycles/px."
+            ));
+        } else if let Some((b1, b2)) = reciprocal {
             // Bragg positions of the fitted lattice: the reciprocal vectors.
-            let (a1, a2) = (fit.a1, fit.a2);
-            let det = a1[0] * a2[1] - a1[1] * a2[0];
-            if det.abs() > 1e-6 {
-                let b1 = [a2[1] / det, -a2[0] / det];
-                let b2 = [-a1[1] / det, a1[0] / det];
+            {
                 for (i, j) in [
                     (1.0, 0.0),
                     (0.0, 1.0),
@@ -146,7 +141,9 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
                         egui::Stroke::new(1.5, Color32::from_rgb(80, 220, 255)),
                     );
                 }
-                ui.small("Blue rings: first-order Bragg peaks of the fitted lattice. Shown: ±0.25 cycles/px.");
+                ui.small(format!(
+                    "Blue rings: first-order Bragg peaks of the fitted lattice. Shown: ±{half:.3} cycles/px."
+                ));
             }
         }
     }
@@ -201,4 +198,40 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
         app.session.settings.chain.label = method;
         app.push(Command::Label);
     }
+}
+
+/// The fitted lattice's reciprocal vectors (cycles/px) and half the width of the spectrum to
+/// show: out to past the second-order Bragg peaks when the lattice is known, to a few times the
+/// cut-off for the FFT method.
+type Reciprocal = Option<([f32; 2], [f32; 2])>;
+
+fn spectrum_view(app: &App) -> (Reciprocal, f32) {
+    let reciprocal = app
+        .session
+        .labels
+        .as_ref()
+        .and_then(|l| l.lattice.as_ref())
+        .and_then(|fit| {
+            let (a1, a2) = (fit.a1, fit.a2);
+            let det = a1[0] * a2[1] - a1[1] * a2[0];
+            (det.abs() > 1e-6).then(|| ([a2[1] / det, -a2[0] / det], [-a1[1] / det, a1[0] / det]))
+        });
+    let half: f32 = match (&app.session.settings.chain.label, reciprocal) {
+        (
+            LabelMethod::FftResidual {
+                cutoff_cycles_per_px,
+                ..
+            },
+            _,
+        ) => (4.0 * cutoff_cycles_per_px).clamp(0.05, 0.5),
+        (_, Some((b1, b2))) => {
+            let q = [b1, b2, [b1[0] - b2[0], b1[1] - b2[1]]]
+                .iter()
+                .map(|v| v[0].hypot(v[1]))
+                .fold(0.0f32, f32::max);
+            (2.3 * q).clamp(0.02, 0.5)
+        }
+        _ => 0.25,
+    };
+    (reciprocal, half)
 }
