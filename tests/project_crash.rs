@@ -40,6 +40,7 @@ fn save_number(dir: &Path, n: usize) {
         analysed: true,
         registered: None,
         corrections: Default::default(),
+        earlier_edits: Vec::new(),
     };
     let detections: Vec<Detection> = (0..1000 * n)
         .map(|i| Detection {

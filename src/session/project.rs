@@ -55,6 +55,10 @@ pub struct ProjectFile {
     /// Classes corrected by hand, over the analysis's clustering.
     #[serde(default)]
     pub corrections: Corrections,
+    /// Corrections of a project saved when they were kept among the analysis settings
+    /// (`settings.analysis.edits`); read, never written.
+    #[serde(skip)]
+    pub earlier_edits: Vec<crate::analysis::classify::ManualEdit>,
 }
 
 /// Writes a model's checkpoint folder into the given directory.
@@ -155,12 +159,16 @@ pub fn read(dir: &Path) -> Result<ProjectFile> {
         }
         _ => {}
     }
-    let file: ProjectFile = serde_json::from_slice(&text).map_err(|e| {
+    let mut file: ProjectFile = serde_json::from_slice(&text).map_err(|e| {
         Error::invalid(format!(
             "not a defectscope project ({e}): {}",
             path.display()
         ))
     })?;
+    file.earlier_edits = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::from_value(v.pointer("/settings/analysis/edits")?.clone()).ok())
+        .unwrap_or_default();
     if file.format_version == 1 && file.generation != 0 {
         return Err(Error::invalid(format!(
             "a format-1 project with a generation: {}",
@@ -251,6 +259,7 @@ mod tests {
             analysed: false,
             registered: None,
             corrections: Default::default(),
+            earlier_edits: Vec::new(),
         }
     }
 
@@ -341,6 +350,31 @@ mod tests {
         assert_eq!(save(dir.path(), file(), &c).unwrap(), 8);
         assert!(!dir.path().join("detections-7.csv").exists());
         assert!(!dir.path().join("detections-1.csv").exists());
+    }
+
+    #[test]
+    fn corrections_kept_among_the_settings_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(file()).unwrap();
+        v.as_object_mut().unwrap().remove("corrections");
+        v["settings"]["analysis"]["edits"] = serde_json::json!([
+            {"edit": "relabel", "detection": 4, "class": 1},
+            {"edit": "merge", "from": 2, "into": 0}
+        ]);
+        std::fs::write(dir.path().join(PROJECT_FILE), v.to_string()).unwrap();
+        let f = read(dir.path()).unwrap();
+        use crate::analysis::classify::ManualEdit;
+        assert_eq!(
+            f.earlier_edits,
+            vec![
+                ManualEdit::Relabel {
+                    detection: 4,
+                    class: 1
+                },
+                ManualEdit::Merge { from: 2, into: 0 }
+            ]
+        );
+        assert!(f.corrections.edits.is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{
     Analysis, Detected, JobKind, Level, Model, Output, Session, Settings, Source, counts_per_frame,
     load_model, write_results,
 };
-use crate::analysis::corrections::Corrections;
+use crate::analysis::corrections::{Corrections, clustering_key};
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
@@ -102,6 +102,7 @@ impl Session {
             analysed: self.analysis.is_some(),
             registered: self.registration.as_ref().map(|r| r.cropped),
             corrections: self.corrections.clone(),
+            earlier_edits: Vec::new(),
         };
         let mask = self.mask_edited.then(|| self.mask.clone());
         let model = self.model.clone();
@@ -226,15 +227,22 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
     } else {
         None
     };
+    let mut corrections = file.corrections.clone();
     let analysis = if file.analysed {
         let dets = project::read_detections(&paths.analysed)?;
+        // Corrections of a project saved when they were analysis settings: made on these
+        // detections under these settings.
+        if corrections.edits.is_empty() && !file.earlier_edits.is_empty() {
+            corrections.made_under = Some(clustering_key(&settings.chain.analysis, &dets));
+            corrections.edits = file.earlier_edits.clone();
+        }
         let lattice = labels.as_ref().and_then(|l| l.lattice.as_ref());
         let a = analysis::run_corrected(
             &movie,
             &dets,
             lattice,
             &settings.chain.analysis,
-            &file.corrections,
+            &corrections,
             ctx,
         )?;
         Some((a, dets))
@@ -252,7 +260,7 @@ pub(super) fn open_project(dir: &Path, ctx: &jobs::JobCtx) -> Result<Opened> {
             model,
             detected,
             analysis,
-            corrections: file.corrections.clone(),
+            corrections,
         }),
         registration,
         keep_model: false,
