@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-fn role_name(r: Role) -> &'static str {
+/// What a basis site is, in words.
+pub fn role_name(r: Role) -> &'static str {
     match r {
         Role::Metal => "metal",
         Role::Chalcogen => "chalcogen",

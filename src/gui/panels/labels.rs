@@ -184,13 +184,22 @@ pub(super) fn truth_side(app: &mut App, ui: &mut egui::Ui) {
                 *z_threshold = (x.abs() as f32).clamp(0.5, 50.0);
             }
             // The red lines are the chosen threshold; the adaptive one may flag below it.
+            let names = site_names(l);
             let used: Vec<String> = l
                 .site_thresholds
                 .iter()
-                .enumerate()
-                .map(|(i, (lo, hi))| format!("site {i}: below −{lo:.1}, above {hi:.1}"))
+                .zip(&names)
+                .map(|((lo, hi), name)| format!("{name}: below −{lo:.1}, above {hi:.1}"))
                 .collect();
             ui.small(format!("thresholds used: {}", used.join("; ")));
+            if let Some(fit) = &l.lattice {
+                let sites: Vec<String> = names
+                    .iter()
+                    .zip(&fit.site_heights)
+                    .map(|(name, h)| format!("{name} (height {h:.2})"))
+                    .collect();
+                ui.small(format!("lattice sites: {}", sites.join(", ")));
+            }
         }
         _ => {}
     }
@@ -234,4 +243,19 @@ fn spectrum_view(app: &App) -> (Reciprocal, f32) {
         _ => 0.25,
     };
     (reciprocal, half)
+}
+
+/// Each basis site's name: "site i" and what it is (metal or chalcogen of a TMD, as the site
+/// model reads the lattice; "column" otherwise).
+fn site_names(l: &Labels) -> Vec<String> {
+    let roles = l
+        .lattice
+        .as_ref()
+        .map_or_else(Vec::new, crate::sites::roles_of);
+    (0..l.site_thresholds.len())
+        .map(|i| match roles.get(i) {
+            Some(r) => format!("site {i} {}", crate::sites::output::role_name(*r)),
+            None => format!("site {i}"),
+        })
+        .collect()
 }
