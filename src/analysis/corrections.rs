@@ -78,7 +78,7 @@ impl Corrections {
         classes: usize,
         class_of: &[Option<usize>],
     ) -> Vec<String> {
-        let mut names: Vec<String> = (0..classes).map(|c| format!("class {c}")).collect();
+        let mut names: Vec<String> = (0..classes).map(default_class_name).collect();
         if self.fit(key) {
             for n in &self.names {
                 if let Some(c) = class_of.get(n.detection).copied().flatten()
@@ -113,6 +113,11 @@ impl Corrections {
             ManualEdit::Merge { .. } => None,
         })
     }
+}
+
+/// The name of class `c` until one is given.
+pub fn default_class_name(c: usize) -> String {
+    format!("class {c}")
 }
 
 /// Identifies a clustering: the settings it depends on and the detections it ran on. Edits

@@ -237,7 +237,7 @@ impl DefectAnalysis {
         self.class_names
             .get(c)
             .cloned()
-            .unwrap_or_else(|| format!("class {c}"))
+            .unwrap_or_else(|| corrections::default_class_name(c))
     }
 
     /// Densities per frame and class, per nm² when calibrated (per px² otherwise).

@@ -50,6 +50,23 @@ pub struct RegionTrack {
     pub growth_px2_per_frame: Option<(f64, f64)>,
 }
 
+impl RegionTrack {
+    /// The growth rate for a reader: nm²/s when the movie is calibrated, px²/frame otherwise,
+    /// with its standard error; or why there is none.
+    pub fn growth_text(&self, pixel_size_nm: Option<f64>, frame_interval_s: Option<f64>) -> String {
+        match (
+            self.growth_px2_per_frame,
+            pixel_size_nm.zip(frame_interval_s),
+        ) {
+            (Some((g, e)), Some((p, dt))) => {
+                format!("{:.4} ± {:.4} nm²/s", g * p * p / dt, e * p * p / dt)
+            }
+            (Some((g, e)), None) => format!("{g:.1} ± {e:.1} px²/frame"),
+            (None, _) => "growth needs ≥ 3 frames".into(),
+        }
+    }
+}
+
 /// Link regions frame to frame: a region continues the nearest region of the previous frame
 /// whose centroid lies within the larger of their equivalent radii (a pore that grows or
 /// drifts stays one region; two pores far apart stay two). Regions are taken in time order.

@@ -6,7 +6,7 @@
 //! into the library on a job thread, exactly as the CLI makes it.
 
 use crate::analysis::classify::ManualEdit;
-use crate::analysis::corrections::{Corrections, clustering_key};
+use crate::analysis::corrections::{Corrections, clustering_key, default_class_name};
 use crate::analysis::{self, DefectAnalysis};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
@@ -227,7 +227,7 @@ impl Session {
     pub fn class_name(&self, c: usize) -> String {
         self.analysis
             .as_ref()
-            .map_or_else(|| format!("class {c}"), |a| a.class_name(c))
+            .map_or_else(|| default_class_name(c), |a| a.class_name(c))
     }
 
     /// The class of each analysed detection, by index into [`Self::analysed`].
@@ -275,13 +275,6 @@ impl Session {
                 false
             }
         }
-    }
-
-    fn need_movie(&mut self) -> Option<Arc<Movie>> {
-        if self.movie.is_none() {
-            self.notify(Level::Warning, "open a movie first");
-        }
-        self.movie.clone()
     }
 
     /// Carry out one command.
@@ -360,7 +353,7 @@ impl Session {
     }
 
     fn label(&mut self) {
-        let Some(movie) = self.need_movie() else {
+        let (true, Some(movie)) = (self.ready(JobKind::Label), self.movie.clone()) else {
             return;
         };
         let method = self.settings.chain.label.clone();
@@ -534,7 +527,8 @@ impl Session {
         let Some(movie) = &self.movie else {
             return matches!(
                 kind,
-                JobKind::Label
+                JobKind::Register
+                    | JobKind::Label
                     | JobKind::Train
                     | JobKind::Detect
                     | JobKind::Analyse
@@ -594,7 +588,7 @@ impl Session {
     }
 
     fn register(&mut self, crop: bool) {
-        let Some(movie) = self.need_movie() else {
+        let (true, Some(movie)) = (self.ready(JobKind::Register), self.movie.clone()) else {
             return;
         };
         if self.registration.is_some() {
@@ -614,13 +608,9 @@ impl Session {
             let truth =
                 truth.map(|t| synth::register_truth(&t, &reg, movie.width(), movie.height()));
             Ok(Output::Opened(Box::new(Opened {
-                movie,
-                path,
-                truth,
-                project: None,
                 registration: Some(reg),
                 keep_model: true,
-                kept: None,
+                ..Opened::movie(movie, path, truth)
             })))
         });
     }

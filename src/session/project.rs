@@ -139,11 +139,18 @@ pub fn read(dir: &Path) -> Result<ProjectFile> {
     let path = dir.join(PROJECT_FILE);
     let text =
         std::fs::read(&path).map_err(|e| Error::io("could not read the project", &path, e))?;
+    let not_project = |e: serde_json::Error| {
+        Error::invalid(format!(
+            "not a defectscope project ({e}): {}",
+            path.display()
+        ))
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(not_project)?;
     // The version first, so that a newer project gets the right message, not a parse error.
-    let version = serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format_version")?.as_u64());
-    match version {
+    match value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+    {
         Some(v) if v > PROJECT_VERSION as u64 => {
             return Err(Error::invalid(format!(
                 "this project was saved by a newer defectscope (project format {v}; this \
@@ -159,16 +166,12 @@ pub fn read(dir: &Path) -> Result<ProjectFile> {
         }
         _ => {}
     }
-    let mut file: ProjectFile = serde_json::from_slice(&text).map_err(|e| {
-        Error::invalid(format!(
-            "not a defectscope project ({e}): {}",
-            path.display()
-        ))
-    })?;
-    file.earlier_edits = serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| serde_json::from_value(v.pointer("/settings/analysis/edits")?.clone()).ok())
+    let earlier_edits = value
+        .pointer("/settings/analysis/edits")
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
         .unwrap_or_default();
+    let mut file: ProjectFile = serde_json::from_value(value).map_err(not_project)?;
+    file.earlier_edits = earlier_edits;
     if file.format_version == 1 && file.generation != 0 {
         return Err(Error::invalid(format!(
             "a format-1 project with a generation: {}",

@@ -194,13 +194,7 @@ fn free_regions_summary(a: &SiteAnalysis, s: &mut String) {
     for &(k, first, last) in order.iter().take(SHOWN) {
         let t = &a.free_region_tracks[k];
         let (r0, r1) = (&regions[first], &regions[last]);
-        let growth = match (t.growth_px2_per_frame, a.pixel_size_nm, a.frame_interval_s) {
-            (Some((g, e)), Some(p), Some(dt)) => {
-                format!("{:.4} ± {:.4} nm²/s", g * p * p / dt, e * p * p / dt)
-            }
-            (Some((g, e)), _, _) => format!("{g:.1} ± {e:.1} px²/frame"),
-            (None, _, _) => "growth needs ≥ 3 frames".into(),
-        };
+        let growth = t.growth_text(a.pixel_size_nm, a.frame_interval_s);
         let _ = writeln!(
             s,
             "  lattice-free area {k} at ({:.0}, {:.0}): {} (frame {}) → {} (frame {}), {growth}",

@@ -194,7 +194,9 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
     ui.colored_label(
         colour(class_colour(c)),
         RichText::new(match a.class_name(c) {
-            n if n == format!("class {c}") => format!("Class {c}: {} members", members.len()),
+            n if n == crate::analysis::corrections::default_class_name(c) => {
+                format!("Class {c}: {} members", members.len())
+            }
             n => format!("{n} (class {c}): {} members", members.len()),
         })
         .strong(),

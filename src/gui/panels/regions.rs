@@ -55,13 +55,7 @@ pub fn table(app: &App, ui: &mut egui::Ui, id: &str, regions: &[Region], tracks:
                         ui.label(format!("{:.0} px", r.perimeter_px));
                     }
                 }
-                ui.label(match (t.growth_px2_per_frame, px.zip(dt)) {
-                    (Some((g, e)), Some((p, dt))) => {
-                        format!("{:.3} ± {:.3} nm²/s", g * p * p / dt, e * p * p / dt)
-                    }
-                    (Some((g, e)), None) => format!("{g:.1} ± {e:.1} px²/frame"),
-                    (None, _) => "needs ≥ 3 frames".into(),
-                });
+                ui.label(t.growth_text(px, dt));
                 ui.end_row();
             }
         });
