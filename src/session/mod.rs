@@ -449,7 +449,16 @@ impl Session {
         let batch = self.settings.chain.inference_batch.max(1);
         self.start(JobKind::Detect, move |ctx| {
             let keep_maps = movie.frames.len() * movie.width() * movie.height() <= MAP_BUDGET_BYTES;
-            let d = stages::detect(&movie, &model, &cfg, batch, keep_maps, ctx)?;
+            let mut d = stages::detect(&movie, &model, &cfg, batch, keep_maps, ctx)?;
+            if !keep_maps {
+                d.warnings.insert(
+                    0,
+                    format!(
+                        "the movie is too large to keep every probability map ({} MB); the overlay is off",
+                        (movie.frames.len() * movie.width() * movie.height()) >> 20
+                    ),
+                );
+            }
             Ok(Output::Detected(d))
         });
     }

@@ -153,12 +153,6 @@ pub fn detect(
         },
     )?;
     let mut warnings = Vec::new();
-    if !keep_maps {
-        warnings.push(format!(
-            "the movie is too large to keep every probability map ({} MB); the overlay is off",
-            (movie.frames.len() * movie.width() * movie.height()) >> 20
-        ));
-    }
     let dropped = found.dropped;
     let lost = dropped.too_small + dropped.near_edge;
     if lost > 0 {
