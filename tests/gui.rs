@@ -232,6 +232,20 @@ fn draw_and_export(h: &mut Harness<'static, App>) {
     assert!(svg.contains("<svg"));
     let png = std::fs::read(dir.path().join("frame_0000.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
+    // Preview shows a figure's PNG at the width the export writes, and writes nothing.
+    let width = h.state().session().settings.png_width_px().round() as usize;
+    let files = std::fs::read_dir(dir.path()).expect("dir").count();
+    h.get_all_by_label("Preview")
+        .next()
+        .expect("a Preview button")
+        .click();
+    h.run_steps(2);
+    let caption = format!("{width} × ");
+    assert!(
+        h.query_by_label_contains(&caption).is_some(),
+        "a preview {width} px wide"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), files);
 }
 
 #[test]

@@ -42,8 +42,9 @@ pub struct Diffusion {
     /// The bootstrap's 95th percentile of D: an upper bound where D is not resolved.
     #[serde(default)]
     pub d_upper95_px2_per_frame: f64,
-    /// Whether D is told apart from 0: the bootstrap's 2.5th percentile is above 0. Where it is
-    /// not, report "not resolved: D < upper bound", not a value.
+    /// Whether D is told apart from 0: at least [`MIN_DIFFUSION_TRACKS`] tracks, and the
+    /// bootstrap's 2.5th percentile above 0. Where it is not, report "not resolved: D < upper
+    /// bound" (or too few tracks), not a value.
     #[serde(default)]
     pub resolved: bool,
     /// MSD offset at τ = 0 (4 × the localisation variance per axis), px².
@@ -52,6 +53,10 @@ pub struct Diffusion {
     /// Tracks the MSD was computed over.
     pub segments: usize,
 }
+
+/// Fewest tracks a D is reported from: the bootstrap over tracks cannot show the spread of one
+/// or two (one track gave "D = 1.0e-7 ± 0.0").
+pub const MIN_DIFFUSION_TRACKS: usize = 3;
 
 /// Tracks of ≥ 2 detections with the majority class of their classified detections. A defect
 /// is followed whole even where single frames are classified otherwise (e.g. a vacancy hopping
@@ -192,7 +197,7 @@ pub fn diffusion(
             d_px2_per_frame: d,
             d_std_px2_per_frame: s as f64,
             d_upper95_px2_per_frame: quantile(0.95).max(d),
-            resolved: quantile(0.025) > 0.0,
+            resolved: segs.len() >= MIN_DIFFUSION_TRACKS && quantile(0.025) > 0.0,
             offset_px2: offset,
             fitted_lags: lags,
             segments: segs.len(),
@@ -559,6 +564,38 @@ mod tests {
         assert!((got - truth).abs() < 0.15 * truth, "D {got} vs {truth}");
         assert!(d[0].d_std_px2_per_frame > 0.0 && d[0].d_std_px2_per_frame < 0.3 * truth);
         assert!(d[0].resolved && d[0].d_upper95_px2_per_frame >= got);
+    }
+
+    /// One or two moving tracks do not make a D: not resolved, however clear their MSD.
+    #[test]
+    fn too_few_tracks_are_not_resolved() {
+        let mut dets = Vec::new();
+        let mut tracks = Vec::new();
+        for w in 0..2 {
+            let t: Vec<usize> = (0..20)
+                .map(|f| {
+                    dets.push(Detection::at(f, 100.0 * w as f32 + 3.0 * f as f32, 0.0));
+                    dets.len() - 1
+                })
+                .collect();
+            tracks.push(t);
+        }
+        let track_of = tracks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.iter().map(move |_| i))
+            .collect();
+        let tr = Tracks {
+            tracks,
+            track_of,
+            max_step_px: 20.0,
+            gap_links: 0,
+        };
+        let class_of = vec![Some(0); dets.len()];
+        let d = diffusion(&tr, &class_of, &dets, &vec![(0.0, 0.0); 20], 1, 10, 1);
+        assert!(d[0].d_px2_per_frame > 0.0);
+        assert_eq!(d[0].segments, 2);
+        assert!(!d[0].resolved);
     }
 
     /// Defects that do not move, seen with a localisation error: D is never negative, and the

@@ -1,10 +1,11 @@
 //! The analysis figures as [`Figure`] descriptions (exported as SVG/PNG; drawn by the GUI).
 
-use super::DefectAnalysis;
 use super::tracks::registered;
+use super::{DefectAnalysis, pca};
 use crate::detect::Detection;
 use crate::export::figure::{
-    Background, Figure, Gallery, Heatmap, PALETTE, Panel, Plot, Series, Style, Tile, class_colour,
+    Background, Colorbar, Figure, Gallery, Heatmap, PALETTE, Panel, Plot, Series, Style, Tile,
+    class_colour,
 };
 use crate::movie::register::Drift;
 use crate::raster::Raster;
@@ -86,6 +87,7 @@ pub fn class_gallery(a: &DefectAnalysis) -> Figure {
             image: img.clone(),
             caption: format!("{}: n = {n}", a.class_name(c)),
             frame: Some(class_colour(c)),
+            range: None,
         })
         .collect();
     Figure {
@@ -101,6 +103,7 @@ pub fn class_gallery(a: &DefectAnalysis) -> Figure {
             title: format!("{0}×{0} px patches, standardised", a.config.patch_size),
             tiles,
             columns: a.classes().min(6),
+            colorbar: None,
         })],
     }
 }
@@ -341,7 +344,7 @@ pub fn msd(a: &DefectAnalysis) -> Figure {
     let mut series = Vec::new();
     for d in &a.diffusion {
         let mut s = Series::new(
-            format!("{}: {}", a.class_name(d.class), a.diffusion_text(d)),
+            format!("{}: {}", a.class_name(d.class), a.diffusion_short(d)),
             class_colour(d.class),
             Style::Markers,
             d.msd
@@ -478,7 +481,15 @@ pub fn pca_panel(p: &super::ClassPca) -> Figure {
         image: p.mean.clone(),
         caption: format!("mean (n = {})", p.members),
         frame: Some(class_colour(p.class)),
+        range: None,
     }];
+    // One symmetric scale for all eigen-images: grey is 0, and the tiles compare.
+    let m = p
+        .eigen_images
+        .iter()
+        .flat_map(|e| e.data.iter())
+        .fold(0f32, |m, v| if v.is_finite() { m.max(v.abs()) } else { m })
+        .max(f32::MIN_POSITIVE);
     for (i, img) in p.eigen_images.iter().enumerate() {
         let sig = if i < p.significance.significant {
             " *"
@@ -493,6 +504,7 @@ pub fn pca_panel(p: &super::ClassPca) -> Figure {
                 100.0 * p.explained.get(i).unwrap_or(&0.0)
             ),
             frame: None,
+            range: Some((-m, m)),
         });
     }
     let ranks = |v: &[f64]| {
@@ -502,7 +514,17 @@ pub fn pca_panel(p: &super::ClassPca) -> Figure {
             .collect()
     };
     let mut thr = Series::new(
-        format!("95 % of shuffled ({} shuffles)", p.significance.shuffles),
+        match p.significance.null {
+            pca::NullKind::PixelShuffle => {
+                format!("95 % of pixel shuffles ({} draws)", p.significance.shuffles)
+            }
+            pca::NullKind::LatticeNeighbours => {
+                format!(
+                    "95 % of intact neighbours ({} draws)",
+                    p.significance.shuffles
+                )
+            }
+        },
         [120, 120, 120],
         Style::LineMarkers,
         ranks(&p.significance.threshold),
@@ -526,9 +548,14 @@ pub fn pca_panel(p: &super::ClassPca) -> Figure {
         columns: 2,
         panels: vec![
             Panel::Gallery(Gallery {
-                title: "mean patch and eigen-images".into(),
+                title: "mean patch (own scale) and eigen-images".into(),
                 tiles,
                 columns: 3,
+                colorbar: Some(Colorbar {
+                    label: "eigen-image weight".into(),
+                    lo: f64::from(-m),
+                    hi: f64::from(m),
+                }),
             }),
             Panel::Plot(Plot {
                 title: "scree".into(),

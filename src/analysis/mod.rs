@@ -198,6 +198,8 @@ pub struct DefectAnalysis {
     pub centres: Vec<Detection>,
     /// Median distance detections were moved to their lattice site, px (`None`: not snapped).
     pub median_snap_px: Option<f64>,
+    /// Intact copies of the centres' sites, the null of the class PCAs (`None`: no lattice).
+    pub references: Option<patches::References>,
     /// Length of the frame-0 lattice's first vector, px.
     pub lattice_constant_px: Option<f64>,
     /// Explained variance ratio of the features' principal components.
@@ -258,20 +260,42 @@ impl DefectAnalysis {
     }
 
     /// D as a reader should see it: "D = v ± s unit", or "not resolved: D < bound unit" where
-    /// the bootstrap cannot tell it from 0.
+    /// the bootstrap cannot tell it from 0, or why there is no D.
     pub fn diffusion_text(&self, d: &Diffusion) -> String {
         let (v, s, unit) = self.diffusion_in_units(d);
         if d.resolved {
             format!("D = {v:.3e} ± {s:.1e} {unit}")
         } else {
-            let bound = d.d_upper95_px2_per_frame * self.diffusion_scale();
-            if bound > 0.0 {
-                format!("not resolved: D < {bound:.1e} {unit}")
-            } else {
-                // Every resample fitted no slope: the defects did not move beyond their
-                // localisation error.
-                "not resolved: no motion beyond the localisation error".to_string()
-            }
+            format!("not resolved: {}", self.unresolved_text(d))
+        }
+    }
+
+    /// D in a few words, for legends: "D = 1.0e-7 nm²/s", "D < 2.9e-7 nm²/s", "2 tracks".
+    pub fn diffusion_short(&self, d: &Diffusion) -> String {
+        let (v, _, unit) = self.diffusion_in_units(d);
+        if d.resolved {
+            format!("D = {v:.1e} {unit}")
+        } else {
+            self.unresolved_text(d)
+        }
+    }
+
+    /// Why D is not given: too few tracks, an upper bound, or no motion at all.
+    fn unresolved_text(&self, d: &Diffusion) -> String {
+        let (_, _, unit) = self.diffusion_in_units(d);
+        let bound = d.d_upper95_px2_per_frame * self.diffusion_scale();
+        if d.segments < dynamics::MIN_DIFFUSION_TRACKS {
+            format!(
+                "{} track(s), at least {} needed",
+                d.segments,
+                dynamics::MIN_DIFFUSION_TRACKS
+            )
+        } else if bound > 0.0 {
+            format!("D < {bound:.1e} {unit}")
+        } else {
+            // Every resample fitted no slope: the defects did not move beyond their
+            // localisation error.
+            "no motion beyond the localisation error".to_string()
         }
     }
 
@@ -403,6 +427,7 @@ pub fn run_corrected(
     let lattice_constant_px = lattice.map(|l| f64::from(l.a1[0].hypot(l.a1[1])));
     let tracks = stages::track(detections, &drift, lattice_constant_px, cfg, &mut log)?;
     let clustering_key = clustering_key(cfg, detections);
+    let reference_patches = reference_patches(movie, centres.references.as_ref(), cfg)?;
     let input = LabelInputs {
         movie,
         detections,
@@ -413,6 +438,10 @@ pub fn run_corrected(
         drift: &drift,
         lattice_constant_px,
         previous_pca: &[],
+        references: reference_patches
+            .as_ref()
+            .zip(centres.references.as_ref())
+            .map(|(p, r)| (p, r.of.as_slice())),
     };
     let labelled = stages::labelled(&input, corrections, cfg, &mut log)?;
     let (w, h) = (movie.width(), movie.height());
@@ -427,6 +456,7 @@ pub fn run_corrected(
         skipped_nonfinite: patches.skipped_nonfinite,
         centres: centres.centres,
         median_snap_px: centres.median_snap_px,
+        references: centres.references,
         lattice_constant_px,
         feature_explained: found.feature_explained,
         classifier: found.clustering,
@@ -442,6 +472,18 @@ pub fn run_corrected(
     };
     (a.timings, a.warnings) = (log.timings, log.warnings);
     Ok(a)
+}
+
+/// The patches of the reference sites, when there are any.
+fn reference_patches(
+    movie: &Movie,
+    references: Option<&patches::References>,
+    cfg: &AnalysisConfig,
+) -> Result<Option<patches::Patches>> {
+    references
+        .filter(|r| !r.centres.is_empty())
+        .map(|r| patches::extract(&movie.frames, &r.centres, cfg.patch_size))
+        .transpose()
 }
 
 /// Area over which densities are counted: the frame less a patch border, nm² (px² uncalibrated).
@@ -467,6 +509,7 @@ impl DefectAnalysis {
     ) -> Result<DefectAnalysis> {
         let mut log = Log::new(ctx);
         let patches = patches::extract(&movie.frames, &self.centres, self.config.patch_size)?;
+        let reference_patches = reference_patches(movie, self.references.as_ref(), &self.config)?;
         let input = LabelInputs {
             movie,
             detections,
@@ -477,6 +520,10 @@ impl DefectAnalysis {
             drift: &self.drift,
             lattice_constant_px: self.lattice_constant_px,
             previous_pca: &self.class_pca,
+            references: reference_patches
+                .as_ref()
+                .zip(self.references.as_ref())
+                .map(|(p, r)| (p, r.of.as_slice())),
         };
         let labelled = stages::labelled(&input, corrections, &self.config, &mut log)?;
         Ok(DefectAnalysis {

@@ -319,7 +319,7 @@ pub fn write(
                 &grey_png(img)?,
             )?;
         }
-        let mut scree = String::from("component,eigenvalue,explained,shuffled_95,significant\n");
+        let mut scree = String::from("component,eigenvalue,explained,null_95,significant\n");
         for (i, l) in p.eigenvalues.iter().enumerate() {
             let thr = p.significance.threshold.get(i).copied().unwrap_or(f64::NAN);
             let _ = writeln!(

@@ -4,11 +4,94 @@
 //! frames of different brightness compare; the window is sampled bilinearly so that the
 //! detection's sub-pixel centre sits exactly at the patch centre, which keeps class means sharp.
 //! Windows that would leave the frame, or that hold non-finite values, are skipped and counted.
+//!
+//! Reference sites: the same lattice site as a defect, two to three lattice constants away, in
+//! the same frame and clear of every detection. Their patches share the defect's noise, its
+//! local contamination and the lattice's registration jitter, without the defect: they are the
+//! null a class's variation is tested against (see [`super::pca::Null`]).
 
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::raster::{Raster, mean_std};
 use ndarray::Array2;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// Intact lattice sites equivalent to each patch centre.
+#[derive(Debug, Clone, Default)]
+pub struct References {
+    pub centres: Vec<Detection>,
+    /// Index into the patch centres of each reference.
+    pub of: Vec<usize>,
+}
+
+/// Most reference sites kept per patch centre.
+pub const REFERENCES_PER_SITE: usize = 4;
+
+/// Up to [`REFERENCES_PER_SITE`] reference sites for each of `centres`: the centre moved by a
+/// lattice vector `m a1 + n a2` of length 2–3 `|a1|`, whose `size`-px window lies inside the
+/// `width`×`height` frame and holds no centre of the same frame (within 3 px of its edge).
+pub fn reference_sites(
+    centres: &[Detection],
+    a1: [f32; 2],
+    a2: [f32; 2],
+    (width, height): (usize, usize),
+    size: usize,
+    seed: u64,
+) -> References {
+    let a = a1[0].hypot(a1[1]);
+    let mut shifts = Vec::new();
+    for m in -3i32..=3 {
+        for n in -3i32..=3 {
+            let v = [
+                m as f32 * a1[0] + n as f32 * a2[0],
+                m as f32 * a1[1] + n as f32 * a2[1],
+            ];
+            let len = v[0].hypot(v[1]);
+            if len >= 1.99 * a && len <= 3.01 * a {
+                shifts.push(v);
+            }
+        }
+    }
+    let half = (size as f32 - 1.0) / 2.0;
+    let clear = half + 3.0;
+    let mut by_frame: Vec<Vec<[f32; 2]>> = Vec::new();
+    for d in centres {
+        if by_frame.len() <= d.frame {
+            by_frame.resize(d.frame + 1, Vec::new());
+        }
+        by_frame[d.frame].push([d.x, d.y]);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0ef5_17e5);
+    let mut out = References::default();
+    for (k, d) in centres.iter().enumerate() {
+        let others = &by_frame[d.frame];
+        let mut ok: Vec<[f32; 2]> = shifts
+            .iter()
+            .map(|v| [d.x + v[0], d.y + v[1]])
+            .filter(|p| {
+                p[0] - half >= 0.0
+                    && p[1] - half >= 0.0
+                    && p[0] + half <= (width - 1) as f32
+                    && p[1] + half <= (height - 1) as f32
+                    && others
+                        .iter()
+                        .all(|o| (o[0] - p[0]).abs() > clear || (o[1] - p[1]).abs() > clear)
+            })
+            .collect();
+        ok.shuffle(&mut rng);
+        for p in ok.into_iter().take(REFERENCES_PER_SITE) {
+            out.centres.push(Detection {
+                x: p[0],
+                y: p[1],
+                ..*d
+            });
+            out.of.push(k);
+        }
+    }
+    out
+}
 
 /// Patches of all usable detections, one flattened row each (row-major, `size`×`size`).
 #[derive(Debug, Clone)]
@@ -159,6 +242,40 @@ mod tests {
             hi,
             "the bright pixel sits at the patch centre"
         );
+    }
+
+    /// Reference sites are the centre moved by lattice vectors 2–3 constants long, inside the
+    /// frame, clear of the frame's other centres, at most four per centre, in the same frame.
+    #[test]
+    fn reference_sites_are_clear_lattice_translations() {
+        let (a1, a2) = ([20.0f32, 0.0], [10.0f32, 17.320_508]);
+        let centres = vec![
+            Detection::at(0, 100.0, 100.0),
+            Detection::at(0, 140.0, 100.0),
+            Detection::at(1, 20.0, 20.0),
+        ];
+        let r = reference_sites(&centres, a1, a2, (200, 200), 16, 7);
+        assert!(!r.centres.is_empty());
+        for k in 0..centres.len() {
+            assert!(r.of.iter().filter(|&&o| o == k).count() <= REFERENCES_PER_SITE);
+        }
+        // The centre near the corner has fewer candidates inside the frame, but some.
+        assert!(r.of.contains(&2));
+        for (d, &k) in r.centres.iter().zip(&r.of) {
+            let c = centres[k];
+            assert_eq!(d.frame, c.frame);
+            let (dx, dy) = (d.x - c.x, d.y - c.y);
+            // Integer coordinates in the basis (a1, a2).
+            let n = dy / a2[1];
+            let m = (dx - n * a2[0]) / a1[0];
+            assert!((n - n.round()).abs() < 1e-3 && (m - m.round()).abs() < 1e-3);
+            let len = dx.hypot(dy);
+            assert!((39.0..=61.0).contains(&len), "{len}");
+            assert!(d.x >= 7.5 && d.y >= 7.5 && d.x <= 191.5 && d.y <= 191.5);
+            for o in centres.iter().filter(|o| o.frame == d.frame) {
+                assert!((o.x - d.x).abs() > 10.5 || (o.y - d.y).abs() > 10.5);
+            }
+        }
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub(super) fn register(movie: &Movie, cfg: &AnalysisConfig, log: &mut Log) -> Re
 pub(super) struct Centres {
     pub centres: Vec<Detection>,
     pub median_snap_px: Option<f64>,
+    /// Intact copies of each centre's site (with a lattice), the null of the class PCAs.
+    pub references: Option<patches::References>,
 }
 
 /// Centres and patches of the detections, with warnings for those left out; an error when too
@@ -124,9 +126,14 @@ pub(super) fn patches_of(
         )));
     }
     log.lap("patches")?;
+    let references = lattice.map(|l| {
+        let size = (movie.width(), movie.height());
+        patches::reference_sites(&centres, l.a1, l.a2, size, cfg.patch_size, cfg.seed)
+    });
     let found = Centres {
         centres,
         median_snap_px,
+        references,
     };
     Ok((found, patches))
 }
@@ -269,6 +276,8 @@ pub(super) struct LabelInputs<'a> {
     /// Class PCAs made before (by an earlier correction): a class with the same members keeps
     /// its PCA instead of computing it again.
     pub previous_pca: &'a [ClassPca],
+    /// Patches of the centres' intact reference sites, and the centre each one belongs to.
+    pub references: Option<(&'a Patches, &'a [usize])>,
 }
 
 /// Classes (with corrections), their smoothing along tracks, transitions, counts, diffusion,
@@ -317,7 +326,7 @@ pub(super) fn labelled(
     );
     let coupling = coupling(input, &class, classes, cfg)?;
     log.lap("time")?;
-    let class_pca = class_pcas(patches, &class, classes, cfg, input.previous_pca, log)?;
+    let class_pca = class_pcas(input, &class, classes, cfg, log)?;
     log.lap("pca")?;
     Ok(Labelled {
         clustering,
@@ -434,13 +443,22 @@ fn coupling(
 /// PCA of each class's patches with its parallel analysis; classes of fewer than 3 members are
 /// said to be too small.
 fn class_pcas(
-    patches: &Patches,
+    input: &LabelInputs,
     class: &[Option<usize>],
     classes: usize,
     cfg: &AnalysisConfig,
-    previous: &[ClassPca],
     log: &mut Log,
 ) -> Result<Vec<ClassPca>> {
+    let (patches, previous) = (input.patches, input.previous_pca);
+    // Reference rows of each centre.
+    let mut reference_rows: Vec<Vec<usize>> = vec![Vec::new(); input.detections.len()];
+    if let Some((refs, of)) = input.references {
+        for (row, &r) in refs.detection.iter().enumerate() {
+            if let Some(rows) = reference_rows.get_mut(of[r]) {
+                rows.push(row);
+            }
+        }
+    }
     let mut out = Vec::new();
     for c in 0..classes {
         let rows: Vec<usize> = (0..patches.len())
@@ -463,7 +481,14 @@ fn class_pcas(
         }
         let x = patches.data.select(Axis(0), &rows);
         let p = pca::fit(&x, cfg.class_pca_components, cfg.seed)?;
-        let significance = pca::parallel_analysis(&x, &p, cfg.class_pca_shuffles, cfg.seed)?;
+        let null = match input.references {
+            Some((refs, _)) => pca::Null::Neighbours {
+                data: &refs.data,
+                choices: members.iter().map(|&m| reference_rows[m].clone()).collect(),
+            },
+            None => pca::Null::PixelShuffle,
+        };
+        let significance = pca::parallel_analysis(&x, &p, null, cfg.class_pca_shuffles, cfg.seed)?;
         let size = cfg.patch_size;
         out.push(ClassPca {
             class: c,
@@ -479,7 +504,7 @@ fn class_pcas(
             explained: p.explained_ratio(),
             scores: p.scores(&x),
             significance,
-            detections: rows.iter().map(|&r| patches.detection[r]).collect(),
+            detections: members,
         });
     }
     Ok(out)

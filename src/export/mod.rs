@@ -61,6 +61,11 @@ pub fn png_rgb(width: usize, height: usize, rgb: Vec<u8>) -> Result<Vec<u8>> {
 /// An image as grey levels, one byte per pixel, stretched min–max (non-finite pixels black).
 pub fn grey_bytes(img: &Raster) -> Vec<u8> {
     let (lo, hi) = img.min_max();
+    grey_bytes_in(img, (lo, hi))
+}
+
+/// Grey bytes of an image with `lo` black and `hi` white (clamped; non-finite pixels black).
+pub fn grey_bytes_in(img: &Raster, (lo, hi): (f32, f32)) -> Vec<u8> {
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     img.data
         .iter()

@@ -1,9 +1,14 @@
 //! Draws a [`Figure`] (the same description the SVG/PNG export writes) with egui and egui_plot.
 
-use crate::export::figure::{Figure, Gallery, Heatmap, Panel, Plot, Rgb, Style, colormap};
+use crate::export::figure::{
+    Colorbar, Corner, Figure, Gallery, Heatmap, Panel, Plot, Rgb, Style, colormap, tick_label,
+};
 use crate::raster::Raster;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
-use egui_plot::{Legend, Line, LineStyle, PlotImage, PlotPoint, Points, VLine};
+use egui_plot::{
+    AxisHints, GridInput, Legend, Line, LineStyle, PlotImage, PlotPoint, Points, VLine,
+    uniform_grid_spacer,
+};
 
 pub fn colour(c: Rgb) -> Color32 {
     Color32::from_rgb(c[0], c[1], c[2])
@@ -41,7 +46,10 @@ impl ShownFigure {
                     .tiles
                     .iter()
                     .enumerate()
-                    .map(|(k, t)| texture(ctx, &format!("fig-tile-{i}-{k}"), grey_image(&t.image)))
+                    .map(|(k, t)| {
+                        let img = ColorImage::from_gray([t.image.width, t.image.height], &t.grey());
+                        texture(ctx, &format!("fig-tile-{i}-{k}"), img)
+                    })
                     .collect(),
                 Panel::Heatmap(_) => Vec::new(),
             })
@@ -103,9 +111,18 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
     }
     // Image coordinates: y grows downwards; plot −y and label the axis with +y.
     let sy = if p.y_down { -1.0 } else { 1.0 };
+    // egui_plot's default grid steps by powers of 10 and labels the x axis only every 60
+    // points, so a narrow plot of 0–9 showed one tick ("0") or none: steps of 1, 2 or 5
+    // instead, labelled where they fit.
     let mut plot = egui_plot::Plot::new(id)
-        .x_axis_label(p.x_label.clone())
+        .custom_x_axes(vec![
+            AxisHints::new_x()
+                .label(p.x_label.clone())
+                .label_spacing(28.0..=48.0),
+        ])
         .y_axis_label(p.y_label.clone())
+        .x_grid_spacer(uniform_grid_spacer(nice_steps))
+        .y_grid_spacer(uniform_grid_spacer(nice_steps))
         .allow_scroll(false);
     if p.y_down {
         plot = plot
@@ -113,7 +130,13 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
             .y_axis_formatter(|m, _| format!("{}", -m.value));
     }
     if p.legend {
-        plot = plot.legend(Legend::default());
+        let corner = match p.emptiest_corner() {
+            Corner::TopLeft => egui_plot::Corner::LeftTop,
+            Corner::TopRight => egui_plot::Corner::RightTop,
+            Corner::BottomLeft => egui_plot::Corner::LeftBottom,
+            Corner::BottomRight => egui_plot::Corner::RightBottom,
+        };
+        plot = plot.legend(Legend::default().position(corner));
     }
     if let Some((a, b)) = p.x_range {
         plot = plot.include_x(a).include_x(b);
@@ -186,6 +209,23 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
     });
 }
 
+/// Grid steps of 1, 2 or 5 × 10ⁿ: the smallest at least egui_plot's finest step, then two
+/// coarser ones that it divides.
+pub fn nice_steps(input: GridInput) -> [f64; 3] {
+    let base = input.base_step_size.abs().max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(base.log10().floor());
+    let (m, s) = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| (m, m * mag))
+        .find(|&(_, s)| s >= base * (1.0 - 1e-9))
+        .unwrap_or((10.0, 10.0 * mag));
+    match m as u32 {
+        2 => [s, 5.0 * s, 10.0 * s],
+        5 => [s, 2.0 * s, 10.0 * s],
+        _ => [s, 5.0 * s, 10.0 * s],
+    }
+}
+
 /// Returns the clicked tile.
 fn gallery(ui: &mut egui::Ui, id: &str, g: &Gallery, tex: &[TextureHandle]) -> Option<usize> {
     if !g.title.is_empty() {
@@ -219,8 +259,41 @@ fn gallery(ui: &mut egui::Ui, id: &str, g: &Gallery, tex: &[TextureHandle]) -> O
                 }
             }
         });
+        if let Some(c) = &g.colorbar {
+            colorbar(ui, c);
+        }
     });
     clicked
+}
+
+/// A grey scale from `c.lo` (black) to `c.hi` (white) with its values and label.
+fn colorbar(ui: &mut egui::Ui, c: &Colorbar) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(180.0, 28.0), egui::Sense::hover());
+    let bar = egui::Rect::from_min_size(rect.min, Vec2::new(rect.width(), 10.0));
+    let steps = 32;
+    for k in 0..steps {
+        let g = (255 * k / (steps - 1)) as u8;
+        let x = bar.min.x + bar.width() * k as f32 / steps as f32;
+        ui.painter().rect_filled(
+            egui::Rect::from_min_size(
+                egui::pos2(x, bar.min.y),
+                Vec2::new(bar.width() / steps as f32 + 0.5, bar.height()),
+            ),
+            0.0,
+            Color32::from_gray(g),
+        );
+    }
+    let font = egui::FontId::proportional(11.0);
+    let col = ui.visuals().text_color();
+    let y = bar.max.y + 1.0;
+    for (x, align, t) in [
+        (bar.min.x, egui::Align2::LEFT_TOP, tick_label(c.lo)),
+        (bar.center().x, egui::Align2::CENTER_TOP, c.label.clone()),
+        (bar.max.x, egui::Align2::RIGHT_TOP, tick_label(c.hi)),
+    ] {
+        ui.painter()
+            .text(egui::pos2(x, y), align, t, font.clone(), col);
+    }
 }
 
 fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
@@ -316,6 +389,33 @@ fn heatmap(ui: &mut egui::Ui, hm: &Heatmap) {
 mod tests {
     use super::*;
     use crate::export::figure::Series;
+
+    /// Grid steps are 1, 2 or 5 × 10ⁿ, at least the finest step asked for, and nested.
+    #[test]
+    fn grid_steps_are_nice_and_nested() {
+        for base in [0.003, 0.29, 1.0, 1.7, 4.2, 7.0, 33.0, 2.5e6] {
+            let steps = nice_steps(GridInput {
+                bounds: (0.0, 10.0),
+                base_step_size: base,
+            });
+            assert!(steps[0] >= base * 0.999_999, "{base}: {steps:?}");
+            assert!(steps[0] < 2.51 * base, "{base}: {steps:?}");
+            let mantissa = steps[0] / 10f64.powf(steps[0].log10().floor());
+            assert!(
+                [1.0, 2.0, 5.0, 10.0]
+                    .iter()
+                    .any(|m| (mantissa - m).abs() < 1e-6),
+                "{base}: {steps:?}"
+            );
+            for w in steps.windows(2) {
+                let ratio = w[1] / w[0];
+                assert!(
+                    (ratio - ratio.round()).abs() < 1e-9 && ratio >= 2.0,
+                    "{steps:?}"
+                );
+            }
+        }
+    }
 
     /// NaN marks a gap in our figures (a lag without data, a frame without a class); the
     /// window draws around it instead of letting egui_plot panic on it.

@@ -584,6 +584,9 @@ impl App {
                     .sites
                     .select_example(self.session.sites.as_deref(), frames / 2);
             }
+            if stage == Stage::Export {
+                self.panels.export.preview_example(ctx, &self.session);
+            }
             if stage == Stage::Detect {
                 self.selected = self
                     .shown()

@@ -409,6 +409,8 @@ impl MovieView {
             }
         }
         scale_bar(&painter, rect, zoom, pixel_size_nm);
+        let (lo, hi) = self.limits(index, frame, d);
+        colour_bar(&painter, rect, lo, hi, d.colormap);
         out
     }
 }
@@ -479,6 +481,65 @@ fn scale_bar(painter: &egui::Painter, rect: Rect, zoom: f32, pixel_size_nm: Opti
         egui::Align2::CENTER_BOTTOM,
         format!("{len} {unit}"),
         egui::FontId::proportional(13.0),
+        Color32::WHITE,
+    );
+}
+
+/// The frame's colour scale at the bottom right: the colours from the low to the high contrast
+/// limit, with both values (in the movie's own intensity unit).
+fn colour_bar(painter: &egui::Painter, rect: Rect, lo: f32, hi: f32, cmap: Colormap) {
+    let (w, h) = (140.0, 10.0);
+    let base = rect.right_bottom() + Vec2::new(-16.0 - w, -22.0);
+    painter.rect_filled(
+        Rect::from_min_max(
+            base + Vec2::new(-8.0, -22.0),
+            base + Vec2::new(w + 8.0, h + 6.0),
+        ),
+        3.0,
+        Color32::from_black_alpha(150),
+    );
+    let steps = 32;
+    let strip = frame_image(
+        &Raster {
+            width: steps,
+            height: 1,
+            data: (0..steps)
+                .map(|i| lo + (hi - lo) * i as f32 / (steps - 1) as f32)
+                .collect(),
+        },
+        lo,
+        hi,
+        cmap,
+    );
+    for (i, c) in strip.pixels.iter().enumerate() {
+        let x = base.x + w * i as f32 / steps as f32;
+        painter.rect_filled(
+            Rect::from_min_size(Pos2::new(x, base.y), Vec2::new(w / steps as f32 + 0.5, h)),
+            0.0,
+            *c,
+        );
+    }
+    let font = egui::FontId::proportional(12.0);
+    let label = |v: f32| crate::export::figure::tick_label(f64::from(v));
+    painter.text(
+        base + Vec2::new(0.0, -3.0),
+        egui::Align2::LEFT_BOTTOM,
+        label(lo),
+        font.clone(),
+        Color32::WHITE,
+    );
+    painter.text(
+        base + Vec2::new(w / 2.0, -3.0),
+        egui::Align2::CENTER_BOTTOM,
+        "intensity",
+        font.clone(),
+        Color32::from_gray(200),
+    );
+    painter.text(
+        base + Vec2::new(w, -3.0),
+        egui::Align2::RIGHT_BOTTOM,
+        label(hi),
+        font,
         Color32::WHITE,
     );
 }

@@ -218,6 +218,7 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
                     image: window(&m.frames[d.frame], d.x, d.y, size),
                     caption: format!("#{i} f{}", d.frame),
                     frame: Some(class_colour(c)),
+                    range: None,
                 }
             })
             .collect();
@@ -231,6 +232,7 @@ pub(super) fn class_members(app: &mut App, ui: &mut egui::Ui) {
                     title: String::new(),
                     tiles,
                     columns: 4,
+                    colorbar: None,
                 },
             )],
         };

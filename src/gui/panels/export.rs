@@ -1,6 +1,114 @@
-//! The export panel: figures, tables and the project.
+//! The export panel: figures, tables and the project, with a preview of a figure's PNG as the
+//! export writes it.
 
 use super::*;
+use crate::error::Error;
+use crate::export::figure::Figure;
+
+/// The export panel's state: the figure previewed.
+#[derive(Default)]
+pub struct ExportPanel {
+    preview: Option<Preview>,
+}
+
+/// A figure's PNG, rendered as the export writes it.
+struct Preview {
+    name: String,
+    texture: egui::TextureHandle,
+    size: [usize; 2],
+}
+
+/// What a figure's row asked for.
+#[derive(Clone, Copy, PartialEq)]
+enum Wanted {
+    Preview,
+    Write,
+}
+
+/// One row per figure: the figure's name exports it, Preview shows its PNG first.
+fn figure_row(ui: &mut egui::Ui, label: &str, file: &str) -> Option<Wanted> {
+    let mut wanted = None;
+    ui.horizontal(|ui| {
+        if ui
+            .button(label)
+            .on_hover_text(format!("Write {file}.svg and {file}.png"))
+            .clicked()
+        {
+            wanted = Some(Wanted::Write);
+        }
+        if ui
+            .small_button("Preview")
+            .on_hover_text(format!("Show {file}.png as it will be written"))
+            .clicked()
+        {
+            wanted = Some(Wanted::Preview);
+        }
+    });
+    wanted
+}
+
+/// The previewed figure, scaled to fit, or the movie without one.
+pub(super) fn export_view(app: &mut App, ui: &mut egui::Ui) {
+    let Some(p) = &app.panels.export.preview else {
+        movie_view(app, ui);
+        return;
+    };
+    let mut close = false;
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("Preview of {}.png", p.name)).strong());
+        ui.label(format!("{} × {} px, as written", p.size[0], p.size[1]));
+        close = ui.button("Close preview").clicked();
+    });
+    let avail = ui.available_size();
+    let (w, h) = (p.size[0] as f32, p.size[1] as f32);
+    let k = (avail.x / w).min(avail.y / h).min(1.0);
+    ui.image((p.texture.id(), egui::Vec2::new(w * k, h * k)));
+    if close {
+        app.panels.export.preview = None;
+    }
+}
+
+impl ExportPanel {
+    /// Render `fig` as the export's PNG, `width_px` wide, and keep it for the preview.
+    fn preview(
+        &mut self,
+        ctx: &egui::Context,
+        width_px: f64,
+        name: String,
+        fig: &Figure,
+    ) -> crate::error::Result<()> {
+        let png = fig.to_png(width_px / fig.width.max(1.0))?;
+        let decoded = image::load_from_memory(&png)
+            .map_err(|e| Error::invalid(format!("preview of {name}: {e}")))?;
+        let size = [decoded.width() as usize, decoded.height() as usize];
+        // Shown within the GPU's largest texture (the caption keeps the written size).
+        let side = ctx.input(|i| i.max_texture_side).max(64) as u32;
+        let rgba = if decoded.width() > side || decoded.height() > side {
+            decoded.thumbnail(side, side).to_rgba8()
+        } else {
+            decoded.to_rgba8()
+        };
+        let shown = [rgba.width() as usize, rgba.height() as usize];
+        let image = egui::ColorImage::from_rgba_unmultiplied(shown, rgba.as_raw());
+        let texture = ctx.load_texture("export-preview", image, egui::TextureOptions::LINEAR);
+        self.preview = Some(Preview {
+            name,
+            texture,
+            size,
+        });
+        Ok(())
+    }
+
+    /// Preview the concentration figure (screenshots show the panel with it).
+    pub fn preview_example(&mut self, ctx: &egui::Context, session: &crate::session::Session) {
+        if let Some(a) = &session.analysis {
+            let width = session.settings.png_width_px();
+            let fig = figures::concentration(a);
+            // A screenshot without the preview still shows the panel.
+            let _ = self.preview(ctx, width, "concentration".into(), &fig);
+        }
+    }
+}
 
 pub(super) fn export_controls(app: &mut App, ui: &mut egui::Ui) {
     let s = &mut app.session.settings;
@@ -34,6 +142,7 @@ pub(super) fn export_controls(app: &mut App, ui: &mut egui::Ui) {
     );
     ui.separator();
     ui.label(RichText::new("Single figures").strong());
+    ui.small("A figure's name writes it (SVG and PNG); Preview shows the PNG first.");
     single_figures(app, ui);
     ui.separator();
     ui.horizontal(|ui| {
@@ -50,12 +159,17 @@ pub(super) fn export_controls(app: &mut App, ui: &mut egui::Ui) {
     });
 }
 
-/// A button per figure: each writes that figure (SVG and PNG) into the export folder.
+/// A row per figure: Preview shows its PNG, Export writes it (SVG and PNG) into the export
+/// folder.
 fn single_figures(app: &mut App, ui: &mut egui::Ui) {
     let frame = app.frame;
-    let mut wanted: Option<(String, crate::export::figure::Figure)> = None;
+    let mut wanted: Option<(String, Figure, Wanted)> = None;
     if let Some(m) = app.session.movie.clone()
-        && ui.button(format!("Annotated frame {frame}")).clicked()
+        && let Some(w) = figure_row(
+            ui,
+            &format!("Annotated frame {frame}"),
+            &format!("frame_{frame:04}"),
+        )
     {
         let shown = app.shown().map(|s| (s.list.clone(), s.classified));
         let (list, classified) = shown.unwrap_or_default();
@@ -78,11 +192,11 @@ fn single_figures(app: &mut App, ui: &mut egui::Ui) {
             },
             &names,
         );
-        wanted = Some((format!("frame_{frame:04}"), fig));
+        wanted = Some((format!("frame_{frame:04}"), fig, w));
     }
     if let Some(a) = app.session.analysis.clone() {
         // Listed without building: a figure is made only when its button is clicked.
-        type Build = fn(&crate::analysis::DefectAnalysis) -> Option<crate::export::figure::Figure>;
+        type Build = fn(&crate::analysis::DefectAnalysis) -> Option<Figure>;
         let items: [(&str, &str, bool, Build); 7] = [
             (
                 "Dendrogram",
@@ -119,26 +233,27 @@ fn single_figures(app: &mut App, ui: &mut egui::Ui) {
         ];
         for (label, name, available, build) in items {
             if available
-                && ui
-                    .button(label)
-                    .on_hover_text(format!("{name}.svg and {name}.png"))
-                    .clicked()
+                && let Some(w) = figure_row(ui, label, name)
                 && let Some(fig) = build(&a)
             {
-                wanted = Some((name.to_string(), fig));
+                wanted = Some((name.to_string(), fig, w));
             }
         }
         if let Some(m) = app.session.movie.clone()
-            && ui
-                .button("Trajectories on frame 0")
-                .on_hover_text("trajectories.svg and trajectories.png")
-                .clicked()
+            && let Some(w) = figure_row(ui, "Trajectories on frame 0", "trajectories")
         {
             let fig = figures::trajectories(&a, &m.frames[0], &app.session.analysed);
-            wanted = Some(("trajectories".to_string(), fig));
+            wanted = Some(("trajectories".to_string(), fig, w));
         }
     }
-    if let Some((name, fig)) = wanted {
-        app.push(Command::ExportFigure(name, Box::new(fig)));
+    match wanted {
+        Some((name, fig, Wanted::Write)) => app.push(Command::ExportFigure(name, Box::new(fig))),
+        Some((name, fig, Wanted::Preview)) => {
+            let width = app.session.settings.png_width_px();
+            if let Err(e) = app.panels.export.preview(ui.ctx(), width, name, &fig) {
+                app.session.notify(Level::Warning, e.to_string());
+            }
+        }
+        None => {}
     }
 }

@@ -56,6 +56,7 @@ pub struct Panels {
     pub classes: classes::ClassesPanel,
     pub pca: pca::PcaPanel,
     pub sites: sites::SitesPanel,
+    pub export: export::ExportPanel,
 }
 
 const PATCH_GALLERY: usize = 48;
@@ -364,7 +365,7 @@ fn central(app: &mut App, ui: &mut egui::Ui) {
         }
         Stage::Sites => sites::view(app, ui),
         Stage::Pca => pca_view(app, ui),
-        Stage::Export => movie_view(app, ui),
+        Stage::Export => export::export_view(app, ui),
     }
 }
 
