@@ -124,11 +124,13 @@ fn plot(ui: &mut egui::Ui, id: &str, p: &Plot, tex: &[TextureHandle], cursor_x: 
         .x_grid_spacer(uniform_grid_spacer(nice_steps))
         .y_grid_spacer(uniform_grid_spacer(nice_steps))
         .allow_scroll(false);
-    if p.y_down {
-        plot = plot
-            .data_aspect(1.0)
-            .y_axis_formatter(|m, _| format!("{}", -m.value));
-    }
+    plot = if p.y_down {
+        plot.data_aspect(1.0)
+            .y_axis_formatter(|m, _| mark_label(-m.value, m.step_size))
+    } else {
+        plot.y_axis_formatter(|m, _| mark_label(m.value, m.step_size))
+    };
+    plot = plot.x_axis_formatter(|m, _| mark_label(m.value, m.step_size));
     if p.legend {
         let corner = match p.emptiest_corner() {
             Corner::TopLeft => egui_plot::Corner::LeftTop,
@@ -224,6 +226,24 @@ pub fn nice_steps(input: GridInput) -> [f64; 3] {
         5 => [s, 2.0 * s, 10.0 * s],
         _ => [s, 5.0 * s, 10.0 * s],
     }
+}
+
+/// A tick's text: as many decimals as its step needs (2.5 on a step of 0.5, where egui_plot's
+/// own rounded it to "2"), scientific beyond 10⁵ or below 10⁻³.
+pub fn mark_label(value: f64, step: f64) -> String {
+    let a = value.abs();
+    if value == 0.0 || !value.is_finite() {
+        return if value == 0.0 {
+            "0".into()
+        } else {
+            String::new()
+        };
+    }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{value:.1e}");
+    }
+    let decimals = (-step.abs().log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{value:.decimals$}")
 }
 
 /// Returns the clicked tile.
@@ -415,6 +435,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Tick labels keep the decimals their step needs.
+    #[test]
+    fn tick_labels_show_their_step() {
+        assert_eq!(mark_label(2.5, 0.5), "2.5");
+        assert_eq!(mark_label(2.0, 1.0), "2");
+        assert_eq!(mark_label(0.05, 0.05), "0.05");
+        assert_eq!(mark_label(150.0, 50.0), "150");
+        assert_eq!(mark_label(0.0, 0.1), "0");
+        assert_eq!(mark_label(3.0e6, 1.0e6), "3.0e6");
+        assert_eq!(mark_label(2.0e-5, 1.0e-5), "2.0e-5");
     }
 
     /// NaN marks a gap in our figures (a lag without data, a frame without a class); the

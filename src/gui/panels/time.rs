@@ -77,14 +77,13 @@ pub(super) fn time_plots(app: &mut App, ui: &mut egui::Ui) {
         if let Some(fig) = app.figure(&ctx, "concentration", |a| Some(figures::concentration(a))) {
             figure_view::show(ui, "concentration", fig, h, Some(f));
         }
-        ui.columns(2, |cols| {
-            if let Some(fig) = app.figure(&ctx, "msd", |a| Some(figures::msd(a))) {
-                figure_view::show(&mut cols[0], "msd", fig, h, None);
-            }
-            if let Some(fig) = app.figure(&ctx, "coupling", figures::coupling) {
-                figure_view::show(&mut cols[1], "coupling", fig, h, None);
-            }
-        });
+        // Full width each (the coupling figure has two plots of its own); the area scrolls.
+        if let Some(fig) = app.figure(&ctx, "msd", |a| Some(figures::msd(a))) {
+            figure_view::show(ui, "msd", fig, h, None);
+        }
+        if let Some(fig) = app.figure(&ctx, "coupling", figures::coupling) {
+            figure_view::show(ui, "coupling", fig, h, None);
+        }
         if let Some(fig) = app.figure(&ctx, "transitions", |a| Some(figures::transition_matrix(a)))
         {
             figure_view::show(ui, "transitions", fig, h, None);
