@@ -21,6 +21,7 @@
 
 pub mod analysis;
 pub mod augment;
+pub mod batch;
 pub mod conditions;
 pub mod detect;
 pub mod error;

@@ -181,7 +181,7 @@ fn outputs_are_written_and_bad_inputs_are_clear_errors() {
         a.warnings
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let files = output::write(dir.path(), &a, &dets, &s.movie.frames[0], None).expect("write");
+    let files = output::write(dir.path(), &a, &dets, &s.movie, None).expect("write");
     assert!(!files.is_empty());
     let classes = std::fs::read_to_string(dir.path().join("classes.csv")).expect("classes");
     assert!(classes.starts_with("frame,x,y,class,track"));

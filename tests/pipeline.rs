@@ -182,8 +182,7 @@ fn cli_and_window_agree(cfg: &AnalyzeConfig, model_dir: &std::path::Path, dir: &
     write_results(&cli, movie, cfg, &a, None).expect("cli results");
     let lattice = a.labels.as_ref().and_then(|l| l.lattice.as_ref());
     let classes = analysis::run(movie, &a.detections, lattice, &cfg.analysis, &ctx).expect("cli");
-    analysis::output::write(&cli, &classes, &a.detections, &movie.frames[0], None)
-        .expect("cli tables");
+    analysis::output::write(&cli, &classes, &a.detections, movie, None).expect("cli tables");
 
     let window = dir.join("window");
     let settings = Settings {

@@ -10,6 +10,7 @@ pub mod corrections;
 pub mod dendrogram;
 pub mod dynamics;
 pub mod figures;
+pub mod interop;
 pub mod lap;
 pub mod output;
 pub mod patches;

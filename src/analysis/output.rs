@@ -9,7 +9,6 @@ use crate::export::figure::Figure;
 use crate::export::{atomic_write, ensure_dir, grey_png};
 use crate::movie::register::{Drift, Registration};
 use crate::movie::write_npy_f32;
-use crate::raster::Raster;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -244,9 +243,10 @@ pub fn write(
     out: &Path,
     a: &DefectAnalysis,
     detections: &[Detection],
-    frame0: &Raster,
+    movie: &crate::movie::Movie,
     png_width_px: Option<f64>,
 ) -> Result<Vec<PathBuf>> {
+    let frame0 = &movie.frames[0];
     ensure_dir(out)?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -257,6 +257,16 @@ pub fn write(
     };
     put("classes.csv", classes_csv(a, detections).as_bytes())?;
     put("tracks.csv", tracks_csv(a, detections).as_bytes())?;
+    let xml = super::interop::trackmate_xml(a, detections, &movie.source);
+    put("tracks.xml", xml.as_bytes())?;
+    put(
+        "points_napari.csv",
+        super::interop::napari_points_csv(a, detections).as_bytes(),
+    )?;
+    put(
+        "movie_labels.tif",
+        &super::interop::labelled_hyperstack(a, detections, &movie.frames, &movie.calibration)?,
+    )?;
     put("transitions.csv", transitions_csv(a).as_bytes())?;
     put("timeseries.csv", timeseries_csv(a).as_bytes())?;
     put("diffusion.csv", diffusion_csv(a).as_bytes())?;

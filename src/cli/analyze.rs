@@ -187,7 +187,7 @@ pub(crate) fn study(
         analysis::run(&job_movie, &job_dets, lattice.as_ref(), &job_cfg, ctx)
     })?;
     let a = follow(handle)?;
-    output::write(out, &a, &detections, &movie.frames[0], None)?;
+    output::write(out, &a, &detections, &movie, None)?;
     let sizes: Vec<String> = a.class_means.iter().map(|m| m.2.to_string()).collect();
     eprintln!(
         "analysis in {:.1} s: {} of {} defects classified into {} classes ({}; sizes {}), {} near the edge",
@@ -292,7 +292,18 @@ pub(crate) fn run_analysis(
     let written = write_results(out, &movie, &cfg, &analysis, score.as_ref())?;
     summarize(&analysis, &movie, score.as_ref(), t.elapsed().as_secs_f64());
     if let (Some(sites), Some(truth)) = (&analysis.sites, truth) {
-        site_scores(&analysis, sites, truth, &movie, cfg.localize.edge_margin_px);
+        let (site, combined) =
+            site_scores(&analysis, sites, truth, &movie, cfg.localize.edge_margin_px);
+        let json = serde_json::json!({
+            "frames_scored": format!("1..{}", movie.frames.len()),
+            "radius_px": 3.0,
+            "site_model": {"f1": site.f1(), "precision": site.precision(), "recall": site.recall(), "counts": site},
+            "site_model_plus_network": {"f1": combined.f1(), "precision": combined.precision(), "recall": combined.recall(), "counts": combined},
+        });
+        atomic_write(
+            &out.join(defectscope::sites::output::SCORE_JSON),
+            &serde_json::to_vec_pretty(&json)?,
+        )?;
     }
     eprintln!("  results: {}", written.defects_csv.display());
     if let Some(p) = written.overlay_png {
@@ -320,14 +331,14 @@ pub(crate) fn run_analysis(
 }
 
 /// The site model's score against the truth, alone and with the network's off-lattice
-/// detections.
+/// detections (printed, and returned).
 pub(crate) fn site_scores(
     a: &Analysis,
     sites: &defectscope::sites::SiteAnalysis,
     truth: &[TruthDefect],
     movie: &Movie,
     margin: f32,
-) {
+) -> (defectscope::score::Score, defectscope::score::Score) {
     use defectscope::session::{combined_points, score_points};
     let first = 1.min(movie.frames.len() - 1);
     let s = defectscope::sites::output::score(
@@ -350,6 +361,7 @@ pub(crate) fn site_scores(
         "  site model + network off the lattice: {}",
         combined.summary()
     );
+    (s.score, combined)
 }
 
 pub(crate) fn summarize(

@@ -59,6 +59,32 @@ pub(crate) enum Command {
         #[command(flatten)]
         opts: AnalyzeArgs,
     },
+    /// Analyze every movie of a folder (or of a manifest CSV: path[,pixel_size_nm,
+    /// frame_interval_s,truth]) into one result folder each. Resumable: finished movies are
+    /// skipped, half-written ones redone; a failure is recorded and the others go on.
+    Batch {
+        /// A folder of movies, or a manifest CSV.
+        input: PathBuf,
+        /// Output folder: one sub-folder per movie, and batch_summary.csv.
+        #[arg(long, default_value = "results/batch")]
+        out: PathBuf,
+        /// Run only the movie at this position (0-based; default: SLURM_ARRAY_TASK_ID if set).
+        #[arg(long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        opts: AnalyzeArgs,
+    },
+    /// Pool the results of many movies (result folders, or batch folders) into lab-level
+    /// tables and a figure.
+    Merge {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long, default_value = "results/merged")]
+        out: PathBuf,
+        /// Width of the merged figure's PNG, px.
+        #[arg(long, default_value_t = 2008.0)]
+        png_width: f64,
+    },
     /// Classes, tracks, time series and PCA of defects already detected (a defects.csv).
     Study {
         /// The movie the defects were found in.

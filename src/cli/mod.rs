@@ -4,6 +4,7 @@
 
 mod analyze;
 pub(crate) mod args;
+mod batch;
 mod bench;
 mod commands;
 mod progress;
@@ -26,6 +27,8 @@ pub(crate) fn command_name(c: &Command) -> &'static str {
         Command::Open { .. } => "open",
         Command::Synth { .. } => "synth",
         Command::Analyze { .. } => "analyze",
+        Command::Batch { .. } => "batch",
+        Command::Merge { .. } => "merge",
         Command::Study { .. } => "study",
         Command::Info { .. } => "info",
         Command::Sites { .. } => "sites",
@@ -93,6 +96,17 @@ pub(crate) fn run_headless(command: Command) -> Result<()> {
             run_synth(&cfg, &out).map(|_| ())
         }
         Command::Analyze { movie, out, opts } => run_analyze_file(&movie, &out, &opts),
+        Command::Batch {
+            input,
+            out,
+            index,
+            mut opts,
+        } => batch::run_batch(&input, &out, index, &mut opts),
+        Command::Merge {
+            dirs,
+            out,
+            png_width,
+        } => batch::run_merge(&dirs, &out, png_width),
         Command::Study {
             movie,
             defects,

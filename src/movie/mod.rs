@@ -20,7 +20,7 @@ pub use hdf5::read_hdf5;
 pub use nion::read_ndata;
 pub use npy::{read_npy, write_npy_f32};
 pub use ser::read_ser;
-pub use tiff_io::{read_tiff, write_tiff_f32, write_tiff_u8};
+pub use tiff_io::{read_tiff, write_hyperstack_f32, write_tiff_f32, write_tiff_u8};
 
 use crate::error::{Error, Result};
 use crate::jobs::JobCtx;

@@ -179,7 +179,15 @@ fn rational(v: f64) -> Rational {
 }
 
 fn imagej_description(frames: usize, cal: &Calibration) -> String {
-    let mut d = format!("ImageJ=1.11a\nimages={frames}\nframes={frames}\n");
+    format!(
+        "ImageJ=1.11a\nimages={frames}\nframes={frames}\n{}",
+        calibration_lines(cal)
+    )
+}
+
+/// ImageJ's description lines for the pixel unit and the frame interval.
+fn calibration_lines(cal: &Calibration) -> String {
+    let mut d = String::new();
     if cal.pixel_size_nm.is_some() {
         d.push_str("unit=nm\n");
     }
@@ -191,17 +199,48 @@ fn imagej_description(frames: usize, cal: &Calibration) -> String {
 
 /// Encode frames as a multi-page 32-bit float TIFF with ImageJ calibration.
 pub fn write_tiff_f32(frames: &[Raster], cal: &Calibration) -> Result<Vec<u8>> {
-    write_pages::<colortype::Gray32Float, f32>(frames, cal, |v| v)
+    let desc = imagej_description(frames.len(), cal);
+    write_pages::<colortype::Gray32Float, f32>(frames, cal, &desc, |v| v)
+}
+
+/// Encode an ImageJ hyperstack of two channels (`frames` and `labels`, one page each per
+/// frame, channel first) as 32-bit float, with ImageJ calibration.
+pub fn write_hyperstack_f32(
+    frames: &[Raster],
+    labels: &[Raster],
+    cal: &Calibration,
+) -> Result<Vec<u8>> {
+    if frames.len() != labels.len() {
+        return Err(Error::invalid(format!(
+            "hyperstack: {} frames but {} label images",
+            frames.len(),
+            labels.len()
+        )));
+    }
+    let t = frames.len();
+    let desc = format!(
+        "ImageJ=1.11a\nimages={}\nchannels=2\nframes={t}\nhyperstack=true\nmode=composite\n{}",
+        2 * t,
+        calibration_lines(cal)
+    );
+    let pages: Vec<Raster> = frames
+        .iter()
+        .zip(labels)
+        .flat_map(|(f, l)| [f.clone(), l.clone()])
+        .collect();
+    write_pages::<colortype::Gray32Float, f32>(&pages, cal, &desc, |v| v)
 }
 
 /// Encode frames as a multi-page 8-bit TIFF (values are clamped and rounded), e.g. masks.
 pub fn write_tiff_u8(frames: &[Raster], cal: &Calibration) -> Result<Vec<u8>> {
-    write_pages::<colortype::Gray8, u8>(frames, cal, |v| v.round().clamp(0.0, 255.0) as u8)
+    let desc = imagej_description(frames.len(), cal);
+    write_pages::<colortype::Gray8, u8>(frames, cal, &desc, |v| v.round().clamp(0.0, 255.0) as u8)
 }
 
 fn write_pages<C, T>(
     frames: &[Raster],
     cal: &Calibration,
+    desc: &str,
     conv: impl Fn(f32) -> T,
 ) -> Result<Vec<u8>>
 where
@@ -212,14 +251,13 @@ where
     let mut buf = Cursor::new(Vec::new());
     {
         let mut enc = TiffEncoder::new(&mut buf).map_err(fail)?;
-        let desc = imagej_description(frames.len(), cal);
         for (i, f) in frames.iter().enumerate() {
             let mut img = enc
                 .new_image::<C>(f.width as u32, f.height as u32)
                 .map_err(fail)?;
             if i == 0 {
                 img.encoder()
-                    .write_tag(Tag::ImageDescription, desc.as_str())
+                    .write_tag(Tag::ImageDescription, desc)
                     .map_err(fail)?;
             }
             if let Some(p) = cal.pixel_size_nm {
@@ -256,6 +294,54 @@ mod tests {
         let p = m.calibration.pixel_size_nm.expect("pixel size read back");
         assert!((p - 0.0125).abs() < 1e-6, "{p}");
         assert_eq!(m.calibration.frame_interval_s, Some(0.25));
+    }
+
+    /// The labelled hyperstack: pages alternate frame and labels, and its description is the
+    /// two-channel layout ImageJ opens as a hyperstack (which our reader, taking one series,
+    /// refuses by name).
+    #[test]
+    fn two_channel_hyperstack_layout() {
+        let frames = vec![
+            Raster::zeros(4, 3),
+            Raster::from_vec(4, 3, vec![2.0; 12]).expect("r"),
+        ];
+        let labels = vec![
+            Raster::from_vec(4, 3, vec![1.0; 12]).expect("r"),
+            Raster::zeros(4, 3),
+        ];
+        let cal = Calibration {
+            pixel_size_nm: Some(0.02),
+            frame_interval_s: Some(0.5),
+        };
+        let bytes = write_hyperstack_f32(&frames, &labels, &cal).expect("encode");
+        let mut dec = tiff::decoder::Decoder::new(Cursor::new(&bytes)).expect("decoder");
+        let desc = dec
+            .get_tag_ascii_string(Tag::ImageDescription)
+            .expect("description");
+        for line in [
+            "images=4",
+            "channels=2",
+            "frames=2",
+            "hyperstack=true",
+            "unit=nm",
+            "finterval=0.5",
+        ] {
+            assert!(desc.lines().any(|l| l == line), "{line} in {desc}");
+        }
+        let mut pages = Vec::new();
+        loop {
+            if let tiff::decoder::DecodingResult::F32(v) = dec.read_image().expect("page") {
+                pages.push(v[0]);
+            }
+            if !dec.more_images() {
+                break;
+            }
+            dec.next_image().expect("next");
+        }
+        assert_eq!(pages, [0.0, 1.0, 2.0, 0.0]);
+        let e = read_tiff(Path::new("h.tif"), &bytes).expect_err("two channels");
+        assert!(e.to_string().contains("2 channels"), "{e}");
+        assert!(write_hyperstack_f32(&frames, &labels[..1], &cal).is_err());
     }
 
     #[test]

@@ -385,8 +385,7 @@ impl Session {
                 files += 3;
             }
             if let Some(a) = &analysis {
-                files +=
-                    analysis::output::write(&dir, a, &dets, &movie.frames[0], Some(png_px))?.len();
+                files += analysis::output::write(&dir, a, &dets, &movie, Some(png_px))?.len();
             }
             Ok(Output::Wrote(format!(
                 "{files} files written to {}",

@@ -302,6 +302,10 @@ pub fn summary(a: &SiteAnalysis) -> String {
     s
 }
 
+/// Where `analyze --truth` writes the site model's scores (alone, and with the network off the
+/// lattice).
+pub const SCORE_JSON: &str = "site_score.json";
+
 /// The site model scored against a generator's truth.
 #[derive(Debug, Clone)]
 pub struct SiteScore {
