@@ -92,9 +92,9 @@ pub fn class_gallery(a: &DefectAnalysis) -> Figure {
         .collect();
     Figure {
         title: format!(
-            "Class means ({}, {} classes)",
+            "Class means ({}, {})",
             a.clustering.method.name(),
-            a.classes()
+            a.classes_text()
         ),
         width: 180.0 * a.classes().clamp(2, 6) as f64,
         height: 250.0 * a.classes().div_ceil(6).max(1) as f64,

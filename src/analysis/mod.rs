@@ -235,6 +235,14 @@ impl DefectAnalysis {
         self.clustering.classes
     }
 
+    /// "1 class", "3 classes".
+    pub fn classes_text(&self) -> String {
+        match self.classes() {
+            1 => "1 class".to_string(),
+            n => format!("{n} classes"),
+        }
+    }
+
     /// The name of class `c` (given by hand, else "class c").
     pub fn class_name(&self, c: usize) -> String {
         self.class_names

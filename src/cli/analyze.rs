@@ -190,11 +190,11 @@ pub(crate) fn study(
     output::write(out, &a, &detections, &movie, None)?;
     let sizes: Vec<String> = a.class_means.iter().map(|m| m.2.to_string()).collect();
     eprintln!(
-        "analysis in {:.1} s: {} of {} defects classified into {} classes ({}; sizes {}), {} near the edge",
+        "analysis in {:.1} s: {} of {} defects classified into {} ({}; sizes {}), {} near the edge",
         t.elapsed().as_secs_f64(),
         a.patched.len(),
         detections.len(),
-        a.classes(),
+        a.classes_text(),
         a.clustering.method.name(),
         sizes.join("/"),
         a.skipped_edge

@@ -85,8 +85,8 @@ pub(super) fn class_controls(app: &mut App, ui: &mut egui::Ui) {
         return;
     };
     ui.label(format!(
-        "{} classes ({}) among {} defects",
-        an.classes(),
+        "{} ({}) among {} defects",
+        an.classes_text(),
         an.clustering.method.name(),
         an.patched.len()
     ));
