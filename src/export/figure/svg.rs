@@ -662,12 +662,19 @@ fn heatmap_svg(s: &mut String, m: &Heatmap, a: Area) {
             None,
         );
     }
+    // Labels wider than their column (≈ 0.56 em a character at 10 pt) alternate between two
+    // lines, so neighbours do not run into each other.
+    let crowded = m
+        .col_labels
+        .iter()
+        .any(|l| 0.56 * 10.0 * l.chars().count() as f64 > side);
     for (j, l) in m.col_labels.iter().enumerate() {
+        let down = if crowded && j % 2 == 1 { 11.0 } else { 0.0 };
         text(
             s,
             x0 + (j as f64 + 0.5) * side,
-            y0 + rows as f64 * side + 15.0,
-            11.0,
+            y0 + rows as f64 * side + 13.0 + down,
+            10.0,
             "middle",
             l,
             None,
@@ -676,7 +683,7 @@ fn heatmap_svg(s: &mut String, m: &Heatmap, a: Area) {
     text(
         s,
         x0 + cols as f64 * side / 2.0,
-        y0 + rows as f64 * side + 32.0,
+        y0 + rows as f64 * side + 36.0,
         12.0,
         "middle",
         &m.x_label,
