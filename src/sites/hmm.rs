@@ -171,6 +171,11 @@ pub struct Params {
     pub initial: [[f64; STATES]; 3],
     /// Rates per frame (indexed as [`Rate::ALL`]).
     pub rates: [f64; 4],
+    /// `sputter` and `convert` on steps at the edge of the measured lattice (next to columns
+    /// out of view or in a hole), where vacancies hopping in from unseen columns and a hole's
+    /// growing rim add onsets the beam's own rate does not describe.
+    #[serde(default)]
+    pub edge_rates: [f64; 2],
 }
 
 impl Params {
@@ -219,9 +224,12 @@ struct Stats {
     /// Posterior mass at frames that have a successor, per role and state.
     occupancy: [[f64; STATES]; 3],
     transitions: [[[f64; STATES]; STATES]; 3],
-    /// Parts of intact → partial and partial → empty owed to the beam rather than to arrivals.
-    sputtered: f64,
-    converted: f64,
+    /// Parts of intact → partial and partial → empty owed to the beam rather than to arrivals,
+    /// and the intact and partial mass they were counted over: [interior, edge] steps.
+    sputtered: [f64; 2],
+    converted: [f64; 2],
+    sputter_exposure: [f64; 2],
+    convert_exposure: [f64; 2],
     log_likelihood: f64,
 }
 
@@ -239,8 +247,12 @@ impl Stats {
                 }
             }
         }
-        self.sputtered += o.sputtered;
-        self.converted += o.converted;
+        for k in 0..2 {
+            self.sputtered[k] += o.sputtered[k];
+            self.converted[k] += o.converted[k];
+            self.sputter_exposure[k] += o.sputter_exposure[k];
+            self.convert_exposure[k] += o.convert_exposure[k];
+        }
         self.log_likelihood += o.log_likelihood;
         self
     }
@@ -289,17 +301,32 @@ fn backward(like: &[[f64; STATES]], mats: &[Matrix], scale: &[f64]) -> Vec<[f64;
 }
 
 /// Forward–backward on one site: its posteriors `[frame][state]` and its expected counts.
+/// `interior[t]`: every neighbour of the site is measured at steps t and t + 1, so an onset
+/// there can be told from an arrival; only such steps count towards `sputter` and `convert`.
 fn forward_backward(
     params: &Params,
     site: &SiteData,
     arrivals: &[f64],
+    interior: &[bool],
 ) -> (Vec<[f32; STATES]>, Vec<f32>, Stats) {
     let t_len = site.z.len();
     let role = site.role.index();
     let em = &params.emissions[role];
     let like: Vec<[f64; STATES]> = site.z.iter().map(|&z| em.likelihoods(z)).collect();
+    let edge = {
+        let mut r = params.rates;
+        r[..2].copy_from_slice(&params.edge_rates);
+        r
+    };
     let mats: Vec<Matrix> = (0..t_len.saturating_sub(1))
-        .map(|t| transition(site.role, &params.rates, arrivals[t]))
+        .map(|t| {
+            let rates = if interior.get(t).copied().unwrap_or(false) {
+                &params.rates
+            } else {
+                &edge
+            };
+            transition(site.role, rates, arrivals[t])
+        })
         .collect();
     let (alpha, scale) = forward(&params.initial[role], &like, &mats);
     let beta = backward(&like, &mats, &scale);
@@ -343,13 +370,21 @@ fn forward_backward(
             }
             if site.role.has_vacancy_dynamics() {
                 departures[t] = ((xi[PARTIAL][INTACT] + xi[EMPTY][PARTIAL]) / norm) as f32;
-                let [sputter, convert, ..] = params.rates;
+                let inside = interior.get(t).copied().unwrap_or(false);
+                let [sputter, convert] = if inside {
+                    [params.rates[0], params.rates[1]]
+                } else {
+                    params.edge_rates
+                };
                 let share = |base: f64| {
                     let total = base + arrivals[t] * (1.0 - base);
                     if total > 0.0 { base / total } else { 0.0 }
                 };
-                st.sputtered += xi[INTACT][PARTIAL] / norm * share(sputter);
-                st.converted += xi[PARTIAL][EMPTY] / norm * share(convert);
+                let k = usize::from(!inside);
+                st.sputtered[k] += xi[INTACT][PARTIAL] / norm * share(sputter);
+                st.converted[k] += xi[PARTIAL][EMPTY] / norm * share(convert);
+                st.sputter_exposure[k] += g[INTACT];
+                st.convert_exposure[k] += g[PARTIAL];
             }
         }
         posterior.push(g.map(|v| v as f32));
@@ -385,12 +420,26 @@ pub fn fit(
     ctx: &crate::jobs::JobCtx,
 ) -> crate::error::Result<Fit> {
     let frames = sites.first().map_or(0, |s| s.z.len());
-    let full = sites
+    let most_neighbours = sites.iter().map(|s| s.neighbours.len()).max().unwrap_or(1);
+    let full = most_neighbours.max(1) as f64;
+    // A site at the edge of the measured lattice (fewer neighbours, or one not seen at both
+    // ends of a step) gets vacancies hopping in from columns the model does not see: its
+    // onsets would pass as sputtering, so they are not counted towards that rate.
+    let seen = |n: usize, t: usize| {
+        sites[n].z.get(t).is_some_and(|z| z.is_finite())
+            && sites[n].z.get(t + 1).is_some_and(|z| z.is_finite())
+    };
+    let interior: Vec<Vec<bool>> = sites
         .iter()
-        .map(|s| s.neighbours.len())
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+        .map(|s| {
+            (0..frames.saturating_sub(1))
+                .map(|t| {
+                    s.neighbours.len() == most_neighbours
+                        && s.neighbours.iter().all(|&n| seen(n, t))
+                })
+                .collect()
+        })
+        .collect();
     let mut params = start;
     let mut posterior: Vec<Vec<[f32; STATES]>> = vec![Vec::new(); sites.len()];
     let mut departures: Vec<Vec<f32>> = vec![Vec::new(); sites.len()];
@@ -403,7 +452,8 @@ pub fn fit(
         let hop = params.rate(Rate::Hop);
         let results: Vec<(Vec<[f32; STATES]>, Vec<f32>, Stats)> = sites
             .par_iter()
-            .map(|s| {
+            .zip(&interior)
+            .map(|(s, inner)| {
                 let arrivals: Vec<f64> = (0..frames.saturating_sub(1))
                     .map(|t| {
                         if !s.role.has_vacancy_dynamics() {
@@ -428,7 +478,7 @@ pub fn fit(
                         (moved / full).min(1.0)
                     })
                     .collect();
-                forward_backward(&params, s, &arrivals)
+                forward_backward(&params, s, &arrivals, inner)
             })
             .collect();
         let mut stats = Stats::default();
@@ -486,11 +536,17 @@ fn update(params: &mut Params, st: &Stats, specs: &[RateSpec; 4]) -> [(f64, f64)
         let (tr, occ) = (&st.transitions[role.index()], &st.occupancy[role.index()]);
         events[Rate::Hop as usize].0 += tr[PARTIAL][INTACT] + tr[EMPTY][PARTIAL];
         events[Rate::Hop as usize].1 += occ[PARTIAL] + 2.0 * occ[EMPTY];
-        events[Rate::Sputter as usize].1 += occ[INTACT];
-        events[Rate::Convert as usize].1 += occ[PARTIAL];
     }
-    events[Rate::Sputter as usize].0 = st.sputtered;
-    events[Rate::Convert as usize].0 = st.converted;
+    events[Rate::Sputter as usize] = (st.sputtered[0], st.sputter_exposure[0]);
+    events[Rate::Convert as usize] = (st.converted[0], st.convert_exposure[0]);
+    for (k, rate) in [Rate::Sputter, Rate::Convert].into_iter().enumerate() {
+        let (events, exposure) = match rate {
+            Rate::Sputter => (st.sputtered[1], st.sputter_exposure[1]),
+            _ => (st.converted[1], st.convert_exposure[1]),
+        };
+        params.edge_rates[k] =
+            specs[rate as usize].estimate(events, exposure, params.edge_rates[k]);
+    }
     let m = Role::Metal.index();
     events[Rate::MetalSputter as usize] =
         (st.transitions[m][INTACT][EMPTY], st.occupancy[m][INTACT]);

@@ -426,6 +426,7 @@ fn start_params(data: &[SiteData]) -> Params {
         emissions,
         initial: [[0.96, 0.02, 0.01, 0.01]; 3],
         rates: [0.001, 0.001, 0.05, 0.0001],
+        edge_rates: [0.001, 0.001],
     }
 }
 

@@ -285,6 +285,13 @@ pub fn summary(a: &SiteAnalysis) -> String {
             spec_name(r.spec)
         );
     }
+    if a.series.frames() >= 2 && a.rates.iter().any(|r| r.rate == Rate::Sputter) {
+        let [edge_sputter, edge_convert] = a.fit.params.edge_rates;
+        let _ = writeln!(
+            s,
+            "  at the edge of the measured lattice (vacancies hopping in from unseen columns, a hole's rim): sputter {edge_sputter:.5}, convert {edge_convert:.5}/frame, used there only; the rates above count interior columns"
+        );
+    }
     if let Some(d) = a.diffusion {
         let _ = writeln!(
             s,
