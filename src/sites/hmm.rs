@@ -173,7 +173,7 @@ pub struct Params {
     pub rates: [f64; 4],
     /// `sputter` and `convert` on steps at the edge of the measured lattice (next to columns
     /// out of view or in a hole), where vacancies hopping in from unseen columns and a hole's
-    /// growing rim add onsets the beam's own rate does not describe.
+    /// growing rim add onsets the beam's own rate does not describe: counted over every step.
     #[serde(default)]
     pub edge_rates: [f64; 2],
 }
@@ -539,13 +539,20 @@ fn update(params: &mut Params, st: &Stats, specs: &[RateSpec; 4]) -> [(f64, f64)
     }
     events[Rate::Sputter as usize] = (st.sputtered[0], st.sputter_exposure[0]);
     events[Rate::Convert as usize] = (st.converted[0], st.convert_exposure[0]);
+    // At the edge, onsets are counted over all steps (interior and edge) together: an edge
+    // rate of its own ran away on small movies (0.038 on a 10 × 256² movie, where noise dips
+    // at the edge then became vacancies), while the pooled count holds it to what the whole
+    // movie shows.
     for (k, rate) in [Rate::Sputter, Rate::Convert].into_iter().enumerate() {
         let (events, exposure) = match rate {
-            Rate::Sputter => (st.sputtered[1], st.sputter_exposure[1]),
-            _ => (st.converted[1], st.convert_exposure[1]),
+            Rate::Sputter => (st.sputtered, st.sputter_exposure),
+            _ => (st.converted, st.convert_exposure),
         };
-        params.edge_rates[k] =
-            specs[rate as usize].estimate(events, exposure, params.edge_rates[k]);
+        params.edge_rates[k] = specs[rate as usize].estimate(
+            events[0] + events[1],
+            exposure[0] + exposure[1],
+            params.edge_rates[k],
+        );
     }
     let m = Role::Metal.index();
     events[Rate::MetalSputter as usize] =

@@ -289,7 +289,7 @@ pub fn summary(a: &SiteAnalysis) -> String {
         let [edge_sputter, edge_convert] = a.fit.params.edge_rates;
         let _ = writeln!(
             s,
-            "  at the edge of the measured lattice (vacancies hopping in from unseen columns, a hole's rim): sputter {edge_sputter:.5}, convert {edge_convert:.5}/frame, used there only; the rates above count interior columns"
+            "  at the edge of the measured lattice (vacancies hopping in from unseen columns, a hole's rim): sputter {edge_sputter:.5}, convert {edge_convert:.5}/frame counted over all columns, used there only; the rates above count interior columns"
         );
     }
     if let Some(d) = a.diffusion {
