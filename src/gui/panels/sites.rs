@@ -102,6 +102,12 @@ pub fn controls(app: &mut App, ui: &mut egui::Ui) {
                     ui.end_row();
                 }
             });
+        if a.series.frames() >= 2 {
+            let [sputter, convert] = a.fit.params.edge_rates;
+            ui.small(format!(
+                "sputter and convert count interior columns; at the edge of the measured lattice (the frame's edge, a hole's rim) vacancies also hop in from unseen columns, and the model uses the rates counted over all columns there: sputter {sputter:.5}, convert {convert:.5}"
+            ));
+        }
         legend(ui, &a, app.frame);
         match a.diffusion {
             Some(d) => ui.label(format!(
