@@ -5,6 +5,7 @@
 use super::DefectAnalysis;
 use crate::detect::Detection;
 use crate::error::Result;
+use crate::export::{csv_quoted, xml_escape};
 use crate::movie::Calibration;
 use crate::raster::Raster;
 use std::fmt::Write;
@@ -147,13 +148,6 @@ const FEATURES: &str = r#"    <FeatureDeclarations>
     </FeatureDeclarations>
 "#;
 
-fn xml_escape(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// `points_napari.csv`: napari's points table (`index`, `axis-0` = frame, `axis-1` = y,
 /// `axis-2` = x in px) with the class, its name, the score and the track as features.
 pub fn napari_points_csv(a: &DefectAnalysis, detections: &[Detection]) -> String {
@@ -167,10 +161,7 @@ pub fn napari_points_csv(a: &DefectAnalysis, detections: &[Detection]) -> String
             d.y,
             d.x,
             class.map_or(-1, |c| c as i64),
-            class.map_or(String::new(), |c| format!(
-                "\"{}\"",
-                a.class_name(c).replace('"', "'")
-            )),
+            class.map_or(String::new(), |c| csv_quoted(&a.class_name(c))),
             d.score,
             a.tracks
                 .track_of

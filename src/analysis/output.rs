@@ -6,7 +6,7 @@ use super::{DefectAnalysis, figures};
 use crate::detect::Detection;
 use crate::error::{Error, Result};
 use crate::export::figure::Figure;
-use crate::export::{atomic_write, ensure_dir, grey_png};
+use crate::export::{atomic_write, csv_quoted, ensure_dir, grey_png};
 use crate::movie::register::{Drift, Registration};
 use crate::movie::write_npy_f32;
 use std::fmt::Write;
@@ -41,9 +41,7 @@ pub fn classes_csv(a: &DefectAnalysis, detections: &[Detection]) -> String {
             _ => String::new(),
         };
         // Names are the user's text: quoted, with quotes doubled.
-        let name = a.class[i].map_or(String::new(), |c| {
-            format!("\"{}\"", a.class_name(c).replace('"', "\"\""))
-        });
+        let name = a.class[i].map_or(String::new(), |c| csv_quoted(&a.class_name(c)));
         let _ = writeln!(
             s,
             "{},{:.2},{:.2},{},{},{},{},{}",

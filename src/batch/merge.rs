@@ -6,11 +6,11 @@
 //! model's rates are pooled as one Poisson rate, total events over total exposure, with a Wilson
 //! interval: each movie weighs by what it observed.
 
-use super::{csv_cell, read_json, unique_name};
+use super::{read_json, unique_name};
 use crate::analysis::dynamics::wilson_of;
 use crate::error::{Error, Result};
-use crate::export::atomic_write;
 use crate::export::figure::{Figure, Heatmap, Panel, Plot, Series, Style, class_colour};
+use crate::export::{atomic_write, csv_cell};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,18 @@ struct MovieResult {
     dir: PathBuf,
     run: serde_json::Value,
     analysis: Option<serde_json::Value>,
+    /// Names of its classes (from `classes.csv`).
+    class_names: BTreeMap<usize, String>,
+}
+
+impl MovieResult {
+    /// The name of class `k`, "class k" where none is given.
+    fn class_name(&self, k: usize) -> String {
+        self.class_names
+            .get(&k)
+            .cloned()
+            .unwrap_or_else(|| crate::analysis::corrections::default_class_name(k))
+    }
 }
 
 /// What [`merge`] wrote.
@@ -76,6 +88,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, png_width_px: f64) -> Result<Merged> 
                 name: unique_name(&dir, &mut taken),
                 run: read_json(&dir.join("run.json"))?,
                 analysis: read_json(&dir.join("analysis.json")).ok(),
+                class_names: class_names(&dir),
                 dir,
             })
         })
@@ -89,7 +102,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, png_width_px: f64) -> Result<Merged> 
         Ok(())
     };
     write("merged_movies.csv", movies_table(&movies))?;
-    let concentration = concentration_rows(&movies)?;
+    let concentration = concentration_rows(&movies);
     write(
         "merged_class_counts.csv",
         class_counts(&movies, &concentration),
@@ -99,7 +112,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, png_width_px: f64) -> Result<Merged> 
         concentration_table(&concentration),
     )?;
     write("merged_diffusion.csv", diffusion_table(&movies))?;
-    let rates = site_rates(&movies)?;
+    let rates = site_rates(&movies);
     write("merged_site_rates.csv", rates_table(&rates))?;
     let fig = figure(movies.len(), &concentration, &rates);
     let svg = fig.to_svg()?;
@@ -170,14 +183,12 @@ fn cells(line: &str) -> Vec<String> {
 /// A CSV file's header and rows.
 type Table = (Vec<String>, Vec<Vec<String>>);
 
-/// A CSV file as its header and rows; `None` when the file is missing.
-fn table(path: &Path) -> Result<Option<Table>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(None);
-    };
+/// A CSV file as its header and rows; `None` when the file is missing or unreadable.
+fn table(path: &Path) -> Option<Table> {
+    let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = cells(lines.next().unwrap_or_default());
-    Ok(Some((header, lines.map(cells).collect())))
+    Some((header, lines.map(cells).collect()))
 }
 
 /// One movie's count and density of one class in one frame.
@@ -191,10 +202,10 @@ struct Concentration {
     unit: String,
 }
 
-/// The class names of a movie's classes (from `classes.csv`), "class k" where none is given.
-fn class_names(dir: &Path) -> Result<BTreeMap<usize, String>> {
+/// The class names of a movie's classes (from `classes.csv`).
+fn class_names(dir: &Path) -> BTreeMap<usize, String> {
     let mut names = BTreeMap::new();
-    if let Some((h, rows)) = table(&dir.join("classes.csv"))? {
+    if let Some((h, rows)) = table(&dir.join("classes.csv")) {
         let (c, n) = (
             h.iter().position(|x| x == "class"),
             h.iter().position(|x| x == "class_name"),
@@ -207,17 +218,16 @@ fn class_names(dir: &Path) -> Result<BTreeMap<usize, String>> {
             }
         }
     }
-    Ok(names)
+    names
 }
 
 /// Every movie's `timeseries.csv` by class name.
-fn concentration_rows(movies: &[MovieResult]) -> Result<Vec<Concentration>> {
+fn concentration_rows(movies: &[MovieResult]) -> Vec<Concentration> {
     let mut out = Vec::new();
     for m in movies {
-        let Some((h, rows)) = table(&m.dir.join("timeseries.csv"))? else {
+        let Some((h, rows)) = table(&m.dir.join("timeseries.csv")) else {
             continue;
         };
-        let names = class_names(&m.dir)?;
         for (col, head) in h.iter().enumerate() {
             let Some(k) = head
                 .strip_prefix("count_")
@@ -232,10 +242,7 @@ fn concentration_rows(movies: &[MovieResult]) -> Result<Vec<Concentration>> {
                 .and_then(|c| h[c].strip_prefix(&format!("density_{k}_per_")))
                 .unwrap_or("")
                 .to_string();
-            let name = names
-                .get(&k)
-                .cloned()
-                .unwrap_or_else(|| crate::analysis::corrections::default_class_name(k));
+            let name = m.class_name(k);
             for r in &rows {
                 let val = |c: Option<usize>| {
                     c.and_then(|c| r.get(c))
@@ -254,7 +261,7 @@ fn concentration_rows(movies: &[MovieResult]) -> Result<Vec<Concentration>> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn concentration_table(rows: &[Concentration]) -> String {
@@ -317,16 +324,12 @@ fn diffusion_table(movies: &[MovieResult]) -> String {
     // class name → (unit, D, σ) of resolved movies.
     let mut pooled: BTreeMap<String, Vec<(String, f64, f64)>> = BTreeMap::new();
     for m in movies {
-        let names = class_names(&m.dir).unwrap_or_default();
         let Some(list) = m.analysis.as_ref().and_then(|a| a["diffusion"].as_array()) else {
             continue;
         };
         for d in list {
             let k = d["class"].as_u64().unwrap_or(0) as usize;
-            let name = names
-                .get(&k)
-                .cloned()
-                .unwrap_or_else(|| crate::analysis::corrections::default_class_name(k));
+            let name = m.class_name(k);
             let (v, sd) = (d["D"].as_f64(), d["D_std"].as_f64());
             let unit = d["unit"].as_str().unwrap_or("").to_string();
             let resolved = d["resolved"].as_bool().unwrap_or(false);
@@ -374,10 +377,10 @@ struct Rate {
 }
 
 /// Every movie's `site_rates.csv`, then per rate the pooled one.
-fn site_rates(movies: &[MovieResult]) -> Result<Vec<Rate>> {
+fn site_rates(movies: &[MovieResult]) -> Vec<Rate> {
     let mut out = Vec::new();
     for m in movies {
-        let Some((h, rows)) = table(&m.dir.join("site_rates.csv"))? else {
+        let Some((h, rows)) = table(&m.dir.join("site_rates.csv")) else {
             continue;
         };
         let col = |n: &str| h.iter().position(|x| x == n);
@@ -422,7 +425,7 @@ fn site_rates(movies: &[MovieResult]) -> Result<Vec<Rate>> {
             interval: wilson_of(events, exposure),
         });
     }
-    Ok(out)
+    out
 }
 
 fn rates_table(rates: &[Rate]) -> String {

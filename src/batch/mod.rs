@@ -10,7 +10,7 @@
 pub mod merge;
 
 use crate::error::{Error, Result};
-use crate::export::{atomic_write, ensure_dir};
+use crate::export::{atomic_write, csv_cell, ensure_dir};
 use crate::movie::natural_cmp;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -337,15 +337,6 @@ pub fn write_summary(items: &[Item], out: &Path) -> Result<PathBuf> {
     let path = out.join(SUMMARY);
     atomic_write(&path, s.as_bytes())?;
     Ok(path)
-}
-
-/// A CSV cell, quoted when it holds a comma, quote or line break.
-pub(crate) fn csv_cell(v: &str) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\"").replace(['\n', '\r'], " "))
-    } else {
-        v.to_string()
-    }
 }
 
 /// The `--index` of this task: the flag, else Slurm's `SLURM_ARRAY_TASK_ID`.

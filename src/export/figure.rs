@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::raster::Raster;
 mod svg;
-pub use svg::{Corner, colormap, svg_to_png, tick_label, ticks};
+pub use svg::{Corner, PLAIN_MAGNITUDES, colormap, svg_to_png, tick_label, ticks};
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];

@@ -40,6 +40,28 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Text for XML (and SVG) content and attribute values.
+pub fn xml_escape(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A CSV cell in quotes, quotes inside doubled (for user text such as class names).
+pub fn csv_quoted(v: &str) -> String {
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
+/// A CSV cell, quoted when it holds a comma, quote or line break (line breaks become spaces).
+pub fn csv_cell(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        csv_quoted(&v.replace(['\n', '\r'], " "))
+    } else {
+        v.to_string()
+    }
+}
+
 /// Create a folder (and its parents) if missing.
 pub fn ensure_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::io("could not create folder", path, e))

@@ -1,7 +1,8 @@
 //! Draws a [`Figure`] (the same description the SVG/PNG export writes) with egui and egui_plot.
 
 use crate::export::figure::{
-    Colorbar, Corner, Figure, Gallery, Heatmap, Panel, Plot, Rgb, Style, colormap, tick_label,
+    Colorbar, Corner, Figure, Gallery, Heatmap, PLAIN_MAGNITUDES, Panel, Plot, Rgb, Style,
+    colormap, tick_label,
 };
 use crate::raster::Raster;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
@@ -231,16 +232,11 @@ pub fn nice_steps(input: GridInput) -> [f64; 3] {
 /// A tick's text: as many decimals as its step needs (2.5 on a step of 0.5, where egui_plot's
 /// own rounded it to "2"), scientific beyond 10⁵ or below 10⁻³.
 pub fn mark_label(value: f64, step: f64) -> String {
-    let a = value.abs();
-    if value == 0.0 || !value.is_finite() {
-        return if value == 0.0 {
-            "0".into()
-        } else {
-            String::new()
-        };
+    if !value.is_finite() {
+        return String::new();
     }
-    if !(1e-3..1e5).contains(&a) {
-        return format!("{value:.1e}");
+    if value == 0.0 || !PLAIN_MAGNITUDES.contains(&value.abs()) {
+        return tick_label(value);
     }
     let decimals = (-step.abs().log10().floor()).clamp(0.0, 6.0) as usize;
     format!("{value:.decimals$}")
@@ -290,29 +286,54 @@ fn gallery(ui: &mut egui::Ui, id: &str, g: &Gallery, tex: &[TextureHandle]) -> O
 fn colorbar(ui: &mut egui::Ui, c: &Colorbar) {
     let (rect, _) = ui.allocate_exact_size(Vec2::new(180.0, 28.0), egui::Sense::hover());
     let bar = egui::Rect::from_min_size(rect.min, Vec2::new(rect.width(), 10.0));
-    let steps = 32;
-    for k in 0..steps {
-        let g = (255 * k / (steps - 1)) as u8;
-        let x = bar.min.x + bar.width() * k as f32 / steps as f32;
-        ui.painter().rect_filled(
+    let greys: Vec<Color32> = (0..32u32)
+        .map(|k| Color32::from_gray((255 * k / 31) as u8))
+        .collect();
+    let labels = [tick_label(c.lo), c.label.clone(), tick_label(c.hi)];
+    let text = (egui::FontId::proportional(11.0), ui.visuals().text_color());
+    paint_colour_bar(ui.painter(), bar, &greys, labels, false, text);
+}
+
+/// A colour bar: `colours` from left to right across `bar`, and the low end's value, what it
+/// shows and the high end's value, above the bar or below it.
+pub fn paint_colour_bar(
+    painter: &egui::Painter,
+    bar: egui::Rect,
+    colours: &[Color32],
+    labels: [String; 3],
+    above: bool,
+    (font, text): (egui::FontId, Color32),
+) {
+    let n = colours.len().max(1) as f32;
+    for (k, &c) in colours.iter().enumerate() {
+        let x = bar.min.x + bar.width() * k as f32 / n;
+        painter.rect_filled(
             egui::Rect::from_min_size(
                 egui::pos2(x, bar.min.y),
-                Vec2::new(bar.width() / steps as f32 + 0.5, bar.height()),
+                Vec2::new(bar.width() / n + 0.5, bar.height()),
             ),
             0.0,
-            Color32::from_gray(g),
+            c,
         );
     }
-    let font = egui::FontId::proportional(11.0);
-    let col = ui.visuals().text_color();
-    let y = bar.max.y + 1.0;
-    for (x, align, t) in [
-        (bar.min.x, egui::Align2::LEFT_TOP, tick_label(c.lo)),
-        (bar.center().x, egui::Align2::CENTER_TOP, c.label.clone()),
-        (bar.max.x, egui::Align2::RIGHT_TOP, tick_label(c.hi)),
+    let (y, v) = if above {
+        (bar.min.y - 3.0, egui::Align::BOTTOM)
+    } else {
+        (bar.max.y + 1.0, egui::Align::TOP)
+    };
+    let [lo, what, hi] = labels;
+    for (x, h, t) in [
+        (bar.min.x, egui::Align::LEFT, lo),
+        (bar.center().x, egui::Align::Center, what),
+        (bar.max.x, egui::Align::RIGHT, hi),
     ] {
-        ui.painter()
-            .text(egui::pos2(x, y), align, t, font.clone(), col);
+        painter.text(
+            egui::pos2(x, y),
+            egui::Align2([h, v]),
+            t,
+            font.clone(),
+            text,
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! under the cursor, and overlay layers (training mask, probability map, defect markers,
 //! trajectories, true positions) all drawn with one image→screen transform.
 
-use super::figure_view::colour;
+use super::figure_view::{colour, paint_colour_bar};
 use crate::export::figure::{class_colour, colormap};
 use crate::raster::Raster;
 use egui::{Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
@@ -511,36 +511,14 @@ fn colour_bar(painter: &egui::Painter, rect: Rect, lo: f32, hi: f32, cmap: Color
         hi,
         cmap,
     );
-    for (i, c) in strip.pixels.iter().enumerate() {
-        let x = base.x + w * i as f32 / steps as f32;
-        painter.rect_filled(
-            Rect::from_min_size(Pos2::new(x, base.y), Vec2::new(w / steps as f32 + 0.5, h)),
-            0.0,
-            *c,
-        );
-    }
-    let font = egui::FontId::proportional(12.0);
     let label = |v: f32| crate::export::figure::tick_label(f64::from(v));
-    painter.text(
-        base + Vec2::new(0.0, -3.0),
-        egui::Align2::LEFT_BOTTOM,
-        label(lo),
-        font.clone(),
-        Color32::WHITE,
-    );
-    painter.text(
-        base + Vec2::new(w / 2.0, -3.0),
-        egui::Align2::CENTER_BOTTOM,
-        "intensity",
-        font.clone(),
-        Color32::from_gray(200),
-    );
-    painter.text(
-        base + Vec2::new(w, -3.0),
-        egui::Align2::RIGHT_BOTTOM,
-        label(hi),
-        font,
-        Color32::WHITE,
+    paint_colour_bar(
+        painter,
+        Rect::from_min_size(base, Vec2::new(w, h)),
+        &strip.pixels,
+        [label(lo), "intensity".into(), label(hi)],
+        true,
+        (egui::FontId::proportional(12.0), Color32::WHITE),
     );
 }
 

@@ -318,15 +318,17 @@ fn forward_backward(
         r[..2].copy_from_slice(&params.edge_rates);
         r
     };
-    let mats: Vec<Matrix> = (0..t_len.saturating_sub(1))
-        .map(|t| {
-            let rates = if interior.get(t).copied().unwrap_or(false) {
-                &params.rates
-            } else {
-                &edge
-            };
-            transition(site.role, rates, arrivals[t])
+    // The rates of each step: the interior's, or the edge's.
+    let step_rates: Vec<&[f64; 4]> = (0..t_len.saturating_sub(1))
+        .map(|t| match interior.get(t) {
+            Some(true) => &params.rates,
+            _ => &edge,
         })
+        .collect();
+    let mats: Vec<Matrix> = step_rates
+        .iter()
+        .zip(arrivals)
+        .map(|(rates, &arrival)| transition(site.role, rates, arrival))
         .collect();
     let (alpha, scale) = forward(&params.initial[role], &like, &mats);
     let beta = backward(&like, &mats, &scale);
@@ -371,11 +373,7 @@ fn forward_backward(
             if site.role.has_vacancy_dynamics() {
                 departures[t] = ((xi[PARTIAL][INTACT] + xi[EMPTY][PARTIAL]) / norm) as f32;
                 let inside = interior.get(t).copied().unwrap_or(false);
-                let [sputter, convert] = if inside {
-                    [params.rates[0], params.rates[1]]
-                } else {
-                    params.edge_rates
-                };
+                let [sputter, convert, ..] = *step_rates[t];
                 let share = |base: f64| {
                     let total = base + arrivals[t] * (1.0 - base);
                     if total > 0.0 { base / total } else { 0.0 }
@@ -543,16 +541,13 @@ fn update(params: &mut Params, st: &Stats, specs: &[RateSpec; 4]) -> [(f64, f64)
     // rate of its own ran away on small movies (0.038 on a 10 × 256² movie, where noise dips
     // at the edge then became vacancies), while the pooled count holds it to what the whole
     // movie shows.
-    for (k, rate) in [Rate::Sputter, Rate::Convert].into_iter().enumerate() {
-        let (events, exposure) = match rate {
-            Rate::Sputter => (st.sputtered, st.sputter_exposure),
-            _ => (st.converted, st.convert_exposure),
-        };
-        params.edge_rates[k] = specs[rate as usize].estimate(
-            events[0] + events[1],
-            exposure[0] + exposure[1],
-            params.edge_rates[k],
-        );
+    let counts = [
+        (Rate::Sputter, st.sputtered, st.sputter_exposure),
+        (Rate::Convert, st.converted, st.convert_exposure),
+    ];
+    for (edge, (rate, events, exposure)) in params.edge_rates.iter_mut().zip(counts) {
+        *edge =
+            specs[rate as usize].estimate(events[0] + events[1], exposure[0] + exposure[1], *edge);
     }
     let m = Role::Metal.index();
     events[Rate::MetalSputter as usize] =

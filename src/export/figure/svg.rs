@@ -87,12 +87,6 @@ struct Area {
     h: f64,
 }
 
-fn esc(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn rgb(c: Rgb) -> String {
     format!("rgb({},{},{})", c[0], c[1], c[2])
 }
@@ -104,7 +98,7 @@ fn text(s: &mut String, x: f64, y: f64, size: f64, anchor: &str, t: &str, rotate
     let _ = writeln!(
         s,
         "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"{size}\" {FONT} text-anchor=\"{anchor}\"{rot}>{}</text>",
-        esc(t)
+        crate::export::xml_escape(t)
     );
 }
 
@@ -128,12 +122,15 @@ pub fn ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Magnitudes written out in full on axes; others in scientific notation.
+pub const PLAIN_MAGNITUDES: std::ops::Range<f64> = 1e-3..1e5;
+
 pub fn tick_label(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let a = v.abs();
-    if !(1e-3..1e5).contains(&a) {
+    if !PLAIN_MAGNITUDES.contains(&a) {
         format!("{v:.1e}")
     } else if a >= 100.0 || (v.fract()).abs() < 1e-9 {
         format!("{v:.0}")
@@ -647,7 +644,7 @@ fn heatmap_svg(s: &mut String, m: &Heatmap, a: Area) {
                 x + side / 2.0,
                 y + side / 2.0 + 4.0,
                 (side / 5.0).clamp(8.0, 13.0),
-                esc(label)
+                crate::export::xml_escape(label)
             );
         }
     }
